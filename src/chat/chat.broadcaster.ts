@@ -1,0 +1,130 @@
+import { Injectable } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
+import type { DomainEventMap } from '../common/domain-events';
+import { MetricsService } from '../metrics/metrics.service';
+import { ChatService } from './chat.service';
+import type { ServerEventName, ServerEvents } from './contract';
+import { type ChatServer, roomChannel, sessionChannel, userChannel } from './types';
+
+/**
+ * The one place where domain events (emitted by services after commit, whether the change came
+ * over REST or a socket) become socket emits. Each broadcast goes out once to Socket.IO rooms
+ * (across instances with the Redis adapter), so the payload is serialised once however many
+ * members receive it.
+ */
+@Injectable()
+export class ChatBroadcaster {
+  private server?: ChatServer;
+
+  constructor(
+    private readonly chat: ChatService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  attach(server: ChatServer): void {
+    this.server = server;
+  }
+
+  @OnEvent('message.created')
+  messageCreated({ message }: DomainEventMap['message.created']) {
+    this.metrics.messagesPersisted.inc({ role: message.role });
+    this.send(roomChannel(message.roomId), 'message.created', message);
+  }
+
+  @OnEvent('message.updated')
+  messageUpdated({ message }: DomainEventMap['message.updated']) {
+    this.send(roomChannel(message.roomId), 'message.updated', message);
+  }
+
+  @OnEvent('message.deleted')
+  messageDeleted({ message }: DomainEventMap['message.deleted']) {
+    this.send(roomChannel(message.roomId), 'message.deleted', message);
+  }
+
+  @OnEvent('reaction.updated')
+  reactionUpdated(e: DomainEventMap['reaction.updated']) {
+    this.send(roomChannel(e.roomId), 'reaction.updated', e);
+  }
+
+  /** The new member's sockets start receiving the room at once. */
+  @OnEvent('member.joined')
+  memberJoined(e: DomainEventMap['member.joined']) {
+    this.server?.in(userChannel(e.user.id)).socketsJoin(roomChannel(e.roomId));
+    this.send(roomChannel(e.roomId), 'member.joined', e);
+  }
+
+  /** A member who left or was removed stops receiving the room before anything else is sent. */
+  @OnEvent('member.left')
+  memberLeft(e: DomainEventMap['member.left']) {
+    this.server?.in(userChannel(e.userId)).socketsLeave(roomChannel(e.roomId));
+    this.send([roomChannel(e.roomId), userChannel(e.userId)], 'member.left', e);
+  }
+
+  /** Public rooms are announced to everyone; others only to their members (who are subscribed). */
+  @OnEvent('room.created')
+  roomCreated({ room, memberIds }: DomainEventMap['room.created']) {
+    const members = memberIds.map(userChannel);
+    this.server?.in(members).socketsJoin(roomChannel(room.id));
+    if (room.kind === 'group' && room.visibility === 'public' && this.server) {
+      this.metrics.emits.inc({ event: 'room.created' });
+      this.server.except(members).emit('room.created', { ...room, joined: false, myRole: null });
+    }
+    if (members.length) this.send(members, 'room.created', room);
+  }
+
+  @OnEvent('room.updated')
+  roomUpdated({ room }: DomainEventMap['room.updated']) {
+    this.send(roomChannel(room.id), 'room.updated', room);
+  }
+
+  /** Members (everyone, for public rooms) are told, then every socket leaves the room. */
+  @OnEvent('room.deleted')
+  roomDeleted({ roomId, memberIds, public: everyone }: DomainEventMap['room.deleted']) {
+    if (everyone && this.server) {
+      // Public rooms are in every user's room list (see room.created): everyone drops it.
+      this.metrics.emits.inc({ event: 'room.deleted' });
+      this.server.emit('room.deleted', { roomId });
+    } else {
+      this.send([roomChannel(roomId), ...memberIds.map(userChannel)], 'room.deleted', { roomId });
+    }
+    this.server?.in(roomChannel(roomId)).socketsLeave(roomChannel(roomId));
+  }
+
+  /** Read markers sync across the user's own tabs and devices. */
+  @OnEvent('read.updated')
+  readUpdated(e: DomainEventMap['read.updated']) {
+    this.send(userChannel(e.userId), 'read.updated', e);
+  }
+
+  @OnEvent('session.revoked')
+  sessionRevoked({ userId, sessionId, reason }: DomainEventMap['session.revoked']) {
+    if (this.server)
+      this.chat.revoke(sessionId ? sessionChannel(sessionId) : userChannel(userId), reason);
+  }
+
+  @OnEvent('persona.stream.start')
+  personaStart(e: DomainEventMap['persona.stream.start']) {
+    this.send(roomChannel(e.roomId), 'persona.stream.start', e);
+  }
+
+  @OnEvent('persona.stream.delta')
+  personaDelta(e: DomainEventMap['persona.stream.delta']) {
+    this.send(roomChannel(e.roomId), 'persona.stream.delta', e);
+  }
+
+  @OnEvent('persona.stream.end')
+  personaEnd(e: DomainEventMap['persona.stream.end']) {
+    this.send(roomChannel(e.roomId), 'persona.stream.end', e);
+  }
+
+  /** Every broadcast goes through here, so each is counted once. */
+  private send<K extends ServerEventName>(
+    to: string | string[],
+    event: K,
+    payload: ServerEvents[K],
+  ): void {
+    if (!this.server) return;
+    this.metrics.emits.inc({ event });
+    (this.server.to(to).emit as (e: K, p: ServerEvents[K]) => boolean)(event, payload);
+  }
+}

@@ -1,0 +1,153 @@
+import { UseFilters, UseInterceptors, UsePipes } from '@nestjs/common';
+import {
+  ConnectedSocket,
+  MessageBody,
+  OnGatewayConnection,
+  OnGatewayDisconnect,
+  OnGatewayInit,
+  SubscribeMessage,
+  WebSocketGateway,
+} from '@nestjs/websockets';
+import { ErrorCode } from '../common/errors';
+import { toAppError } from '../common/http-exception.filter';
+import { createValidationPipe } from '../common/validation';
+import { MessagesService } from '../messages/messages.service';
+import { PersonasService } from '../personas/personas.service';
+import { RoomsService } from '../rooms/rooms.service';
+import { ChatBroadcaster } from './chat.broadcaster';
+import { ChatService } from './chat.service';
+import {
+  AuthRefreshPayload,
+  HistoryFetchPayload,
+  MessageDeletePayload,
+  MessageEditPayload,
+  MessageSendPayload,
+  PersonaCancelPayload,
+  ReactionPayload,
+  ReadMarkPayload,
+  RoomJoinPayload,
+  RoomPayload,
+} from './dto';
+import type { ChatServer, ChatSocket } from './types';
+import { WsAckExceptionFilter, WsAckInterceptor } from './ws-ack';
+
+/**
+ * The Socket.IO door to the same services REST uses. Handlers validate and delegate; the
+ * handshake is authenticated in middleware, so an unauthenticated socket never connects.
+ */
+@WebSocketGateway()
+@UsePipes(createValidationPipe())
+@UseInterceptors(WsAckInterceptor)
+@UseFilters(WsAckExceptionFilter)
+export class ChatGateway
+  implements
+    OnGatewayInit<ChatServer>,
+    OnGatewayConnection<ChatSocket>,
+    OnGatewayDisconnect<ChatSocket>
+{
+  constructor(
+    private readonly chat: ChatService,
+    private readonly broadcaster: ChatBroadcaster,
+    private readonly rooms: RoomsService,
+    private readonly messages: MessagesService,
+    private readonly personas: PersonasService,
+  ) {}
+
+  afterInit(server: ChatServer): void {
+    this.chat.attach(server);
+    this.broadcaster.attach(server);
+    server.use((socket, next) => {
+      this.chat.authenticate(socket).then(
+        () => next(),
+        (err: unknown) => {
+          const e = toAppError(err);
+          // UNAVAILABLE (database down, shutting down) is not the token's fault: a client that
+          // saw UNAUTHORIZED would drop a good token and send its user to the login screen.
+          const passThrough = [
+            ErrorCode.TOKEN_EXPIRED,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.UNAVAILABLE,
+          ];
+          const code = passThrough.includes(e.code) ? e.code : ErrorCode.UNAUTHORIZED;
+          next(Object.assign(new Error(e.message), { data: { code, message: e.message } }));
+        },
+      );
+    });
+  }
+
+  handleConnection(socket: ChatSocket): Promise<void> {
+    return this.chat.connected(socket);
+  }
+
+  handleDisconnect(socket: ChatSocket): Promise<void> {
+    return this.chat.disconnected(socket);
+  }
+
+  @SubscribeMessage('room.join')
+  join(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomJoinPayload) {
+    return this.chat.join(s, dto);
+  }
+
+  @SubscribeMessage('room.leave')
+  leave(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+    return this.chat.leave(s, dto.roomId);
+  }
+
+  @SubscribeMessage('message.send')
+  send(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: MessageSendPayload) {
+    return this.chat.send(s, dto);
+  }
+
+  @SubscribeMessage('message.edit')
+  edit(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: MessageEditPayload) {
+    return this.messages.edit(s.data.user, dto.messageId, dto.content);
+  }
+
+  @SubscribeMessage('message.delete')
+  remove(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: MessageDeletePayload) {
+    return this.messages.remove(s.data.user, dto.messageId);
+  }
+
+  @SubscribeMessage('reaction.add')
+  react(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: ReactionPayload) {
+    return this.messages.react(s.data.user, dto.messageId, dto.emoji, true);
+  }
+
+  @SubscribeMessage('reaction.remove')
+  unreact(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: ReactionPayload) {
+    return this.messages.react(s.data.user, dto.messageId, dto.emoji, false);
+  }
+
+  @SubscribeMessage('typing.start')
+  typingStart(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+    return this.chat.typing(s, dto.roomId, true);
+  }
+
+  @SubscribeMessage('typing.stop')
+  typingStop(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+    return this.chat.typing(s, dto.roomId, false);
+  }
+
+  @SubscribeMessage('read.mark')
+  markRead(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: ReadMarkPayload) {
+    return this.rooms.markRead(s.data.user, dto.roomId, dto.messageId);
+  }
+
+  @SubscribeMessage('history.fetch')
+  history(
+    @ConnectedSocket() s: ChatSocket,
+    @MessageBody() { roomId, limit, ...cursors }: HistoryFetchPayload,
+  ) {
+    return this.messages.history(s.data.user, roomId, { ...cursors, limit: limit ?? 50 });
+  }
+
+  @SubscribeMessage('persona.cancel')
+  cancelPersona(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: PersonaCancelPayload) {
+    return this.personas.cancel(s.data.user, dto.messageId);
+  }
+
+  @SubscribeMessage('auth.refresh')
+  refresh(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: AuthRefreshPayload) {
+    return this.chat.refresh(s, dto.accessToken);
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The Socket.IO contract, typed once: commands (client → server, each with an ack), their
+ * payloads and results, and server events. The gateway, the tests, the bench harness, the
+ * typed client and the AsyncAPI document all derive from this file.
+ */
+import type { ErrorCode } from '../common/errors';
+import type { HistoryPageDto, MessageDto, ReactionSummaryDto } from '../messages/dto/message.dto';
+import type { MemberDto, ReadStateDto, RoomDto } from '../rooms/dto/room.dto';
+import type {
+  AuthRefreshPayload,
+  HistoryFetchPayload,
+  MessageDeletePayload,
+  MessageEditPayload,
+  MessageSendPayload,
+  PersonaCancelPayload,
+  ReactionPayload,
+  ReadMarkPayload,
+  RoomJoinPayload,
+  RoomPayload,
+} from './dto';
+
+export type AckError = {
+  code: ErrorCode;
+  message: string;
+  retryAfterMs?: number;
+  details?: unknown;
+};
+export type Ack<T> = { ok: true; data: T } | { ok: false; error: AckError };
+
+export interface RoomJoinResult {
+  room: RoomDto;
+  members: MemberDto[];
+  /** Ids of members with at least one connected socket. */
+  online: string[];
+  /** Without `since`: the latest page (chronological). With `since`: every change after it, by version. */
+  messages: MessageDto[];
+  hasMore: boolean;
+  /** The change cursor to store and pass as `since` next time (the highest version seen). */
+  cursor: number;
+}
+
+export interface ReactionsResult {
+  messageId: number;
+  version: number;
+  reactions: ReactionSummaryDto[];
+}
+
+/** Every command, its payload and its ack data. */
+export interface Commands {
+  'room.join': [RoomJoinPayload, RoomJoinResult];
+  'room.leave': [RoomPayload, null];
+  'message.send': [MessageSendPayload, MessageDto];
+  'message.edit': [MessageEditPayload, MessageDto];
+  'message.delete': [MessageDeletePayload, null];
+  'reaction.add': [ReactionPayload, ReactionsResult];
+  'reaction.remove': [ReactionPayload, ReactionsResult];
+  'typing.start': [RoomPayload, null];
+  'typing.stop': [RoomPayload, null];
+  'read.mark': [ReadMarkPayload, ReadStateDto];
+  'history.fetch': [HistoryFetchPayload, HistoryPageDto];
+  'persona.cancel': [PersonaCancelPayload, null];
+  'auth.refresh': [AuthRefreshPayload, { expiresAt: number }];
+}
+export type CommandName = keyof Commands;
+
+export interface PersonaStreamStart {
+  /** Id of this stream; the persisted message gets its own id (see persona.stream.end). */
+  messageId: string;
+  roomId: string;
+  personaId: string;
+  /** The user message that triggered the reply. */
+  replyToId: number | null;
+}
+export interface PersonaStreamDelta {
+  messageId: string;
+  roomId: string;
+  /** 0, 1, 2, … per stream: apply in order. */
+  seq: number;
+  delta: string;
+}
+export interface PersonaStreamEnd {
+  messageId: string;
+  roomId: string;
+  finishReason: 'stop' | 'length' | 'cancelled' | 'error' | 'timeout';
+  /** The persisted message (also broadcast as message.created); null when nothing was kept. */
+  message: MessageDto | null;
+}
+
+/** Every server event and its payload. */
+export interface ServerEvents {
+  'message.created': MessageDto;
+  'message.updated': MessageDto;
+  'message.deleted': MessageDto;
+  'reaction.updated': {
+    roomId: string;
+    messageId: number;
+    version: number;
+    reactions: ReactionSummaryDto[];
+    userId: string;
+    emoji: string;
+    added: boolean;
+  };
+  typing: { roomId: string; userId: string; username: string; typing: boolean };
+  'presence.changed': { userId: string; online: boolean };
+  'member.joined': {
+    roomId: string;
+    user: { id: string; username: string; displayName: string | null };
+  };
+  'member.left': { roomId: string; userId: string; reason: 'left' | 'removed' };
+  'read.updated': { roomId: string; userId: string; lastReadMessageId: number };
+  'room.created': RoomDto;
+  'room.updated': RoomDto;
+  'room.deleted': { roomId: string };
+  'persona.stream.start': PersonaStreamStart;
+  'persona.stream.delta': PersonaStreamDelta;
+  'persona.stream.end': PersonaStreamEnd;
+  'session.revoked': { reason: string };
+  /** Sent before a graceful shutdown: reconnect (to another instance) after `retryAfterMs`. */
+  'server.shutdown': { retryAfterMs: number };
+}
+export type ServerEventName = keyof ServerEvents;
+
+/** Socket.IO's typed maps, for `Server<…>` and `Socket<…>` on both sides. */
+export type ClientToServer = {
+  [K in CommandName]: (payload: Commands[K][0], ack?: (res: Ack<Commands[K][1]>) => void) => void;
+};
+export type ServerToClient = { [K in ServerEventName]: (payload: ServerEvents[K]) => void };
+
+/** Runtime lists (AsyncAPI generation, tests): kept complete by the `satisfies` checks. */
+export const COMMAND_NAMES = Object.keys({
+  'room.join': 1,
+  'room.leave': 1,
+  'message.send': 1,
+  'message.edit': 1,
+  'message.delete': 1,
+  'reaction.add': 1,
+  'reaction.remove': 1,
+  'typing.start': 1,
+  'typing.stop': 1,
+  'read.mark': 1,
+  'history.fetch': 1,
+  'persona.cancel': 1,
+  'auth.refresh': 1,
+} satisfies Record<CommandName, 1>) as CommandName[];
+
+export const SERVER_EVENT_NAMES = Object.keys({
+  'message.created': 1,
+  'message.updated': 1,
+  'message.deleted': 1,
+  'reaction.updated': 1,
+  typing: 1,
+  'presence.changed': 1,
+  'member.joined': 1,
+  'member.left': 1,
+  'read.updated': 1,
+  'room.created': 1,
+  'room.updated': 1,
+  'room.deleted': 1,
+  'persona.stream.start': 1,
+  'persona.stream.delta': 1,
+  'persona.stream.end': 1,
+  'session.revoked': 1,
+  'server.shutdown': 1,
+} satisfies Record<ServerEventName, 1>) as ServerEventName[];

@@ -1,0 +1,65 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { IoAdapter } from '@nestjs/platform-socket.io';
+import { createAdapter } from '@socket.io/redis-adapter';
+import type { Redis } from 'ioredis';
+import type { IncomingMessage } from 'node:http';
+import type { Server, ServerOptions } from 'socket.io';
+import type { Env } from '../config/env';
+import { createRedis } from '../redis/redis.module';
+
+/**
+ * Socket.IO server options from configuration, in one place: packet size limit, CORS, an
+ * Origin check that also covers the websocket transport (CORS headers only guard polling), and
+ * with REDIS_URL the Redis adapter, which carries broadcasts, socketsJoin/Leave, disconnects and
+ * fetchSockets between instances.
+ */
+export class ParlorIoAdapter extends IoAdapter {
+  private readonly config: ConfigService<Env, true>;
+  private readonly clients: Redis[] = [];
+
+  constructor(app: INestApplicationContext) {
+    super(app);
+    this.config = app.get(ConfigService);
+  }
+
+  override createIOServer(port: number, options?: ServerOptions): Server {
+    const origins = this.config.get('CORS_ORIGINS', { infer: true });
+    const server = super.createIOServer(port, {
+      ...(options as ServerOptions),
+      path: '/socket.io',
+      maxHttpBufferSize: this.config.get('WS_MAX_PAYLOAD_BYTES', { infer: true }),
+      cors: origins.length ? { origin: origins, credentials: true } : undefined,
+      allowRequest: (req, callback) => callback(null, originAllowed(req, origins)),
+    });
+    const url = this.config.get('REDIS_URL', { infer: true });
+    if (url) {
+      const pub = createRedis(url, 'adapter-pub', true);
+      const sub = createRedis(url, 'adapter-sub', true);
+      // While Redis is away, publishes fail at once instead of crashing or queueing without
+      // bound: this instance keeps serving its own sockets; others resync with `since`.
+      const publish = pub.publish.bind(pub);
+      pub.publish = (...args: Parameters<typeof publish>) => publish(...args).catch(() => 0);
+      this.clients.push(pub, sub);
+      server.adapter(createAdapter(pub, sub, { requestsTimeout: 3000 }));
+    }
+    return server;
+  }
+
+  override async close(server: Server): Promise<void> {
+    await super.close(server);
+    for (const c of this.clients.splice(0)) c.disconnect();
+  }
+}
+
+/** Browsers send Origin; other clients (mobile, Node) do not and are allowed. */
+export function originAllowed(req: IncomingMessage, allowed: string[]): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true;
+  if (allowed.includes(origin)) return true;
+  try {
+    return new URL(origin).host === req.headers.host; // same origin
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,17 @@
+import type { Server, Socket } from 'socket.io';
+import type { AuthUser } from '../auth/auth-user';
+import type { ClientToServer, ServerToClient } from './contract';
+
+export interface SocketData {
+  user: AuthUser;
+  /** When the access token the socket authenticated with expires (ms since epoch). */
+  expiresAt: number;
+}
+
+export type ChatServer = Server<ClientToServer, ServerToClient, Record<string, never>, SocketData>;
+export type ChatSocket = Socket<ClientToServer, ServerToClient, Record<string, never>, SocketData>;
+
+/** Socket.IO room names: one per chat room, one per user (all tabs), one per session. */
+export const roomChannel = (roomId: string) => `room:${roomId}`;
+export const userChannel = (userId: string) => `user:${userId}`;
+export const sessionChannel = (sessionId: string) => `session:${sessionId}`;

@@ -1,0 +1,75 @@
+import {
+  ArgumentsHost,
+  CallHandler,
+  Catch,
+  ExceptionFilter,
+  ExecutionContext,
+  Injectable,
+  Logger,
+  NestInterceptor,
+} from '@nestjs/common';
+import { from, lastValueFrom, map, type Observable, tap } from 'rxjs';
+import { ErrorCode } from '../common/errors';
+import { toAppError } from '../common/http-exception.filter';
+import { MetricsService } from '../metrics/metrics.service';
+import { ChatService } from './chat.service';
+import type { Ack } from './contract';
+
+/**
+ * Wraps every handler result as `{ ok: true, data }` for the ack callback, counts acks by
+ * result code, times message.send, and tracks in-flight commands for graceful shutdown.
+ */
+@Injectable()
+export class WsAckInterceptor implements NestInterceptor {
+  constructor(
+    private readonly chat: ChatService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  intercept(ctx: ExecutionContext, next: CallHandler): Observable<Ack<unknown>> {
+    const command = ctx.switchToWs().getPattern();
+    const timer = command === 'message.send' ? this.metrics.sendToAck.startTimer() : undefined;
+    const result = (code: string) => {
+      this.metrics.acks.inc({ command, result: code });
+      timer?.();
+    };
+    const socketId = ctx.switchToWs().getClient<{ id: string }>().id;
+    const work = () => lastValueFrom(next.handle(), { defaultValue: null });
+    return from(this.chat.track(socketId, work)).pipe(
+      tap({ next: () => result('ok'), error: (err: unknown) => result(toAppError(err).code) }),
+      map((data: unknown) => ({ ok: true as const, data: data ?? null })),
+    );
+  }
+}
+
+/**
+ * The one WS error shape: every failure becomes the ack `{ ok: false, error }`. Without an ack
+ * callback the error is dropped (the client asked for no answer); the process never crashes.
+ */
+@Catch()
+export class WsAckExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Gateway');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const error = toAppError(exception);
+    if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
+      const socketId = host.getArgByIndex<{ id?: string } | undefined>(0)?.id;
+      this.logger.error({
+        socketId,
+        err: exception instanceof Error ? exception.stack : String(exception),
+      });
+    }
+    const ack: unknown = host.getArgByIndex(2);
+    if (typeof ack !== 'function') return;
+    const body: Ack<never> = {
+      ok: false,
+      error: {
+        code: error.code,
+        message: error.message,
+        ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
+        ...(error.details !== undefined ? { details: error.details } : {}),
+      },
+    };
+    (ack as (res: Ack<never>) => void)(body);
+  }
+}

@@ -1,0 +1,45 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
+import { ErrorCode } from './errors';
+
+export class ErrorResponseDto {
+  @ApiProperty({ example: 400 })
+  statusCode: number;
+  @ApiProperty({ enum: ErrorCode, example: ErrorCode.VALIDATION_FAILED })
+  code: ErrorCode;
+  @ApiProperty({ example: 'Validation failed' })
+  message: string;
+  @ApiPropertyOptional({
+    example: { password: ['password must be longer than or equal to 8 characters'] },
+    description: 'Per-field messages for validation errors',
+  })
+  details?: Record<string, string[]>;
+}
+
+const DESCRIPTIONS: Record<number, [ErrorCode, string]> = {
+  400: [ErrorCode.VALIDATION_FAILED, 'Invalid input (per-field details)'],
+  401: [ErrorCode.UNAUTHORIZED, 'Missing, invalid, expired or revoked token'],
+  403: [ErrorCode.FORBIDDEN, 'Not allowed for this user'],
+  404: [ErrorCode.NOT_FOUND, 'Not found (or not visible to you)'],
+  409: [ErrorCode.CONFLICT, 'Conflicts with existing state'],
+  413: [ErrorCode.PAYLOAD_TOO_LARGE, 'Body too large'],
+  429: [ErrorCode.RATE_LIMITED, 'Too many requests; see Retry-After'],
+};
+
+/** Documents the error responses of a route with the one error shape. */
+export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorator {
+  return applyDecorators(
+    ...statuses.map((status) =>
+      ApiResponse({
+        status,
+        description: DESCRIPTIONS[status][1],
+        type: ErrorResponseDto,
+        example: {
+          statusCode: status,
+          code: DESCRIPTIONS[status][0],
+          message: DESCRIPTIONS[status][1],
+        },
+      }),
+    ),
+  );
+}

@@ -1,0 +1,26 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Response } from 'express';
+
+/** Where `npm run build` puts the demo web client (web/ bundled by web/build.mjs). */
+export const DEMO_DIR = join(process.cwd(), 'dist', 'web');
+
+/**
+ * The demo web client at `/`: static files only, outside the API prefix and its guard. A strict
+ * Content-Security-Policy (own scripts only, no inline code) backs up the page's rule of
+ * rendering user text with textContent.
+ */
+export function serveDemo(app: NestExpressApplication, dir = DEMO_DIR): void {
+  if (!existsSync(join(dir, 'index.html'))) return; // not built: `/` is a plain 404
+  app.useStaticAssets(dir, {
+    index: 'index.html',
+    setHeaders: (res: Response) => {
+      res.setHeader(
+        'Content-Security-Policy',
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
+          "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+      );
+    },
+  });
+}

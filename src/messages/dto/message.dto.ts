@@ -1,0 +1,260 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import {
+  IsInt,
+  IsNotEmpty,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateBy,
+} from 'class-validator';
+import { MESSAGE_ROLES, type MessageRole } from '../message.entity';
+import { PageLimit } from '../../common/pagination';
+
+/** Message ids and versions are bigints in PostgreSQL and plain integers on the wire. */
+export function IsCursor(): PropertyDecorator {
+  return (target, key) => {
+    Type(() => Number)(target, key);
+    IsInt()(target, key);
+    Min(0)(target, key);
+    Max(Number.MAX_SAFE_INTEGER)(target, key);
+  };
+}
+
+const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
+
+/**
+ * How a persona reply ended: 'stop' and 'length' come from the model; 'cancelled', 'timeout'
+ * and 'error' mark a reply cut short, whose text is what the model produced until then.
+ */
+export const FINISH_REASONS = ['stop', 'length', 'cancelled', 'timeout', 'error'] as const;
+export type FinishReason = (typeof FINISH_REASONS)[number];
+
+/** Hard cap on any message body before the configurable MESSAGE_MAX_LENGTH check. */
+export const CONTENT_HARD_CAP = 100_000;
+
+export class ReactionSummaryDto {
+  @ApiProperty({ example: '👍' })
+  emoji: string;
+  @ApiProperty({ example: 2 })
+  count: number;
+  @ApiProperty({ type: [String], description: 'Who reacted, oldest first' })
+  userIds: string[];
+  @ApiPropertyOptional({
+    description: 'Whether the caller reacted (REST and acks; absent in broadcasts)',
+  })
+  me?: boolean;
+}
+
+export class MessageAuthorDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  @ApiProperty({ enum: ['user', 'persona'] })
+  kind: 'user' | 'persona';
+  @ApiPropertyOptional({ example: 'alice', description: 'For users' })
+  username?: string;
+  @ApiPropertyOptional({ example: 'sage', description: 'For personas' })
+  handle?: string;
+  @ApiPropertyOptional({ example: 'Alice', nullable: true, type: String })
+  displayName?: string | null;
+}
+
+export class MessageDto {
+  @ApiProperty({ example: 1042, description: 'History cursor (one sequence for all rooms)' })
+  id: number;
+  @ApiProperty({
+    example: 5310,
+    description: 'Change cursor: bumped on every edit, delete and reaction',
+  })
+  version: number;
+  @ApiProperty({ format: 'uuid' })
+  roomId: string;
+  @ApiProperty({ type: MessageAuthorDto, nullable: true, description: 'null for system messages' })
+  author: MessageAuthorDto | null;
+  @ApiProperty({ enum: MESSAGE_ROLES })
+  role: MessageRole;
+  @ApiPropertyOptional({ example: 'hello @sage', description: 'Absent on tombstones' })
+  content?: string;
+  @ApiProperty({ nullable: true, type: Number })
+  replyToId: number | null;
+  @ApiProperty({ nullable: true, type: String, example: '7d0c1e1a-client-generated' })
+  clientMsgId: string | null;
+  @ApiProperty({ type: [ReactionSummaryDto] })
+  reactions: ReactionSummaryDto[];
+  @ApiProperty()
+  createdAt: Date;
+  @ApiProperty({ nullable: true, type: Date })
+  editedAt: Date | null;
+  @ApiProperty({ nullable: true, type: Date, description: 'Set on tombstones (deleted messages)' })
+  deletedAt: Date | null;
+  @ApiPropertyOptional({
+    enum: FINISH_REASONS,
+    description:
+      'Persona replies only: how generation ended. `cancelled`, `timeout` and `error` mark a ' +
+      'partial reply (the text the model produced before it was stopped).',
+  })
+  finishReason?: FinishReason;
+}
+
+export class SendMessageDto {
+  @ApiProperty({
+    example: 'c6b1f7e0-4c1e-4a7b-9a57-2b0f1c9e8d11',
+    description:
+      'Chosen by the client (e.g. a UUID); a retry with the same id returns the first message',
+  })
+  @IsString()
+  @Matches(/^[A-Za-z0-9_.:-]{1,64}$/, {
+    message: 'clientMsgId must be 1–64 of A–Z a–z 0–9 _ . : -',
+  })
+  clientMsgId: string;
+
+  @ApiProperty({
+    example: 'Hello, world',
+    description: '1–4000 characters after trimming (MESSAGE_MAX_LENGTH)',
+  })
+  @Transform(trim)
+  @IsString()
+  @MinLength(1, { message: 'content must not be empty' })
+  @MaxLength(CONTENT_HARD_CAP)
+  content: string;
+
+  @ApiPropertyOptional({ example: 1041 })
+  @IsOptional()
+  @IsCursor()
+  replyToId?: number;
+}
+
+export class EditMessageDto {
+  @ApiProperty({ example: 'Hello, world (edited)' })
+  @Transform(trim)
+  @IsString()
+  @MinLength(1, { message: 'content must not be empty' })
+  @MaxLength(CONTENT_HARD_CAP)
+  content: string;
+}
+
+export class HistoryQuery {
+  @ApiPropertyOptional({ description: 'Messages with id < before (older page)' })
+  @IsOptional()
+  @IsCursor()
+  before?: number;
+
+  @ApiPropertyOptional({ description: 'Messages with id > after (newer page)' })
+  @IsOptional()
+  @IsCursor()
+  after?: number;
+
+  @ApiPropertyOptional({ description: 'A page centred on this id (the id itself included)' })
+  @IsOptional()
+  @IsCursor()
+  around?: number;
+
+  @PageLimit(200, 50)
+  limit: number = 50;
+}
+
+export class HistoryPageDto {
+  @ApiProperty({
+    type: [MessageDto],
+    description: 'Chronological (oldest first), tombstones included',
+  })
+  items: MessageDto[];
+  @ApiProperty({
+    description: 'More in the direction asked (older for latest/before, newer for after)',
+  })
+  hasMore: boolean;
+  @ApiProperty({ description: 'Older messages exist before items[0] (pass its id as `before`)' })
+  hasMoreBefore: boolean;
+  @ApiProperty({ description: 'Newer messages exist after the last item (pass its id as `after`)' })
+  hasMoreAfter: boolean;
+}
+
+export class ChangesQuery {
+  @ApiProperty({ description: 'The last version the client has seen (0 = from the beginning)' })
+  @IsCursor()
+  since: number;
+
+  @PageLimit(500, 100)
+  limit: number = 100;
+}
+
+export class ChangesPageDto {
+  @ApiProperty({
+    type: [MessageDto],
+    description: 'Messages created or changed after `since`, by version',
+  })
+  items: MessageDto[];
+  @ApiProperty()
+  hasMore: boolean;
+  @ApiProperty({ description: 'Pass as `since` for the next page (unchanged when empty)' })
+  cursor: number;
+}
+
+export class SearchQuery {
+  @ApiProperty({
+    example: 'deploy friday',
+    description: 'Words (web-search syntax: "phrase", -not, or)',
+  })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(200)
+  q: string;
+
+  @ApiPropertyOptional({ description: 'Only results older than this id (next page)' })
+  @IsOptional()
+  @IsCursor()
+  before?: number;
+
+  @PageLimit(100, 20)
+  limit: number = 20;
+}
+
+export class SearchPageDto {
+  @ApiProperty({ type: [MessageDto], description: 'Newest first' })
+  items: MessageDto[];
+  @ApiProperty()
+  hasMore: boolean;
+}
+
+export class MessageIdParam {
+  @ApiProperty({ example: 1042 })
+  @IsCursor()
+  id: number;
+}
+
+const EMOJI =
+  /^(?:\p{Extended_Pictographic}|\p{Regional_Indicator}|\p{Emoji_Modifier}|\u200d|\ufe0f|\u20e3|[#*0-9])+$|^:[a-z0-9_+-]{1,32}:$/u;
+
+export class ReactionParams extends MessageIdParam {
+  @ApiProperty({ example: '👍', description: 'An emoji (URL-encoded) or a :shortcode:' })
+  @IsString()
+  @MaxLength(32)
+  @ValidateBy({
+    name: 'isEmoji',
+    validator: {
+      validate: (v: unknown) => typeof v === 'string' && EMOJI.test(v) && !/^[#*0-9]+$/.test(v),
+      defaultMessage: () => 'emoji must be an emoji or a :shortcode:',
+    },
+  })
+  emoji: string;
+}
+
+export class ReactionsDto {
+  @ApiProperty()
+  messageId: number;
+  @ApiProperty()
+  version: number;
+  @ApiProperty({ type: [ReactionSummaryDto] })
+  reactions: ReactionSummaryDto[];
+}
+
+export class MessageEditDto {
+  @ApiProperty({ description: 'The content before this edit' })
+  content: string;
+  @ApiProperty()
+  editedAt: Date;
+}

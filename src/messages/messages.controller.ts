@@ -1,0 +1,162 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Query,
+  Res,
+} from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { Response } from 'express';
+import type { AuthUser } from '../auth/auth-user';
+import { CurrentUser } from '../auth/decorators';
+import { ApiErrors } from '../common/swagger';
+import { RoomIdParam } from '../rooms/dto/room.dto';
+import {
+  ChangesPageDto,
+  ChangesQuery,
+  EditMessageDto,
+  HistoryPageDto,
+  HistoryQuery,
+  MessageDto,
+  MessageEditDto,
+  MessageIdParam,
+  ReactionParams,
+  ReactionsDto,
+  SearchPageDto,
+  SearchQuery,
+  SendMessageDto,
+} from './dto/message.dto';
+import { MessagesService } from './messages.service';
+
+@ApiTags('messages')
+@ApiBearerAuth()
+@ApiErrors(401)
+@Controller()
+export class MessagesController {
+  constructor(private readonly messages: MessagesService) {}
+
+  @Post('rooms/:id/messages')
+  @ApiOperation({
+    summary: 'Send a message (idempotent on clientMsgId)',
+    description:
+      '201 with the new message; 200 with the first message when the clientMsgId was already used.',
+  })
+  @ApiCreatedResponse({ type: MessageDto })
+  @ApiOkResponse({ type: MessageDto, description: 'A retry: the message stored the first time' })
+  @ApiErrors(400, 403, 404, 409)
+  async send(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Body() dto: SendMessageDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<MessageDto> {
+    const { message, created } = await this.messages.send(user, id, dto);
+    res.status(created ? 201 : 200);
+    return message;
+  }
+
+  @Get('rooms/:id/messages')
+  @ApiOperation({
+    summary: 'History page, chronological, keyset cursors (before | after | around)',
+  })
+  @ApiOkResponse({ type: HistoryPageDto })
+  @ApiErrors(400, 403, 404)
+  history(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Query() q: HistoryQuery,
+  ): Promise<HistoryPageDto> {
+    return this.messages.history(user, id, q);
+  }
+
+  @Get('rooms/:id/messages/changes')
+  @ApiOperation({
+    summary: 'Everything created, edited, deleted or reacted to after a version',
+    description: 'What reconnecting clients use to catch up: follow `cursor` while `hasMore`.',
+  })
+  @ApiOkResponse({ type: ChangesPageDto })
+  @ApiErrors(400, 403, 404)
+  changes(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Query() q: ChangesQuery,
+  ): Promise<ChangesPageDto> {
+    return this.messages.changes(user, id, q);
+  }
+
+  @Get('rooms/:id/messages/search')
+  @ApiOperation({ summary: 'Full-text search in a room (members), newest first' })
+  @ApiOkResponse({ type: SearchPageDto })
+  @ApiErrors(400, 403, 404)
+  search(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Query() q: SearchQuery,
+  ): Promise<SearchPageDto> {
+    return this.messages.search(user, id, q);
+  }
+
+  @Patch('messages/:id')
+  @ApiOperation({ summary: 'Edit my message (history kept)' })
+  @ApiOkResponse({ type: MessageDto })
+  @ApiErrors(400, 403, 404)
+  edit(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: MessageIdParam,
+    @Body() dto: EditMessageDto,
+  ): Promise<MessageDto> {
+    return this.messages.edit(user, id, dto.content);
+  }
+
+  @Delete('messages/:id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a message (author or admin); it stays as a tombstone' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 403, 404)
+  remove(@CurrentUser() user: AuthUser, @Param() { id }: MessageIdParam): Promise<void> {
+    return this.messages.remove(user, id);
+  }
+
+  @Get('messages/:id/edits')
+  @ApiOperation({ summary: 'Edit history of a message (previous contents, oldest first)' })
+  @ApiOkResponse({ type: [MessageEditDto] })
+  @ApiErrors(400, 403, 404)
+  edits(@CurrentUser() user: AuthUser, @Param() { id }: MessageIdParam): Promise<MessageEditDto[]> {
+    return this.messages.edits(user, id);
+  }
+
+  @Put('messages/:id/reactions/:emoji')
+  @ApiOperation({ summary: 'React (one per user per emoji; idempotent)' })
+  @ApiOkResponse({ type: ReactionsDto })
+  @ApiErrors(400, 403, 404)
+  react(
+    @CurrentUser() user: AuthUser,
+    @Param() { id, emoji }: ReactionParams,
+  ): Promise<ReactionsDto> {
+    return this.messages.react(user, id, emoji, true);
+  }
+
+  @Delete('messages/:id/reactions/:emoji')
+  @ApiOperation({ summary: 'Remove my reaction' })
+  @ApiOkResponse({ type: ReactionsDto })
+  @ApiErrors(400, 403, 404)
+  unreact(
+    @CurrentUser() user: AuthUser,
+    @Param() { id, emoji }: ReactionParams,
+  ): Promise<ReactionsDto> {
+    return this.messages.react(user, id, emoji, false);
+  }
+}

@@ -1,0 +1,179 @@
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import type { AuthUser } from '../auth/auth-user';
+import type { Env } from '../config/env';
+import { DomainEvents } from '../common/domain-events';
+import { AppError } from '../common/errors';
+import { RoomsService } from '../rooms/rooms.service';
+import {
+  ChangesPageDto,
+  ChangesQuery,
+  HistoryPageDto,
+  HistoryQuery,
+  MessageDto,
+  MessageEditDto,
+  ReactionsDto,
+  SearchPageDto,
+  SearchQuery,
+  SendMessageDto,
+} from './dto/message.dto';
+import { forViewer, MessageStore } from './message-store';
+
+export interface SendResult {
+  message: MessageDto;
+  /** false when the clientMsgId was seen before and the first message is returned. */
+  created: boolean;
+}
+
+@Injectable()
+export class MessagesService {
+  private readonly maxLength: number;
+
+  constructor(
+    private readonly store: MessageStore,
+    private readonly rooms: RoomsService,
+    private readonly events: DomainEvents,
+    config: ConfigService<Env, true>,
+  ) {
+    this.maxLength = config.get('MESSAGE_MAX_LENGTH', { infer: true });
+  }
+
+  /**
+   * Idempotent send. The fast path is one statement (membership check + insert); the reasons
+   * for "nothing inserted" are looked up only when it happens. Events go out after commit, and
+   * only for a new row, so a retried send is never broadcast twice.
+   */
+  async send(user: AuthUser, roomId: string, dto: SendMessageDto): Promise<SendResult> {
+    if (dto.content.length > this.maxLength) {
+      throw AppError.invalid('Validation failed', {
+        content: [`content must be at most ${this.maxLength} characters`],
+      });
+    }
+    const message = await this.store.insertUserMessage({
+      roomId,
+      author: user,
+      content: dto.content,
+      clientMsgId: dto.clientMsgId,
+      replyToId: dto.replyToId,
+    });
+    if (message) {
+      this.events.emit('message.created', { message });
+      return { message, created: true };
+    }
+    const existing = await this.store.findByClientMsgId(user.id, dto.clientMsgId);
+    if (existing) {
+      if (existing.roomId !== roomId)
+        throw AppError.conflict('clientMsgId was already used in another room');
+      return { message: forViewer(existing, user.id), created: false };
+    }
+    await this.rooms.access(user, roomId, 'write');
+    throw AppError.invalid('Validation failed', {
+      replyToId: ['replyToId is not a message of this room'],
+    });
+  }
+
+  async history(user: AuthUser, roomId: string, q: HistoryQuery): Promise<HistoryPageDto> {
+    const given = [q.before, q.after, q.around].filter((v) => v !== undefined).length;
+    if (given > 1) throw AppError.invalid('Use at most one of before, after and around');
+    await this.rooms.access(user, roomId, 'read');
+    let page: Omit<HistoryPageDto, 'hasMore'>;
+    let hasMore: boolean;
+    if (q.after !== undefined) {
+      const { items, more } = await this.store.pageAfter(roomId, q.after, q.limit);
+      page = { items, hasMoreAfter: more, hasMoreBefore: items.length > 0 || q.after > 0 };
+      hasMore = more;
+    } else if (q.around !== undefined) {
+      const half = Math.floor(q.limit / 2);
+      const [older, newer] = await Promise.all([
+        this.store.pageBefore(roomId, q.around, half),
+        this.store.pageAfter(roomId, q.around, q.limit - half, true),
+      ]);
+      page = {
+        items: [...older.items, ...newer.items],
+        hasMoreBefore: older.more,
+        hasMoreAfter: newer.more,
+      };
+      hasMore = older.more || newer.more;
+    } else {
+      const { items, more } = await this.store.pageBefore(roomId, q.before, q.limit);
+      page = { items, hasMoreBefore: more, hasMoreAfter: q.before !== undefined };
+      hasMore = more;
+    }
+    return { ...page, items: page.items.map((m) => forViewer(m, user.id)), hasMore };
+  }
+
+  async changes(user: AuthUser, roomId: string, q: ChangesQuery): Promise<ChangesPageDto> {
+    await this.rooms.access(user, roomId, 'read');
+    const { items, more } = await this.store.changes(roomId, q.since, q.limit);
+    return {
+      items: items.map((m) => forViewer(m, user.id)),
+      hasMore: more,
+      cursor: items.length ? items[items.length - 1].version : q.since,
+    };
+  }
+
+  async search(user: AuthUser, roomId: string, q: SearchQuery): Promise<SearchPageDto> {
+    await this.rooms.access(user, roomId, 'read');
+    const { items, more } = await this.store.search(roomId, q.q, q.before, q.limit);
+    return { items: items.map((m) => forViewer(m, user.id)), hasMore: more };
+  }
+
+  /** Authors edit their own user messages; the previous text goes to the edit history. */
+  async edit(user: AuthUser, id: number, content: string): Promise<MessageDto> {
+    if (content.length > this.maxLength) {
+      throw AppError.invalid('Validation failed', {
+        content: [`content must be at most ${this.maxLength} characters`],
+      });
+    }
+    const message = await this.visible(user, id, 'write');
+    if (message.role !== 'user' || message.author?.id !== user.id) {
+      throw AppError.forbidden('Only the author can edit a message');
+    }
+    if (!(await this.store.edit(id, message.roomId, content))) throw AppError.notFound('Message');
+    const updated = (await this.store.findById(id))!;
+    this.events.emit('message.updated', { message: updated });
+    return forViewer(updated, user.id);
+  }
+
+  /** The author or an admin turns a message into a tombstone. */
+  async remove(user: AuthUser, id: number): Promise<void> {
+    const isAdmin = user.role === 'admin';
+    const message = await this.visible(user, id, isAdmin ? 'read' : 'write');
+    if (!isAdmin && message.author?.id !== user.id) {
+      throw AppError.forbidden('Only the author or an admin can delete a message');
+    }
+    if (!(await this.store.tombstone(id, message.roomId))) throw AppError.notFound('Message');
+    this.events.emit('message.deleted', { message: (await this.store.findById(id))! });
+  }
+
+  async edits(user: AuthUser, id: number): Promise<MessageEditDto[]> {
+    await this.visible(user, id, 'read');
+    return this.store.edits(id);
+  }
+
+  async react(user: AuthUser, id: number, emoji: string, added: boolean): Promise<ReactionsDto> {
+    const message = await this.visible(user, id, 'write');
+    const changed = await this.store.react(id, message.roomId, user.id, emoji, added);
+    const now = (await this.store.findById(id))!;
+    if (changed) {
+      this.events.emit('reaction.updated', {
+        roomId: now.roomId,
+        messageId: id,
+        version: now.version,
+        reactions: now.reactions,
+        userId: user.id,
+        emoji,
+        added,
+      });
+    }
+    return { messageId: id, version: now.version, reactions: forViewer(now, user.id).reactions };
+  }
+
+  /** A live (not deleted) message in a room the user may access; 404 otherwise. */
+  private async visible(user: AuthUser, id: number, need: 'read' | 'write'): Promise<MessageDto> {
+    const message = await this.store.findById(id);
+    if (!message || message.deletedAt) throw AppError.notFound('Message');
+    await this.rooms.access(user, message.roomId, need);
+    return message;
+  }
+}

@@ -1,0 +1,255 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  IsUrl,
+  IsUUID,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateIf,
+} from 'class-validator';
+import { HANDLE_PATTERN } from '../persona.entity';
+import { PageLimit } from '../../common/pagination';
+
+const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
+const handle = ({ value }: { value: unknown }) =>
+  typeof value === 'string' ? value.trim().toLowerCase() : value;
+
+/**
+ * "May be left out, but not null": `@IsOptional()` would also let `null` through, and these
+ * columns are NOT NULL (a null would reach the database as a 500 instead of a 400).
+ */
+const Absent = () => ValidateIf((_: object, v: unknown) => v !== undefined);
+
+/** Upper bound of a persona's maxTokens (the model server may enforce a lower one). */
+const MAX_TOKENS_CAP = 32768;
+
+export class PersonaIdParam {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID()
+  id: string;
+}
+
+export class RoomPersonaParams {
+  @ApiProperty({ format: 'uuid', description: 'Room id' })
+  @IsUUID()
+  id: string;
+
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID()
+  personaId: string;
+}
+
+export class CreatePersonaDto {
+  @ApiProperty({
+    example: 'sage',
+    description: 'Unique; 2–32 of a–z 0–9 _ (lower-cased). People call the persona with @handle.',
+  })
+  @Transform(handle)
+  @IsString()
+  @Matches(HANDLE_PATTERN, { message: 'handle must be 2–32 of a–z, 0–9 and _' })
+  handle: string;
+
+  @ApiProperty({ example: 'Sage', description: '1–80 characters' })
+  @Transform(trim)
+  @IsString()
+  @MinLength(1)
+  @MaxLength(80)
+  displayName: string;
+
+  @ApiPropertyOptional({
+    example: 'You are Sage, a patient tutor who answers questions about astronomy.',
+    description: 'Admins only: never shown to users',
+    default: '',
+  })
+  @Absent()
+  @IsString()
+  @MaxLength(20000)
+  systemPrompt?: string;
+
+  @ApiPropertyOptional({
+    example: 'Short answers, one idea at a time, no emoji.',
+    description: 'Appended to the system prompt',
+    default: '',
+  })
+  @Absent()
+  @Transform(trim)
+  @IsString()
+  @MaxLength(2000)
+  style?: string;
+
+  @ApiPropertyOptional({
+    example: 'llama3.2',
+    nullable: true,
+    type: String,
+    description: 'Model override; null or absent: the server-wide LLM_MODEL',
+  })
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @MinLength(1)
+  @MaxLength(200)
+  model?: string | null;
+
+  @ApiPropertyOptional({ example: 0.7, minimum: 0, maximum: 2, default: 0.7 })
+  @Absent()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0)
+  @Max(2)
+  temperature?: number;
+
+  @ApiPropertyOptional({ example: 512, minimum: 1, maximum: MAX_TOKENS_CAP, default: 512 })
+  @Absent()
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TOKENS_CAP)
+  maxTokens?: number;
+
+  @ApiPropertyOptional({ default: true, description: 'A disabled persona never replies' })
+  @Absent()
+  @IsBoolean()
+  enabled?: boolean;
+
+  @ApiPropertyOptional({
+    example: 'https://example.com/sage.png',
+    nullable: true,
+    type: String,
+  })
+  @IsOptional()
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true })
+  @MaxLength(2000)
+  avatarUrl?: string | null;
+}
+
+/** Every field optional; `model` and `avatarUrl` may be set to null to clear them. */
+export class UpdatePersonaDto {
+  @ApiPropertyOptional({ example: 'sage' })
+  @Absent()
+  @Transform(handle)
+  @IsString()
+  @Matches(HANDLE_PATTERN, { message: 'handle must be 2–32 of a–z, 0–9 and _' })
+  handle?: string;
+
+  @ApiPropertyOptional({ example: 'Sage' })
+  @Absent()
+  @Transform(trim)
+  @IsString()
+  @MinLength(1)
+  @MaxLength(80)
+  displayName?: string;
+
+  @ApiPropertyOptional({ description: 'Admins only: never shown to users' })
+  @Absent()
+  @IsString()
+  @MaxLength(20000)
+  systemPrompt?: string;
+
+  @ApiPropertyOptional()
+  @Absent()
+  @Transform(trim)
+  @IsString()
+  @MaxLength(2000)
+  style?: string;
+
+  @ApiPropertyOptional({ nullable: true, type: String })
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @MinLength(1)
+  @MaxLength(200)
+  model?: string | null;
+
+  @ApiPropertyOptional({ minimum: 0, maximum: 2 })
+  @Absent()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0)
+  @Max(2)
+  temperature?: number;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: MAX_TOKENS_CAP })
+  @Absent()
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TOKENS_CAP)
+  maxTokens?: number;
+
+  @ApiPropertyOptional()
+  @Absent()
+  @IsBoolean()
+  enabled?: boolean;
+
+  @ApiPropertyOptional({ nullable: true, type: String })
+  @IsOptional()
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true })
+  @MaxLength(2000)
+  avatarUrl?: string | null;
+}
+
+export class ListPersonasQuery {
+  @PageLimit(200, 50)
+  limit: number = 50;
+
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page (a handle)' })
+  @IsOptional()
+  @Matches(HANDLE_PATTERN, { message: 'after is not a valid personas cursor' })
+  after?: string;
+}
+
+export class PersonaDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  @ApiProperty({ example: 'sage' })
+  handle: string;
+  @ApiProperty({ example: 'Sage' })
+  displayName: string;
+  @ApiPropertyOptional({
+    description: 'Present for admins only; users never receive the system prompt',
+  })
+  systemPrompt?: string;
+  @ApiProperty({ example: 'Short answers, one idea at a time.' })
+  style: string;
+  @ApiProperty({ nullable: true, type: String, description: 'null: the server-wide LLM_MODEL' })
+  model: string | null;
+  @ApiProperty({ example: 0.7 })
+  temperature: number;
+  @ApiProperty({ example: 512 })
+  maxTokens: number;
+  @ApiProperty()
+  enabled: boolean;
+  @ApiProperty({ nullable: true, type: String })
+  avatarUrl: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'uuid' })
+  createdBy: string | null;
+  @ApiProperty()
+  createdAt: Date;
+  @ApiProperty()
+  updatedAt: Date;
+}
+
+export class PersonaPageDto {
+  @ApiProperty({ type: [PersonaDto], description: 'By handle' })
+  items: PersonaDto[];
+  @ApiProperty({ nullable: true, type: String, description: 'Pass as `after` for the next page' })
+  nextCursor: string | null;
+}
+
+/** What a conversation shows of its persona (no prompt, no settings). */
+export class PersonaSummaryDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  @ApiProperty({ example: 'sage' })
+  handle: string;
+  @ApiProperty({ example: 'Sage' })
+  displayName: string;
+  @ApiProperty({ nullable: true, type: String })
+  avatarUrl: string | null;
+  @ApiProperty({ description: 'A disabled persona does not reply' })
+  enabled: boolean;
+}

@@ -1,0 +1,180 @@
+import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength } from 'class-validator';
+import { IsCursor, MessageDto } from '../../messages/dto/message.dto';
+import {
+  ROOM_KINDS,
+  type MemberRole,
+  type RoomKind,
+  VISIBILITIES,
+  type Visibility,
+} from '../room.entity';
+import { PageLimit } from '../../common/pagination';
+
+const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
+
+export class RoomIdParam {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID()
+  id: string;
+}
+
+export class RoomMemberParams extends RoomIdParam {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID()
+  userId: string;
+}
+
+export class UserIdOnlyParam {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID()
+  userId: string;
+}
+
+export class CreateRoomDto {
+  @ApiProperty({ example: 'general', description: 'Unique (any case), 1–80 characters' })
+  @Transform(trim)
+  @IsString()
+  @MinLength(1)
+  @MaxLength(80)
+  name: string;
+
+  @ApiPropertyOptional({ example: 'Company-wide announcements and chatter' })
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @MaxLength(1000)
+  description?: string;
+
+  @ApiPropertyOptional({
+    example: 'friendly, concise',
+    description: 'Tone hint; also given to personas as context',
+  })
+  @IsOptional()
+  @Transform(trim)
+  @IsString()
+  @MaxLength(200)
+  theme?: string;
+
+  @ApiProperty({ enum: VISIBILITIES, example: 'public' })
+  @IsIn(VISIBILITIES)
+  visibility: Visibility;
+}
+
+export class UpdateRoomDto extends PartialType(CreateRoomDto) {}
+
+export class RoomDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  @ApiProperty({ example: 'general' })
+  name: string;
+  @ApiProperty({ example: '' })
+  description: string;
+  @ApiProperty({ example: '' })
+  theme: string;
+  @ApiProperty({ enum: ROOM_KINDS })
+  kind: RoomKind;
+  @ApiProperty({ enum: VISIBILITIES })
+  visibility: Visibility;
+  @ApiProperty({ format: 'uuid', nullable: true, type: String })
+  createdBy: string | null;
+  @ApiProperty()
+  createdAt: Date;
+  @ApiProperty()
+  updatedAt: Date;
+  @ApiProperty({ example: 12 })
+  memberCount: number;
+  @ApiProperty({ description: 'Whether the caller is a member' })
+  joined: boolean;
+  @ApiPropertyOptional({ enum: ['owner', 'member'], nullable: true, type: String })
+  myRole: MemberRole | null;
+}
+
+export class RoomSummaryDto extends RoomDto {
+  @ApiProperty({
+    example: 3,
+    description: 'Unread messages by others (capped at 1000); 0 when not joined',
+  })
+  unreadCount: number;
+  @ApiProperty({ example: 1040 })
+  lastReadMessageId: number;
+  @ApiProperty({ type: MessageDto, nullable: true })
+  lastMessage: MessageDto | null;
+}
+
+export class ListRoomsQuery {
+  @PageLimit(200, 50)
+  limit: number = 50;
+
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
+  @IsOptional()
+  @Matches(/^\d{1,16}_[0-9a-f-]{36}$/, { message: 'cursor is not a valid rooms cursor' })
+  cursor?: string;
+
+  @ApiPropertyOptional({ enum: ROOM_KINDS })
+  @IsOptional()
+  @IsIn(ROOM_KINDS)
+  kind?: RoomKind;
+}
+
+export class RoomPageDto {
+  @ApiProperty({
+    type: [RoomSummaryDto],
+    description: 'My rooms and public rooms, most recent activity first',
+  })
+  items: RoomSummaryDto[];
+  @ApiProperty({ nullable: true, type: String })
+  nextCursor: string | null;
+}
+
+export class MemberDto {
+  @ApiProperty({ format: 'uuid' })
+  userId: string;
+  @ApiProperty({ example: 'alice' })
+  username: string;
+  @ApiProperty({ nullable: true, type: String })
+  displayName: string | null;
+  @ApiProperty({ enum: ['owner', 'member'] })
+  role: MemberRole;
+  @ApiProperty()
+  joinedAt: Date;
+}
+
+export class ListMembersQuery {
+  @PageLimit(500, 100)
+  limit: number = 100;
+
+  @ApiPropertyOptional({ description: 'Username of the last member of the previous page' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(32)
+  after?: string;
+}
+
+export class MemberPageDto {
+  @ApiProperty({ type: [MemberDto] })
+  items: MemberDto[];
+  @ApiProperty({ nullable: true, type: String })
+  nextCursor: string | null;
+}
+
+export class AddMemberDto {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID()
+  userId: string;
+}
+
+export class MarkReadDto {
+  @ApiProperty({ example: 1042, description: 'The newest message the user has seen' })
+  @IsCursor()
+  messageId: number;
+}
+
+export class ReadStateDto {
+  @ApiProperty({ format: 'uuid' })
+  roomId: string;
+  @ApiProperty({ example: 1042, description: 'Never moves backwards' })
+  lastReadMessageId: number;
+  @ApiProperty({ example: 0 })
+  unreadCount: number;
+}

@@ -1,0 +1,177 @@
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Query,
+} from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { AuthUser } from '../auth/auth-user';
+import { CurrentUser, Roles } from '../auth/decorators';
+import { ApiErrors } from '../common/swagger';
+import {
+  AddMemberDto,
+  CreateRoomDto,
+  ListMembersQuery,
+  ListRoomsQuery,
+  MarkReadDto,
+  MemberDto,
+  MemberPageDto,
+  ReadStateDto,
+  RoomDto,
+  RoomIdParam,
+  RoomMemberParams,
+  RoomPageDto,
+  UpdateRoomDto,
+  UserIdOnlyParam,
+} from './dto/room.dto';
+import { RoomsService } from './rooms.service';
+
+@ApiTags('rooms')
+@ApiBearerAuth()
+@ApiErrors(401)
+@Controller()
+export class RoomsController {
+  constructor(private readonly rooms: RoomsService) {}
+
+  @Get('rooms')
+  @ApiOperation({
+    summary: 'Rooms visible to me (joined and public), with unread counts and last message',
+  })
+  @ApiOkResponse({ type: RoomPageDto })
+  @ApiErrors(400)
+  list(@CurrentUser() user: AuthUser, @Query() q: ListRoomsQuery): Promise<RoomPageDto> {
+    return this.rooms.list(user, q);
+  }
+
+  @Post('rooms')
+  @Roles('admin')
+  @ApiOperation({ summary: 'Create a group room (admin); the creator becomes its owner' })
+  @ApiCreatedResponse({ type: RoomDto })
+  @ApiErrors(400, 403, 409)
+  create(@CurrentUser() user: AuthUser, @Body() dto: CreateRoomDto): Promise<RoomDto> {
+    return this.rooms.create(user, dto);
+  }
+
+  @Get('rooms/:id')
+  @ApiOperation({ summary: 'One room (members; anyone for public rooms; admins)' })
+  @ApiOkResponse({ type: RoomDto })
+  @ApiErrors(400, 404)
+  get(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<RoomDto> {
+    return this.rooms.get(user, id);
+  }
+
+  @Patch('rooms/:id')
+  @Roles('admin')
+  @ApiOperation({ summary: 'Rename or change a group room (admin)' })
+  @ApiOkResponse({ type: RoomDto })
+  @ApiErrors(400, 403, 404, 409)
+  update(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Body() dto: UpdateRoomDto,
+  ): Promise<RoomDto> {
+    return this.rooms.update(user, id, dto);
+  }
+
+  @Delete('rooms/:id')
+  @Roles('admin')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a room and its messages (admin); members are told live' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 403, 404)
+  remove(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<void> {
+    return this.rooms.remove(user, id);
+  }
+
+  @Post('rooms/:id/join')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Join a public room (idempotent)' })
+  @ApiOkResponse({ type: RoomDto })
+  @ApiErrors(400, 403, 404)
+  join(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<RoomDto> {
+    return this.rooms.join(user, id);
+  }
+
+  @Post('rooms/:id/leave')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Leave a group room' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 404)
+  leave(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<void> {
+    return this.rooms.leave(user, id);
+  }
+
+  @Get('rooms/:id/members')
+  @ApiOperation({ summary: 'Members of a room (members and admins)' })
+  @ApiOkResponse({ type: MemberPageDto })
+  @ApiErrors(400, 403, 404)
+  members(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Query() q: ListMembersQuery,
+  ): Promise<MemberPageDto> {
+    return this.rooms.members(user, id, q);
+  }
+
+  @Post('rooms/:id/members')
+  @ApiOperation({ summary: 'Add (invite) a user to a group room (admins and room owners)' })
+  @ApiCreatedResponse({ type: MemberDto })
+  @ApiErrors(400, 403, 404)
+  addMember(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Body() dto: AddMemberDto,
+  ): Promise<MemberDto> {
+    return this.rooms.addMember(user, id, dto.userId);
+  }
+
+  @Delete('rooms/:id/members/:userId')
+  @Roles('admin')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Remove a member (admin); their live delivery stops at once' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 403, 404)
+  removeMember(
+    @CurrentUser() user: AuthUser,
+    @Param() { id, userId }: RoomMemberParams,
+  ): Promise<void> {
+    return this.rooms.removeMember(user, id, userId);
+  }
+
+  @Put('rooms/:id/read')
+  @ApiOperation({ summary: 'Mark messages read up to messageId (never moves backwards)' })
+  @ApiOkResponse({ type: ReadStateDto })
+  @ApiErrors(400, 403, 404)
+  markRead(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Body() dto: MarkReadDto,
+  ): Promise<ReadStateDto> {
+    return this.rooms.markRead(user, id, dto.messageId);
+  }
+
+  @Post('direct/:userId')
+  @HttpCode(200)
+  @ApiTags('direct')
+  @ApiOperation({
+    summary: 'The direct room with a user (created on first call, the same room after)',
+  })
+  @ApiOkResponse({ type: RoomDto })
+  @ApiErrors(400, 404)
+  direct(@CurrentUser() user: AuthUser, @Param() { userId }: UserIdOnlyParam): Promise<RoomDto> {
+    return this.rooms.direct(user, userId);
+  }
+}

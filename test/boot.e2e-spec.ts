@@ -1,0 +1,218 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  api,
+  buildServer,
+  type Exit,
+  killChildren,
+  launch,
+  runServerToExit,
+  startServer,
+  type TokensBody,
+  type UserBody,
+} from './support/server-process';
+
+/**
+ * The built server as operators run it (`node dist/src/main.js`), in child processes on the
+ * embedded database: configuration errors at boot, data surviving a restart, the data
+ * directory lock, and the admin CLI. Always embedded, even in CI's server-PostgreSQL run:
+ * these behaviours belong to embedded mode.
+ */
+/** Per test: several boots of the real server each (Jest's global 30 s is too short). */
+const TEST_TIMEOUT_MS = 90_000;
+
+const tempDirs: string[] = [];
+
+function tempDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'parlor-boot-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/**
+ * A clean environment: nothing inherited but PATH and HOME, and the database and secret
+ * variables explicitly empty ("use the default") so a developer's `.env` cannot point these
+ * tests at a server or fix the JWT secret.
+ */
+function serverEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    BCRYPT_COST: '4',
+    DATABASE_URL: '',
+    JWT_SECRET: '',
+    PARLOR_DATA_DIR: dataDir,
+    ...extra,
+  };
+}
+
+/** A clean stop: Nest's shutdown hooks ran (exit 0, or re-raised SIGTERM) and the lock is gone. */
+function expectCleanStop(exit: Exit, dataDir: string): void {
+  expect(exit.code === 0 || exit.signal === 'SIGTERM').toBe(true);
+  expect(existsSync(join(dataDir, 'parlor.pid'))).toBe(false);
+}
+
+let build: string;
+let MAIN: string;
+let CLI: string;
+beforeAll(() => {
+  // Test what `npm start` runs: compile the current sources once.
+  build = buildServer('boot');
+  MAIN = join(build, 'src', 'main.js');
+  CLI = join(build, 'src', 'cli.js');
+}, 120_000);
+
+afterEach(killChildren);
+
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('boot: invalid configuration', () => {
+  it(
+    'exits non-zero listing every invalid variable',
+    async () => {
+      const exit = await runServerToExit(
+        MAIN,
+        serverEnv(tempDataDir(), { ACCESS_TOKEN_TTL: 'banana', PORT: 'eighty' }),
+      );
+      expect(exit.code).not.toBe(0);
+      expect(exit.stderr).toContain('Invalid environment');
+      expect(exit.stderr).toMatch(/ACCESS_TOKEN_TTL="banana"/);
+      expect(exit.stderr).toMatch(/PORT="eighty"/);
+      expect(exit.stdout).not.toContain('Parlor listening');
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'refuses NODE_ENV=production without JWT_SECRET, naming it',
+    async () => {
+      const dataDir = tempDataDir();
+      const exit = await runServerToExit(MAIN, serverEnv(dataDir, { NODE_ENV: 'production' }));
+      expect(exit.code).not.toBe(0);
+      expect(exit.stderr).toMatch(/JWT_SECRET: required when NODE_ENV=production/);
+      // Production never falls back to a generated secret.
+      expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(false);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+describe('boot: embedded database in PARLOR_DATA_DIR', () => {
+  it(
+    'keeps users and the JWT secret across a restart',
+    async () => {
+      const dataDir = tempDataDir();
+      const alice = { username: 'alice', email: 'alice@example.com', password: 'correct horse' };
+
+      const first = await startServer(MAIN, serverEnv(dataDir));
+      expect((await api(first.url, 'GET', '/health')).status).toBe(200);
+      expect((await fetch(first.url + '/docs')).status).toBe(200);
+      const signup = await api<TokensBody>(first.url, 'POST', '/api/v1/auth/signup', alice);
+      expect(signup.status).toBe(201);
+      const firstAccessToken = signup.body.accessToken;
+      expectCleanStop(await first.stop(), dataDir);
+      expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(true);
+
+      const second = await startServer(MAIN, serverEnv(dataDir));
+      const login = await api<TokensBody>(second.url, 'POST', '/api/v1/auth/login', {
+        username: alice.username,
+        password: alice.password,
+      });
+      expect(login.status).toBe(200);
+      expect(login.body.user).toMatchObject({ username: 'alice', role: 'user' });
+      // Signed before the restart, still valid after it: the secret was kept, not regenerated.
+      const me = await api<UserBody>(
+        second.url,
+        'GET',
+        '/api/v1/auth/me',
+        undefined,
+        firstAccessToken,
+      );
+      expect(me.status).toBe(200);
+      expect(me.body).toMatchObject({ username: 'alice', email: alice.email });
+      expectCleanStop(await second.stop(), dataDir);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'refuses a second process on the same data directory while the first runs',
+    async () => {
+      const dataDir = tempDataDir();
+      const first = await startServer(MAIN, serverEnv(dataDir));
+
+      const second = await runServerToExit(MAIN, serverEnv(dataDir));
+      expect(second.code).not.toBe(0);
+      expect(second.stderr).toContain(`Data directory ${dataDir} is already in use`);
+      expect(second.stderr).toContain(`pid ${first.proc.pid}`);
+
+      // The first one is unharmed and still owns its database.
+      expect((await api(first.url, 'GET', '/health/ready')).status).toBe(200);
+      expectCleanStop(await first.stop(), dataDir);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
+describe('cli: create-admin', () => {
+  it(
+    '`npm run cli -- create-admin` makes an admin who can log in; never overwrites',
+    async () => {
+      const dataDir = tempDataDir();
+      const admin = { username: 'boss', email: 'boss@example.com', password: 'admin-password-1' };
+      const created = await launch(
+        'npm',
+        [
+          'run',
+          'cli',
+          '--',
+          'create-admin',
+          '--username',
+          admin.username,
+          '--email',
+          admin.email,
+          '--password',
+          admin.password,
+        ],
+        serverEnv(dataDir),
+      ).exited;
+      // stderr in the comparison, so that a failure shows why
+      expect({ code: created.code, stderr: created.stderr }).toMatchObject({ code: 0 });
+      expect(created.stdout).toContain(`Created admin "boss"`);
+
+      // Again with the same name: refused, and the first admin's password still works below.
+      const again = await launch(
+        process.execPath,
+        [CLI, 'create-admin', '--username', 'BOSS', '--email', 'other@example.com'],
+        serverEnv(dataDir, { ADMIN_PASSWORD: 'another-password' }),
+      ).exited;
+      expect(again.code).not.toBe(0);
+
+      const server = await startServer(MAIN, serverEnv(dataDir));
+      const login = await api<TokensBody>(server.url, 'POST', '/api/v1/auth/login', {
+        username: admin.username,
+        password: admin.password,
+      });
+      expect(login.status).toBe(200);
+      expect(login.body.user).toMatchObject({ username: 'boss', role: 'admin' });
+      const users = await api<{ items: UserBody[] }>(
+        server.url,
+        'GET',
+        '/api/v1/users',
+        undefined,
+        login.body.accessToken,
+      );
+      expect(users.status).toBe(200);
+      expect(users.body.items.map((u) => u.username)).toEqual(['boss']);
+      expectCleanStop(await server.stop(), dataDir);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});

@@ -1,0 +1,291 @@
+import { startApp, TestApp } from './support/app';
+import { ADMIN_ENV, join, loginAdmin, newRoom, newUser, send, TestUser } from './support/factories';
+
+describe('rooms (e2e)', () => {
+  let t: TestApp;
+  let admin: TestUser;
+  beforeAll(async () => {
+    t = await startApp(ADMIN_ENV);
+    admin = await loginAdmin(t);
+  });
+  afterAll(() => t.close());
+
+  const api = (path: string) => `/api/v1${path}`;
+
+  it('admins create, update and delete rooms; users cannot', async () => {
+    const user = await newUser(t);
+    await t
+      .http()
+      .post(api('/rooms'))
+      .set(user.auth)
+      .send({ name: 'nope', visibility: 'public' })
+      .expect(403);
+    const room = await newRoom(t, admin, { name: 'Lobby-1', description: 'hi' });
+    expect(room).toMatchObject({
+      name: 'Lobby-1',
+      kind: 'group',
+      visibility: 'public',
+      joined: true,
+      myRole: 'owner',
+      memberCount: 1,
+    });
+    const dup = await t
+      .http()
+      .post(api('/rooms'))
+      .set(admin.auth)
+      .send({ name: 'lobby-1', visibility: 'public' })
+      .expect(409);
+    expect(dup.body.code).toBe('CONFLICT');
+    await t
+      .http()
+      .patch(api(`/rooms/${room.id}`))
+      .set(user.auth)
+      .send({ name: 'x' })
+      .expect(403);
+    const upd = await t
+      .http()
+      .patch(api(`/rooms/${room.id}`))
+      .set(admin.auth)
+      .send({ theme: 'cheerful' })
+      .expect(200);
+    expect(upd.body.theme).toBe('cheerful');
+    await t
+      .http()
+      .delete(api(`/rooms/${room.id}`))
+      .set(user.auth)
+      .expect(403);
+    await t
+      .http()
+      .delete(api(`/rooms/${room.id}`))
+      .set(admin.auth)
+      .expect(204);
+    await t
+      .http()
+      .get(api(`/rooms/${room.id}`))
+      .set(admin.auth)
+      .expect(404);
+    const list = await t.http().get(api('/rooms')).set(user.auth).expect(200);
+    expect(list.body.items.map((r: { id: string }) => r.id)).not.toContain(room.id);
+  });
+
+  it('validates room input and ids', async () => {
+    const bad = await t
+      .http()
+      .post(api('/rooms'))
+      .set(admin.auth)
+      .send({ name: '', visibility: 'secret', kind: 'direct' })
+      .expect(400);
+    expect(Object.keys(bad.body.details)).toEqual(
+      expect.arrayContaining(['name', 'visibility', 'kind']),
+    );
+    await t.http().get(api('/rooms/123')).set(admin.auth).expect(400);
+    await t.http().get(api('/rooms?limit=0')).set(admin.auth).expect(400);
+  });
+
+  it('join/leave public rooms writes system messages once; members listed', async () => {
+    const room = await newRoom(t, admin);
+    const alice = await newUser(t);
+    await join(t, alice, room.id);
+    await join(t, alice, room.id); // idempotent
+    const members = await t
+      .http()
+      .get(api(`/rooms/${room.id}/members`))
+      .set(alice.auth)
+      .expect(200);
+    expect(members.body.items.map((m: { username: string }) => m.username).sort()).toEqual(
+      [admin.username, alice.username].sort(),
+    );
+    await t
+      .http()
+      .post(api(`/rooms/${room.id}/leave`))
+      .set(alice.auth)
+      .expect(204);
+    const hist = await t
+      .http()
+      .get(api(`/rooms/${room.id}/messages`))
+      .set(admin.auth)
+      .expect(200);
+    expect(
+      hist.body.items.map((m: { role: string; content: string }) => `${m.role}:${m.content}`),
+    ).toEqual([`system:${alice.username} joined`, `system:${alice.username} left`]);
+  });
+
+  it('public rooms: visible to all, history only after joining', async () => {
+    const room = await newRoom(t, admin);
+    const bob = await newUser(t);
+    await t
+      .http()
+      .get(api(`/rooms/${room.id}`))
+      .set(bob.auth)
+      .expect(200);
+    const res = await t
+      .http()
+      .get(api(`/rooms/${room.id}/messages`))
+      .set(bob.auth)
+      .expect(403);
+    expect(res.body.code).toBe('FORBIDDEN');
+    await t
+      .http()
+      .post(api(`/rooms/${room.id}/messages`))
+      .set(bob.auth)
+      .send({ clientMsgId: 'x1', content: 'hi' })
+      .expect(403);
+  });
+
+  it('private rooms: invisible (404) to non-members, joined by invitation only', async () => {
+    const room = await newRoom(t, admin, { visibility: 'private' });
+    const [carol, dave] = [await newUser(t), await newUser(t)];
+    await t
+      .http()
+      .get(api(`/rooms/${room.id}`))
+      .set(carol.auth)
+      .expect(404);
+    await t
+      .http()
+      .post(api(`/rooms/${room.id}/join`))
+      .set(carol.auth)
+      .expect(404);
+    const list = await t.http().get(api('/rooms')).set(carol.auth).expect(200);
+    expect(list.body.items.map((r: { id: string }) => r.id)).not.toContain(room.id);
+    // only admins and owners invite
+    await t
+      .http()
+      .post(api(`/rooms/${room.id}/members`))
+      .set(carol.auth)
+      .send({ userId: dave.id })
+      .expect(404);
+    await t
+      .http()
+      .post(api(`/rooms/${room.id}/members`))
+      .set(admin.auth)
+      .send({ userId: carol.id })
+      .expect(201);
+    await t
+      .http()
+      .post(api(`/rooms/${room.id}/members`))
+      .set(carol.auth)
+      .send({ userId: dave.id })
+      .expect(403);
+    await t
+      .http()
+      .get(api(`/rooms/${room.id}/messages`))
+      .set(carol.auth)
+      .expect(200);
+    // admins remove members; then the room is gone for them again
+    await t
+      .http()
+      .delete(api(`/rooms/${room.id}/members/${carol.id}`))
+      .set(carol.auth)
+      .expect(403);
+    await t
+      .http()
+      .delete(api(`/rooms/${room.id}/members/${carol.id}`))
+      .set(admin.auth)
+      .expect(204);
+    await t
+      .http()
+      .get(api(`/rooms/${room.id}/messages`))
+      .set(carol.auth)
+      .expect(404);
+  });
+
+  it('direct rooms: one per pair, even under concurrent calls; private to the pair', async () => {
+    const [a, b, c] = [await newUser(t), await newUser(t), await newUser(t)];
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        t
+          .http()
+          .post(api(`/direct/${i % 2 ? a.id : b.id}`))
+          .set(i % 2 ? b.auth : a.auth),
+      ),
+    );
+    const ids = new Set(
+      results.map((r) => (r.status === 200 ? (r.body as { id: string }).id : `status ${r.status}`)),
+    );
+    expect(ids.size).toBe(1);
+    const [roomId] = [...ids];
+    const room = await t
+      .http()
+      .get(api(`/rooms/${roomId}`))
+      .set(a.auth)
+      .expect(200);
+    expect(room.body).toMatchObject({ kind: 'direct', visibility: 'private', memberCount: 2 });
+    await t
+      .http()
+      .get(api(`/rooms/${roomId}`))
+      .set(c.auth)
+      .expect(404);
+    await t
+      .http()
+      .post(api(`/direct/${a.id}`))
+      .set(a.auth)
+      .expect(400);
+    await t
+      .http()
+      .post(api(`/direct/00000000-0000-4000-8000-000000000000`))
+      .set(a.auth)
+      .expect(404);
+    await t
+      .http()
+      .post(api(`/rooms/${roomId}/leave`))
+      .set(a.auth)
+      .expect(400);
+  });
+
+  it('GET /rooms: unread counts, last message, read marker never moves back, paging', async () => {
+    const room = await newRoom(t, admin);
+    const [u1, u2] = [await newUser(t), await newUser(t)];
+    await join(t, u1, room.id);
+    await join(t, u2, room.id);
+    const m1 = await send(t, u2, room.id, 'one');
+    await send(t, u2, room.id, 'two');
+    const m3 = await send(t, u2, room.id, 'three');
+    const find = async (u: TestUser) =>
+      (
+        (await t.http().get(api('/rooms?limit=200')).set(u.auth).expect(200)).body.items as {
+          id: string;
+          unreadCount: number;
+          lastMessage: { id: number };
+        }[]
+      ).find((r) => r.id === room.id)!;
+    const before = await find(u1);
+    // the "u2 joined" system message counts too: it came after u1 joined
+    expect(before.unreadCount).toBe(4);
+    expect(before.lastMessage.id).toBe(m3.id);
+    expect((await find(u2)).unreadCount).toBe(0); // own messages are not unread... system one is
+    const r1 = await t
+      .http()
+      .put(api(`/rooms/${room.id}/read`))
+      .set(u1.auth)
+      .send({ messageId: m3.id })
+      .expect(200);
+    expect(r1.body).toMatchObject({ lastReadMessageId: m3.id, unreadCount: 0 });
+    const r2 = await t
+      .http()
+      .put(api(`/rooms/${room.id}/read`))
+      .set(u1.auth)
+      .send({ messageId: m1.id })
+      .expect(200);
+    expect(r2.body.lastReadMessageId).toBe(m3.id);
+    await t
+      .http()
+      .put(api(`/rooms/${room.id}/read`))
+      .set(u1.auth)
+      .send({ messageId: 999999999 })
+      .expect(404);
+    // paging through rooms with the cursor yields each room once
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await t
+        .http()
+        .get(api(`/rooms?limit=2${cursor ? `&cursor=${cursor}` : ''}`))
+        .set(u1.auth)
+        .expect(200);
+      seen.push(...(res.body.items as { id: string }[]).map((r) => r.id));
+      cursor = res.body.nextCursor as string | null;
+    } while (cursor);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen).toContain(room.id);
+  });
+});

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import { startApp, type TestApp } from '../support/app';
+import { newUser, uniqueName } from '../support/factories';
+
+/**
+ * Passwords (OWASP ASVS 5 V6): at least 8 characters, long and Unicode passphrases accepted,
+ * nothing bcrypt would silently truncate (> 72 bytes), throttled guessing, no user enumeration.
+ * (test/auth.e2e-spec.ts › signup already checks 'short', 37 × 'é' and a 34-character Cyrillic
+ * passphrase; this suite covers the exact edges, emoji, login, and enumeration.)
+ */
+describe('security: passwords', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp();
+  });
+  afterAll(() => t.close());
+
+  const signup = (password: unknown) => {
+    const username = uniqueName();
+    return t
+      .http()
+      .post('/api/v1/auth/signup')
+      .send({ username, email: `${username}@example.com`, password });
+  };
+
+  it.each([
+    ['exactly 8 ASCII characters', '8chars!!'],
+    ['64 ASCII characters', 'a'.repeat(64)],
+    ['72 bytes exactly (ASCII)', 'b'.repeat(72)],
+    ['36 × é = 72 bytes', 'é'.repeat(36)],
+    [
+      '64+ characters of mixed scripts within 72 bytes',
+      'pass word 密码 パスワード ' + 'x'.repeat(35),
+    ],
+    ['18 emoji = 72 bytes', '🔑'.repeat(18)],
+    ['spaces only', ' '.repeat(8)],
+  ])('accepts %s, and the same password logs in', async (_, password) => {
+    const res = await signup(password);
+    expect(res.status).toBe(201);
+    await t
+      .http()
+      .post('/api/v1/auth/login')
+      .send({ username: res.body.user.username, password })
+      .expect(200);
+  });
+
+  it.each([
+    ['7 characters', '7chars!'],
+    ['73 bytes (ASCII)', 'c'.repeat(73)],
+    ['37 × é = 74 bytes', 'é'.repeat(37)],
+    ['19 emoji = 76 bytes', '🔑'.repeat(19)],
+    ['64 emoji (64 code points, 256 bytes)', '🔑'.repeat(64)],
+    ['a number', 12345678],
+    ['an array', ['12345678']],
+    ['an object', { $ne: null }],
+  ])('rejects %s with 400 on password', async (_, password) => {
+    const res = await signup(password);
+    expect(res.status).toBe(400);
+    expect(res.body.details).toHaveProperty('password');
+  });
+
+  it('a 73-byte password that shares its first 72 bytes with the real one does not log in (no truncation)', async () => {
+    const password = 'd'.repeat(72);
+    const res = await signup(password);
+    expect(res.status).toBe(201);
+    const login = await t
+      .http()
+      .post('/api/v1/auth/login')
+      .send({ username: res.body.user.username, password: password + 'X' });
+    expect(login.status).toBe(401);
+  });
+
+  it('no enumeration by message: unknown user, wrong password and disabled-looking answers are identical', async () => {
+    const u = await newUser(t);
+    const unknown = await t
+      .http()
+      .post('/api/v1/auth/login')
+      .send({ username: 'nobody_' + randomBytes(4).toString('hex'), password: 'whatever-1' });
+    const wrong = await t
+      .http()
+      .post('/api/v1/auth/login')
+      .send({ username: u.username, password: 'whatever-1' });
+    expect(unknown.status).toBe(401);
+    expect(wrong.status).toBe(401);
+    expect(unknown.body).toEqual(wrong.body);
+  });
+});
+
+describe('security: password guessing is throttled', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ AUTH_THROTTLE_USER_LIMIT: '5', AUTH_THROTTLE_IP_LIMIT: '12' });
+  });
+  afterAll(() => t.close());
+
+  it('per IP: many usernames from one address hit 429 with Retry-After; the right password is throttled too', async () => {
+    const codes: number[] = [];
+    for (let i = 0; i < 14; i++) {
+      const res = await t
+        .http()
+        .post('/api/v1/auth/login')
+        .send({ username: `spray${i}`, password: 'Winter2026!' });
+      codes.push(res.status);
+      if (res.status === 429) expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+    }
+    expect(codes.slice(0, 12).every((c) => c === 401)).toBe(true);
+    expect(codes.slice(12)).toEqual([429, 429]);
+  });
+});
+
+describe('security: password change is throttled per user', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ AUTH_THROTTLE_USER_LIMIT: '3', AUTH_THROTTLE_IP_LIMIT: '100' });
+  });
+  afterAll(() => t.close());
+
+  it('guessing the current password through POST /auth/password stops at the per-user limit', async () => {
+    const u = await newUser(t);
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await t
+        .http()
+        .post('/api/v1/auth/password')
+        .set(u.auth)
+        .send({ currentPassword: `guess-${i}-guess`, newPassword: 'new-password-1' });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([400, 400, 400, 429, 429]);
+  });
+});
+
+describe('security: no user enumeration by timing', () => {
+  let t: TestApp;
+  // A realistic cost, so the bcrypt comparison dominates as in production (cost 12 there).
+  beforeAll(async () => {
+    t = await startApp({ BCRYPT_COST: '9' });
+  });
+  afterAll(() => t.close());
+
+  it('mean login time for an unknown user and for a known user with a wrong password differ by far less than one bcrypt', async () => {
+    const u = await newUser(t);
+    const time = async (username: string) => {
+      const t0 = process.hrtime.bigint();
+      const res = await t
+        .http()
+        .post('/api/v1/auth/login')
+        .send({ username, password: 'wrong-password-1' });
+      expect(res.status).toBe(401);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    // Warm-up (the dummy hash for unknown users is made once, lazily).
+    await time('nobody_warmup');
+    await time(u.username);
+    const N = 20;
+    const known: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < N; i++) {
+      // Interleaved, so machine noise hits both series alike.
+      known.push(await time(u.username));
+      unknown.push(await time(`nobody_${i}_${randomBytes(3).toString('hex')}`));
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const gap = Math.abs(median(known) - median(unknown));
+    const bcryptMs = median(known);
+    console.log(
+      `login timing over ${N} tries each: known user ${mean(known).toFixed(1)} ms mean / ${median(known).toFixed(1)} ms median, ` +
+        `unknown user ${mean(unknown).toFixed(1)} ms mean / ${median(unknown).toFixed(1)} ms median, gap ${gap.toFixed(1)} ms`,
+    );
+    // Without the dummy comparison the gap would be the whole bcrypt time (an unknown user
+    // would answer almost at once); with it, the gap is noise.
+    expect(gap).toBeLessThan(bcryptMs * 0.25);
+  }, 60_000);
+});

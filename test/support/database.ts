@@ -1,0 +1,37 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { EmbeddedPostgres } from '../../src/database/embedded-postgres';
+import type { PgEndpoint } from '../../src/database/database.module';
+
+/**
+ * Tests run on in-memory PGlite by default (no server needed) and on server PostgreSQL when
+ * TEST_DATABASE_URL is set (CI's second run), each suite in a schema of its own.
+ */
+export const SERVER_URL = process.env.TEST_DATABASE_URL;
+
+/** The migrated PGlite template built once by global-setup; keyed by the migrations' content. */
+export function templatePath(): string {
+  const dir = join(process.cwd(), 'migrations');
+  const hash = createHash('sha256');
+  for (const f of readdirSync(dir).sort()) hash.update(f).update(readFileSync(join(dir, f)));
+  return join(tmpdir(), `parlor-pglite-template-${hash.digest('hex').slice(0, 16)}.tar`);
+}
+
+export async function testEndpoint(): Promise<PgEndpoint> {
+  if (SERVER_URL) {
+    const schema = `t_${randomBytes(6).toString('hex')}`;
+    const client = new Client({ connectionString: SERVER_URL });
+    await client.connect();
+    await client.query(`CREATE SCHEMA ${schema}`);
+    await client.end();
+    return { url: SERVER_URL, options: `-c search_path=${schema}` };
+  }
+  const embedded = await EmbeddedPostgres.start({
+    template: new Blob([readFileSync(templatePath())]),
+    maxConnections: 20,
+  });
+  return { url: embedded.url, embedded };
+}
