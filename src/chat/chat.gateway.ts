@@ -75,8 +75,8 @@ export class ChatGateway
     });
   }
 
-  handleConnection(socket: ChatSocket): Promise<void> {
-    return this.chat.connected(socket);
+  handleConnection(socket: ChatSocket): void {
+    this.chat.connected(socket);
   }
 
   handleDisconnect(socket: ChatSocket): Promise<void> {

@@ -122,15 +122,18 @@ export class ChatService implements OnModuleDestroy, BeforeApplicationShutdown {
       sessionChannel(user.sessionId),
       ...roomIds.map(roomChannel),
     ]);
+    // Counted before the client sees `connect`: a tab that closes right after another one
+    // opened (on any instance) must find it already registered.
+    socket.data.cameOnline = await this.presence.connected(user.id);
   }
 
   /** After the handshake: announce presence, arm token expiry. */
-  async connected(socket: ChatSocket): Promise<void> {
+  connected(socket: ChatSocket): void {
     const { user } = socket.data;
     this.metrics.socketsConnected.inc();
     this.armExpiry(socket);
     const rooms = [...socket.rooms].filter((r) => r.startsWith('room:'));
-    if ((await this.presence.connected(user.id)) && rooms.length) {
+    if (socket.data.cameOnline && rooms.length) {
       this.io.to(rooms).emit('presence.changed', { userId: user.id, online: true });
     }
   }

@@ -6,6 +6,8 @@ export interface SocketData {
   user: AuthUser;
   /** When the access token the socket authenticated with expires (ms since epoch). */
   expiresAt: number;
+  /** This socket brought the user online (first socket anywhere); announced after `connect`. */
+  cameOnline: boolean;
 }
 
 export type ChatServer = Server<ClientToServer, ServerToClient, Record<string, never>, SocketData>;
