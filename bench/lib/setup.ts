@@ -21,6 +21,8 @@ export interface Prepared {
   build: ServerBuild;
   db: Database;
   jwtSecret: string;
+  /** `--server-env KEY=VALUE,KEY=VALUE`: extra configuration for every Parlor server. */
+  serverEnv: Record<string, string>;
 }
 
 export async function prepare(o: Options): Promise<Prepared> {
@@ -29,7 +31,16 @@ export async function prepare(o: Options): Promise<Prepared> {
   const db = await createDatabase(o.dbUrl);
   onCleanup('drop database', () => db.drop());
   log(`  throwaway database ${db.name} (dropped at the end)`);
-  return { build, db, jwtSecret: randomBytes(32).toString('hex') };
+  const flag = o.raw['server-env'];
+  const serverEnv = Object.fromEntries(
+    (typeof flag === 'string' ? flag.split(',') : []).map((kv) => {
+      const eq = kv.indexOf('=');
+      if (eq < 1) throw new Error(`--server-env: expected KEY=VALUE, got ${kv}`);
+      return [kv.slice(0, eq), kv.slice(eq + 1)];
+    }),
+  );
+  if (Object.keys(serverEnv).length) log(`  server env: ${JSON.stringify(serverEnv)}`);
+  return { build, db, jwtSecret: randomBytes(32).toString('hex'), serverEnv };
 }
 
 export async function parlor(
@@ -42,6 +53,7 @@ export async function parlor(
     jwtSecret: p.jwtSecret,
     bcryptCost: 4,
     ...extra,
+    extraEnv: { ...p.serverEnv, ...extra.extraEnv },
   });
   onCleanup(`stop ${label}`, () => s.stop());
   log(`  ${label} (pid ${s.pid}) at ${s.url}`);

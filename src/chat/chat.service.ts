@@ -42,6 +42,13 @@ export class ChatService implements OnModuleDestroy, BeforeApplicationShutdown {
     { timer: NodeJS.Timeout; lastBroadcast: number }
   >();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  /** Limits read once: the send path runs for every message. */
+  private readonly limits: {
+    maxInFlight: number;
+    sendWindowMs: number;
+    sendPerSocket: number;
+    sendPerUser: number;
+  };
 
   constructor(
     private readonly rooms: RoomsService,
@@ -53,6 +60,12 @@ export class ChatService implements OnModuleDestroy, BeforeApplicationShutdown {
     private readonly metrics: MetricsService,
   ) {
     this.presence.onOffline = (userId) => void this.announceOffline(userId);
+    this.limits = {
+      maxInFlight: config.get('WS_MAX_INFLIGHT_PER_SOCKET', { infer: true }),
+      sendWindowMs: config.get('WS_SEND_RATE_WINDOW_MS', { infer: true }),
+      sendPerSocket: config.get('WS_SEND_RATE_PER_SOCKET', { infer: true }),
+      sendPerUser: config.get('WS_SEND_RATE_PER_USER', { infer: true }),
+    };
   }
 
   attach(server: ChatServer): void {
@@ -66,7 +79,7 @@ export class ChatService implements OnModuleDestroy, BeforeApplicationShutdown {
    */
   async track<T>(socketId: string, work: () => Promise<T>): Promise<T> {
     const mine = this.inFlightBySocket.get(socketId) ?? 0;
-    if (mine >= this.config.get('WS_MAX_INFLIGHT_PER_SOCKET', { infer: true })) {
+    if (mine >= this.limits.maxInFlight) {
       throw new AppError(ErrorCode.RATE_LIMITED, 'Too many commands in flight', undefined, 100);
     }
     this.inFlight++;
@@ -209,17 +222,17 @@ export class ChatService implements OnModuleDestroy, BeforeApplicationShutdown {
 
   async send(socket: ChatSocket, dto: MessageSendPayload): Promise<MessageDto> {
     const { user } = socket.data;
-    const windowMs = this.config.get('WS_SEND_RATE_WINDOW_MS', { infer: true });
-    for (const [key, limit] of [
-      [`ws:send:socket:${socket.id}`, this.config.get('WS_SEND_RATE_PER_SOCKET', { infer: true })],
-      [`ws:send:user:${user.id}`, this.config.get('WS_SEND_RATE_PER_USER', { infer: true })],
-    ] as const) {
-      const { allowed, retryAfterMs } = this.limiter.hit(key, limit, windowMs);
-      if (!allowed)
-        throw new AppError(ErrorCode.RATE_LIMITED, 'Sending too fast', undefined, retryAfterMs);
-    }
+    const { sendWindowMs, sendPerSocket, sendPerUser } = this.limits;
+    this.rateLimit(`ws:send:socket:${socket.id}`, sendPerSocket, sendWindowMs);
+    this.rateLimit(`ws:send:user:${user.id}`, sendPerUser, sendWindowMs);
     const { roomId, ...message } = dto;
     return (await this.messages.send(user, roomId, message)).message;
+  }
+
+  private rateLimit(key: string, limit: number, windowMs: number): void {
+    const { allowed, retryAfterMs } = this.limiter.hit(key, limit, windowMs);
+    if (!allowed)
+      throw new AppError(ErrorCode.RATE_LIMITED, 'Sending too fast', undefined, retryAfterMs);
   }
 
   /**

@@ -1,12 +1,14 @@
 import { IntersectionType, PickType } from '@nestjs/swagger';
 import { IsJWT, IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
 import {
+  CONTENT_HARD_CAP,
   EditMessageDto,
   IsCursor,
   ReactionParams,
   SendMessageDto,
 } from '../messages/dto/message.dto';
 import { PageLimit } from '../common/pagination';
+import { LONE_SURROGATE } from '../common/validation';
 
 /** Socket command payloads: class-validator DTOs, reusing the REST ones where the shape is shared. */
 export class RoomPayload {
@@ -21,7 +23,33 @@ export class RoomJoinPayload extends RoomPayload {
   since?: number;
 }
 
-export class MessageSendPayload extends IntersectionType(RoomPayload, SendMessageDto) {}
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+const CLIENT_MSG_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+const SEND_KEYS = new Set(['roomId', 'clientMsgId', 'content', 'replyToId']);
+
+export class MessageSendPayload extends IntersectionType(RoomPayload, SendMessageDto) {
+  /**
+   * Validation of the hot path (every message sent over a socket) without class-transformer and
+   * class-validator, which took 18 % of the server's CPU under load. Accepts only payloads the
+   * decorators accept too, with the same result (a property test holds it to that); anything
+   * else is `undefined` and goes through the full pipe, which also words the errors.
+   */
+  static fastParse(this: void, v: unknown): MessageSendPayload | undefined {
+    if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype)
+      return undefined;
+    for (const key in v) if (!SEND_KEYS.has(key)) return undefined;
+    const { roomId, clientMsgId, content, replyToId } = v as Record<string, unknown>;
+    if (typeof roomId !== 'string' || !UUID.test(roomId)) return undefined;
+    if (typeof clientMsgId !== 'string' || !CLIENT_MSG_ID.test(clientMsgId)) return undefined;
+    if (typeof content !== 'string' || content.length > CONTENT_HARD_CAP) return undefined;
+    if (LONE_SURROGATE.test(content)) return undefined;
+    const text = content.trim();
+    if (!text) return undefined;
+    if (replyToId === undefined) return { roomId, clientMsgId, content: text };
+    if (!Number.isSafeInteger(replyToId) || (replyToId as number) < 0) return undefined;
+    return { roomId, clientMsgId, content: text, replyToId: replyToId as number };
+  }
+}
 
 export class MessageEditPayload extends EditMessageDto {
   @IsCursor()

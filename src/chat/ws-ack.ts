@@ -8,7 +8,7 @@ import {
   Logger,
   NestInterceptor,
 } from '@nestjs/common';
-import { from, lastValueFrom, map, type Observable, tap } from 'rxjs';
+import { from, lastValueFrom, type Observable } from 'rxjs';
 import { ErrorCode } from '../common/errors';
 import { toAppError } from '../common/http-exception.filter';
 import { MetricsService } from '../metrics/metrics.service';
@@ -28,17 +28,25 @@ export class WsAckInterceptor implements NestInterceptor {
 
   intercept(ctx: ExecutionContext, next: CallHandler): Observable<Ack<unknown>> {
     const command = ctx.switchToWs().getPattern();
+    const socketId = ctx.switchToWs().getClient<{ id: string }>().id;
+    return from(this.ack(command, socketId, next));
+  }
+
+  private async ack(command: string, socketId: string, next: CallHandler): Promise<Ack<unknown>> {
     const timer = command === 'message.send' ? this.metrics.sendToAck.startTimer() : undefined;
-    const result = (code: string) => {
+    let code: string = 'ok';
+    try {
+      const data: unknown = await this.chat.track(socketId, () =>
+        lastValueFrom(next.handle(), { defaultValue: null }),
+      );
+      return { ok: true, data: data ?? null };
+    } catch (err) {
+      code = toAppError(err).code;
+      throw err;
+    } finally {
       this.metrics.acks.inc({ command, result: code });
       timer?.();
-    };
-    const socketId = ctx.switchToWs().getClient<{ id: string }>().id;
-    const work = () => lastValueFrom(next.handle(), { defaultValue: null });
-    return from(this.chat.track(socketId, work)).pipe(
-      tap({ next: () => result('ok'), error: (err: unknown) => result(toAppError(err).code) }),
-      map((data: unknown) => ({ ok: true as const, data: data ?? null })),
-    );
+    }
   }
 }
 

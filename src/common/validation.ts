@@ -9,7 +9,7 @@ import { AppError } from './errors';
 export const MAX_PAYLOAD_DEPTH = 32;
 
 /** A UTF-16 surrogate that is not half of a pair (`\ud800` in JSON): not Unicode text. */
-const LONE_SURROGATE = /\p{Cs}/u;
+export const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * What a payload may not be, whatever its DTO: nested deeper than MAX_PAYLOAD_DEPTH, or holding
@@ -38,8 +38,16 @@ export function payloadProblem(value: unknown, maxDepth: number): string | undef
   return undefined;
 }
 
+interface FastParsed {
+  /** The DTO, or undefined when the full validation must decide. */
+  fastParse?: (value: unknown) => unknown;
+}
+
 class ParlorValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    // A hot-path DTO may check itself first (see MessageSendPayload.fastParse).
+    const fast = (metadata.metatype as FastParsed | undefined)?.fastParse?.(value);
+    if (fast !== undefined) return fast;
     const field = metadata.data ?? 'payload';
     const problem = payloadProblem(value, MAX_PAYLOAD_DEPTH);
     if (problem) throw AppError.invalid('Validation failed', { [field]: [problem] });

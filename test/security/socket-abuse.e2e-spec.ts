@@ -111,6 +111,11 @@ describe('security: socket abuse', () => {
       ok: false,
       error: { code: 'VALIDATION_FAILED' },
     });
+    const unknown = await new Promise((resolve) => emit('no.such.command', {}, resolve));
+    expect(unknown).toEqual({
+      ok: false,
+      error: { code: 'NOT_FOUND', message: 'Unknown command' },
+    });
     expect(s.connected).toBe(true);
     await stillServing();
   });
