@@ -324,13 +324,6 @@ export class Env {
   @Max(64)
   SEND_BATCH_CONCURRENCY = 2;
 
-  /** Group commit: while a batch is written, how long the next one gathers sends (0: no wait). */
-  @Transform(toInt)
-  @IsInt()
-  @Min(0)
-  @Max(1000)
-  SEND_BATCH_WINDOW_MS = 2;
-
   // --- HTTP ---
 
   @IsString()
