@@ -104,6 +104,78 @@ describe('boot: invalid configuration', () => {
   );
 });
 
+describe('boot: logs', () => {
+  it(
+    'JSON lines; a request id on every HTTP line; no password, token or message text at info',
+    async () => {
+      const secret = { password: 'pw-LOGCANARY-1', content: 'text-LOGCANARY-2' };
+      const server = await startServer(
+        MAIN,
+        serverEnv(tempDataDir(), {
+          NODE_ENV: 'production',
+          LOG_LEVEL: 'info',
+          JWT_SECRET: 'log-test-secret-log-test-secret-0123456789',
+        }),
+      );
+      type Auth = { accessToken: string; refreshToken: string; user: { id: string } };
+      const signup = (username: string) =>
+        api<Auth>(server.url, 'POST', '/api/v1/auth/signup', {
+          username,
+          email: `${username}@example.com`,
+          password: secret.password,
+        });
+      const [a, b] = [await signup('alice'), await signup('bob')];
+      const login = await api<Auth>(server.url, 'POST', '/api/v1/auth/login', {
+        username: 'alice',
+        password: secret.password,
+      });
+      expect(login.status).toBe(200);
+      await api(server.url, 'POST', '/api/v1/auth/login', {
+        username: 'alice',
+        password: 'nope-1234',
+      });
+      await api(server.url, 'POST', '/api/v1/auth/refresh', { refreshToken: a.body.refreshToken });
+      const token = login.body.accessToken;
+      const dm = await api<{ id: string }>(
+        server.url,
+        'POST',
+        `/api/v1/direct/${b.body.user.id}`,
+        undefined,
+        token,
+      );
+      const sent = await api(
+        server.url,
+        'POST',
+        `/api/v1/rooms/${dm.body.id}/messages?token=${token}`,
+        { clientMsgId: 'log-1', content: secret.content },
+        token,
+      );
+      expect(sent.status).toBe(201);
+      const { stdout } = await server.stop();
+
+      const lines = stdout
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('Parlor listening on')) // the one plain line, for humans
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const http = lines.filter((l) => l.req);
+      expect(http.length).toBeGreaterThanOrEqual(6);
+      for (const l of http) expect((l.req as { id?: string }).id).toEqual(expect.any(String));
+      expect(http.every((l) => !(l.req as { path: string }).path.includes('?'))).toBe(true);
+      const secrets = [
+        secret.password,
+        secret.content,
+        a.body.accessToken,
+        a.body.refreshToken,
+        login.body.accessToken,
+        login.body.refreshToken,
+      ];
+      for (const value of secrets) expect(stdout).not.toContain(value);
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
 describe('boot: embedded database in PARLOR_DATA_DIR', () => {
   it(
     'keeps users and the JWT secret across a restart',

@@ -4,7 +4,7 @@ import {
   ParlorError,
   type MessageDto,
   type ParlorClientOptions,
-} from '../client/index';
+} from 'parlor/client';
 import { startApp, type TestApp } from './support/app';
 import {
   ADMIN_ENV,

@@ -332,6 +332,7 @@ async function until(
     const u = await signup(c);
     const roomId = await newRoom(c, u);
     const s = await connect({ url: c.url }, u.accessToken);
+    const told = next(s, 'server.shutdown');
     const acked: string[] = [];
     const sends = Array.from({ length: 300 }, (_, i) =>
       call(s, 'message.send', { roomId, clientMsgId: `term-${i}`, content: `burst ${i}` })
@@ -343,6 +344,10 @@ async function until(
     const exit = await c.stop();
     const took = Date.now() - t0;
     await Promise.race([Promise.all(sends), sleep(2000)]);
+    // Clients were told to reconnect elsewhere before the sockets closed.
+    expect(await Promise.race([told, sleep(1000).then(() => 'not told')])).toEqual({
+      retryAfterMs: expect.any(Number),
+    });
     s.close();
     expect(exit.code === 0 || exit.signal === 'SIGTERM').toBe(true);
     expect(took).toBeLessThan(5000 + 5000);

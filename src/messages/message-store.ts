@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
+import type { Pool } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { updatedRows } from '../common/sql';
 import type { Env } from '../config/env';
@@ -51,6 +52,27 @@ const SELECT_FULL = `
         FROM (SELECT emoji, count(*)::int AS n, array_agg(user_id ORDER BY created_at) AS users, min(created_at) AS first
                 FROM reactions WHERE message_id = m.id GROUP BY emoji) g
     ) rx ON true`;
+
+/**
+ * One statement per send batch: the rooms' locks (sorted, so batches never deadlock), the
+ * membership check, the reply check and the idempotent insert, in arrival order.
+ */
+const SEND_BATCH = `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::varchar[], $6::int[])
+                  AS t(room_id, author_id, content, reply_to_id, client_msg_id, ord)),
+       locks AS (
+         SELECT pg_advisory_xact_lock(hashtextextended(r::text, 0))
+           FROM (SELECT DISTINCT room_id AS r FROM input ORDER BY 1) x)
+       INSERT INTO messages (room_id, author_id, role, content, reply_to_id, client_msg_id)
+       SELECT i.room_id, i.author_id, 'user', i.content, i.reply_to_id, i.client_msg_id
+         FROM input i
+         JOIN memberships ms ON ms.room_id = i.room_id AND ms.user_id = i.author_id
+        WHERE (SELECT count(*) FROM locks) >= 0
+          AND (i.reply_to_id IS NULL OR EXISTS (
+                SELECT 1 FROM messages r WHERE r.id = i.reply_to_id AND r.room_id = i.room_id))
+        ORDER BY i.ord
+       ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
+       RETURNING ${COLUMNS.replaceAll('m.', '')}`;
 
 export interface NewUserMessage {
   roomId: string;
@@ -140,28 +162,15 @@ export class MessageStore {
   }
 
   /**
-   * One statement: the rooms' locks (sorted, so batches never deadlock), the membership check,
-   * the reply check and the idempotent insert, in arrival order.
+   * SEND_BATCH straight on pg's pool as a named statement: parsed and planned once per
+   * connection, and none of TypeORM's per-query work (query runner, logger, subscribers).
    */
-  private insertBatch(items: NewUserMessage[]): Promise<MessageRow[]> {
-    return this.db.query<MessageRow[]>(
-      `WITH input AS (
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::varchar[], $6::int[])
-                  AS t(room_id, author_id, content, reply_to_id, client_msg_id, ord)),
-       locks AS (
-         SELECT pg_advisory_xact_lock(hashtextextended(r::text, 0))
-           FROM (SELECT DISTINCT room_id AS r FROM input ORDER BY 1) x)
-       INSERT INTO messages (room_id, author_id, role, content, reply_to_id, client_msg_id)
-       SELECT i.room_id, i.author_id, 'user', i.content, i.reply_to_id, i.client_msg_id
-         FROM input i
-         JOIN memberships ms ON ms.room_id = i.room_id AND ms.user_id = i.author_id
-        WHERE (SELECT count(*) FROM locks) >= 0
-          AND (i.reply_to_id IS NULL OR EXISTS (
-                SELECT 1 FROM messages r WHERE r.id = i.reply_to_id AND r.room_id = i.room_id))
-        ORDER BY i.ord
-       ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
-       RETURNING ${COLUMNS.replaceAll('m.', '')}`,
-      [
+  private async insertBatch(items: NewUserMessage[]): Promise<MessageRow[]> {
+    const pool = (this.db.driver as unknown as { master: Pool }).master;
+    const { rows } = await pool.query<MessageRow>({
+      name: 'parlor_send_batch',
+      text: SEND_BATCH,
+      values: [
         items.map((m) => m.roomId),
         items.map((m) => m.author.id),
         items.map((m) => m.content),
@@ -169,7 +178,8 @@ export class MessageStore {
         items.map((m) => m.clientMsgId),
         items.map((_, i) => i),
       ],
-    );
+    });
+    return rows;
   }
 
   private userDto(row: MessageRow, m: NewUserMessage): MessageDto {

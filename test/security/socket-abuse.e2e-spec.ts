@@ -35,7 +35,7 @@ describe('security: socket abuse', () => {
       WS_MAX_PAYLOAD_BYTES: '16384',
       WS_MAX_SOCKETS_PER_USER: '3',
       WS_SEND_RATE_PER_SOCKET: '1000',
-      WS_SEND_RATE_PER_USER: '1000',
+      WS_SEND_RATE_PER_USER: '100',
       CORS_ORIGINS: 'https://good.example',
     });
     const admin = await loginAdmin(t);
@@ -95,6 +95,36 @@ describe('security: socket abuse', () => {
       await sleep(30);
     }
     await sleep(200);
+    await stillServing();
+  });
+
+  it("the per-user send limit spans all of a user's sockets", async () => {
+    const u = await newUser(t);
+    await join(t, u, roomId);
+    const tabs = [await open(u.accessToken), await open(u.accessToken)];
+    const acks = [];
+    // Two waves of 30 per socket (below WS_MAX_INFLIGHT_PER_SOCKET): 120 sends in all.
+    for (const wave of [0, 1])
+      acks.push(
+        ...(await Promise.all(
+          tabs.flatMap((s, tab) =>
+            Array.from({ length: 30 }, (_, i) =>
+              call(s, 'message.send', {
+                roomId,
+                clientMsgId: `tab${tab}-${wave}-${i}`,
+                content: `m${i}`,
+              }),
+            ),
+          ),
+        )),
+      );
+    expect(acks.filter((a) => a.ok)).toHaveLength(100);
+    const limited = acks.filter((a) => !a.ok);
+    expect(limited).toHaveLength(20);
+    for (const a of limited)
+      expect(a).toMatchObject({
+        error: { code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) },
+      });
     await stillServing();
   });
 
