@@ -11,7 +11,7 @@
  *   re-joins with `since`, paging until `hasMore` is false; the catch-up reaches the same
  *   handlers as live events, and a change is delivered once even if it arrives both ways.
  *
- * Works in Node and in browsers. Import it with a relative path (`../client` from test/).
+ * Works in Node and in browsers. Imported as `parlor/client` (package.json `exports`).
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import type {
