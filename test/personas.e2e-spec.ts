@@ -446,6 +446,17 @@ describe('personas (e2e)', () => {
       expect(saved).toEqual([
         expect.objectContaining({ id: end.message!.id, content: streamed, finishReason: 'stop' }),
       ]);
+      // Nobody edits a persona's words, admins included (403, content unchanged).
+      for (const who of [alice, admin])
+        await t
+          .http()
+          .patch(api(`/messages/${end.message!.id}`))
+          .set(who.auth)
+          .send({ content: 'put words in its mouth' })
+          .expect(403);
+      expect((await history(carol, room.id)).find((m) => m.id === end.message!.id)?.content).toBe(
+        streamed,
+      );
     });
 
     it('the request carries the system prompt, style, room theme and history in the right roles', async () => {
