@@ -85,6 +85,7 @@ export class LoginDto {
 
 export class RefreshDto {
   @ApiPropertyOptional({
+    example: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0eXAiOiJyZWZyZXNoIn0.c2lnbmF0dXJl',
     description: 'The refresh token; may come from the httpOnly cookie instead',
   })
   @IsOptional()

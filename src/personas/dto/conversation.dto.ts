@@ -8,7 +8,11 @@ import { PageLimit } from '../../common/pagination';
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
 export class CreateConversationDto {
-  @ApiProperty({ format: 'uuid', description: 'An enabled persona' })
+  @ApiProperty({
+    format: 'uuid',
+    example: '3f0c9a52-8e1d-4b7a-9c2e-5d6f7a8b9c0d',
+    description: 'An enabled persona',
+  })
   @IsUUID()
   personaId: string;
 

@@ -112,7 +112,11 @@ export class CreatePersonaDto {
   @Max(MAX_TOKENS_CAP)
   maxTokens?: number;
 
-  @ApiPropertyOptional({ default: true, description: 'A disabled persona never replies' })
+  @ApiPropertyOptional({
+    default: true,
+    example: true,
+    description: 'A disabled persona never replies',
+  })
   @Absent()
   @IsBoolean()
   enabled?: boolean;
@@ -145,20 +149,23 @@ export class UpdatePersonaDto {
   @MaxLength(80)
   displayName?: string;
 
-  @ApiPropertyOptional({ description: 'Admins only: never shown to users' })
+  @ApiPropertyOptional({
+    example: 'You are Sage, a patient astronomer.',
+    description: 'Admins only: never shown to users',
+  })
   @Absent()
   @IsString()
   @MaxLength(20000)
   systemPrompt?: string;
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: 'Answer in two sentences at most.' })
   @Absent()
   @Transform(trim)
   @IsString()
   @MaxLength(2000)
   style?: string;
 
-  @ApiPropertyOptional({ nullable: true, type: String })
+  @ApiPropertyOptional({ example: 'llama3.2', nullable: true, type: String })
   @IsOptional()
   @Transform(trim)
   @IsString()
@@ -166,26 +173,26 @@ export class UpdatePersonaDto {
   @MaxLength(200)
   model?: string | null;
 
-  @ApiPropertyOptional({ minimum: 0, maximum: 2 })
+  @ApiPropertyOptional({ example: 0.7, minimum: 0, maximum: 2 })
   @Absent()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   @Max(2)
   temperature?: number;
 
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_TOKENS_CAP })
+  @ApiPropertyOptional({ example: 512, minimum: 1, maximum: MAX_TOKENS_CAP })
   @Absent()
   @IsInt()
   @Min(1)
   @Max(MAX_TOKENS_CAP)
   maxTokens?: number;
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ example: false })
   @Absent()
   @IsBoolean()
   enabled?: boolean;
 
-  @ApiPropertyOptional({ nullable: true, type: String })
+  @ApiPropertyOptional({ example: 'https://example.com/sage.png', nullable: true, type: String })
   @IsOptional()
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true })
   @MaxLength(2000)

@@ -159,7 +159,7 @@ export class MemberPageDto {
 }
 
 export class AddMemberDto {
-  @ApiProperty({ format: 'uuid' })
+  @ApiProperty({ format: 'uuid', example: '3f0c9a52-8e1d-4b7a-9c2e-5d6f7a8b9c0d' })
   @IsUUID()
   userId: string;
 }

@@ -45,12 +45,15 @@ export class UserDto extends PublicUserDto {
 }
 
 export class UpdateUserDto {
-  @ApiPropertyOptional({ enum: ROLES })
+  @ApiPropertyOptional({ enum: ROLES, example: 'admin' })
   @IsOptional()
   @IsIn(ROLES)
   role?: Role;
 
-  @ApiPropertyOptional({ description: 'Disabling revokes every session of the user at once.' })
+  @ApiPropertyOptional({
+    example: true,
+    description: 'Disabling revokes every session of the user at once.',
+  })
   @IsOptional()
   @IsBoolean()
   disabled?: boolean;
