@@ -80,6 +80,28 @@ describe('rooms (e2e)', () => {
     );
     await t.http().get(api('/rooms/123')).set(admin.auth).expect(400);
     await t.http().get(api('/rooms?limit=0')).set(admin.auth).expect(400);
+    // null for an optional text field is refused (it was a 500 NOT NULL violation; the fuzzer found it)
+    for (const field of ['description', 'theme']) {
+      const res = await t
+        .http()
+        .post(api('/rooms'))
+        .set(admin.auth)
+        .send({ name: `null-${field}`, visibility: 'public', [field]: null })
+        .expect(400);
+      expect(Object.keys(res.body.details)).toEqual([field]);
+    }
+    const room = await t
+      .http()
+      .post(api('/rooms'))
+      .set(admin.auth)
+      .send({ name: 'null-patch', visibility: 'public' })
+      .expect(201);
+    await t
+      .http()
+      .patch(api(`/rooms/${room.body.id}`))
+      .set(admin.auth)
+      .send({ theme: null })
+      .expect(400);
   });
 
   it('join/leave public rooms writes system messages once; members listed', async () => {

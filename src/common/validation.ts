@@ -1,4 +1,5 @@
 import { type ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
+import { ValidateIf } from 'class-validator';
 import { AppError } from './errors';
 
 /**
@@ -37,6 +38,9 @@ export function payloadProblem(value: unknown, maxDepth: number): string | undef
   }
   return undefined;
 }
+
+/** May be left out, but not sent as null (IsOptional lets null through to the database). */
+export const Omittable = () => ValidateIf((_: object, v: unknown) => v !== undefined);
 
 interface FastParsed {
   /** The DTO, or undefined when the full validation must decide. */

@@ -13,10 +13,10 @@ import {
   MaxLength,
   Min,
   MinLength,
-  ValidateIf,
 } from 'class-validator';
 import { HANDLE_PATTERN } from '../persona.entity';
 import { PageLimit } from '../../common/pagination';
+import { Omittable } from '../../common/validation';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 const handle = ({ value }: { value: unknown }) =>
@@ -26,7 +26,6 @@ const handle = ({ value }: { value: unknown }) =>
  * "May be left out, but not null": `@IsOptional()` would also let `null` through, and these
  * columns are NOT NULL (a null would reach the database as a 500 instead of a 400).
  */
-const Absent = () => ValidateIf((_: object, v: unknown) => v !== undefined);
 
 /** Upper bound of a persona's maxTokens (the model server may enforce a lower one). */
 const MAX_TOKENS_CAP = 32768;
@@ -69,7 +68,7 @@ export class CreatePersonaDto {
     description: 'Admins only: never shown to users',
     default: '',
   })
-  @Absent()
+  @Omittable()
   @IsString()
   @MaxLength(20000)
   systemPrompt?: string;
@@ -79,7 +78,7 @@ export class CreatePersonaDto {
     description: 'Appended to the system prompt',
     default: '',
   })
-  @Absent()
+  @Omittable()
   @Transform(trim)
   @IsString()
   @MaxLength(2000)
@@ -99,14 +98,14 @@ export class CreatePersonaDto {
   model?: string | null;
 
   @ApiPropertyOptional({ example: 0.7, minimum: 0, maximum: 2, default: 0.7 })
-  @Absent()
+  @Omittable()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   @Max(2)
   temperature?: number;
 
   @ApiPropertyOptional({ example: 512, minimum: 1, maximum: MAX_TOKENS_CAP, default: 512 })
-  @Absent()
+  @Omittable()
   @IsInt()
   @Min(1)
   @Max(MAX_TOKENS_CAP)
@@ -117,7 +116,7 @@ export class CreatePersonaDto {
     example: true,
     description: 'A disabled persona never replies',
   })
-  @Absent()
+  @Omittable()
   @IsBoolean()
   enabled?: boolean;
 
@@ -135,14 +134,14 @@ export class CreatePersonaDto {
 /** Every field optional; `model` and `avatarUrl` may be set to null to clear them. */
 export class UpdatePersonaDto {
   @ApiPropertyOptional({ example: 'sage' })
-  @Absent()
+  @Omittable()
   @Transform(handle)
   @IsString()
   @Matches(HANDLE_PATTERN, { message: 'handle must be 2–32 of a–z, 0–9 and _' })
   handle?: string;
 
   @ApiPropertyOptional({ example: 'Sage' })
-  @Absent()
+  @Omittable()
   @Transform(trim)
   @IsString()
   @MinLength(1)
@@ -153,13 +152,13 @@ export class UpdatePersonaDto {
     example: 'You are Sage, a patient astronomer.',
     description: 'Admins only: never shown to users',
   })
-  @Absent()
+  @Omittable()
   @IsString()
   @MaxLength(20000)
   systemPrompt?: string;
 
   @ApiPropertyOptional({ example: 'Answer in two sentences at most.' })
-  @Absent()
+  @Omittable()
   @Transform(trim)
   @IsString()
   @MaxLength(2000)
@@ -174,21 +173,21 @@ export class UpdatePersonaDto {
   model?: string | null;
 
   @ApiPropertyOptional({ example: 0.7, minimum: 0, maximum: 2 })
-  @Absent()
+  @Omittable()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   @Max(2)
   temperature?: number;
 
   @ApiPropertyOptional({ example: 512, minimum: 1, maximum: MAX_TOKENS_CAP })
-  @Absent()
+  @Omittable()
   @IsInt()
   @Min(1)
   @Max(MAX_TOKENS_CAP)
   maxTokens?: number;
 
   @ApiPropertyOptional({ example: false })
-  @Absent()
+  @Omittable()
   @IsBoolean()
   enabled?: boolean;
 

@@ -10,6 +10,7 @@ import {
   type Visibility,
 } from '../room.entity';
 import { PageLimit } from '../../common/pagination';
+import { Omittable } from '../../common/validation';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -40,7 +41,7 @@ export class CreateRoomDto {
   name: string;
 
   @ApiPropertyOptional({ example: 'Company-wide announcements and chatter' })
-  @IsOptional()
+  @Omittable()
   @Transform(trim)
   @IsString()
   @MaxLength(1000)
@@ -50,7 +51,7 @@ export class CreateRoomDto {
     example: 'friendly, concise',
     description: 'Tone hint; also given to personas as context',
   })
-  @IsOptional()
+  @Omittable()
   @Transform(trim)
   @IsString()
   @MaxLength(200)
@@ -61,7 +62,8 @@ export class CreateRoomDto {
   visibility: Visibility;
 }
 
-export class UpdateRoomDto extends PartialType(CreateRoomDto) {}
+/** Every field may be left out; none may be null (the columns are NOT NULL). */
+export class UpdateRoomDto extends PartialType(CreateRoomDto, { skipNullProperties: false }) {}
 
 export class RoomDto {
   @ApiProperty({ format: 'uuid' })
