@@ -265,6 +265,9 @@ describe('auth (e2e)', () => {
         .set(user.auth)
         .send({ role: 'admin' })
         .expect(403);
+      // null is not "leave unchanged": it is refused (it was a 500 NOT NULL violation)
+      for (const body of [{ role: null }, { disabled: null }])
+        await t.http().patch(`/api/v1/users/${user.id}`).set(admin.auth).send(body).expect(400);
     });
 
     it('a disabled user cannot log in and their live tokens stop working', async () => {

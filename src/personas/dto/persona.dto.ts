@@ -22,11 +22,6 @@ const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? val
 const handle = ({ value }: { value: unknown }) =>
   typeof value === 'string' ? value.trim().toLowerCase() : value;
 
-/**
- * "May be left out, but not null": `@IsOptional()` would also let `null` through, and these
- * columns are NOT NULL (a null would reach the database as a 500 instead of a 400).
- */
-
 /** Upper bound of a persona's maxTokens (the model server may enforce a lower one). */
 const MAX_TOKENS_CAP = 32768;
 

@@ -1,3 +1,4 @@
+import { Omittable } from '../../common/validation';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsOptional, IsString, IsUUID } from 'class-validator';
 import { ROLES, type Role, User } from '../user.entity';
@@ -46,7 +47,7 @@ export class UserDto extends PublicUserDto {
 
 export class UpdateUserDto {
   @ApiPropertyOptional({ enum: ROLES, example: 'admin' })
-  @IsOptional()
+  @Omittable()
   @IsIn(ROLES)
   role?: Role;
 
@@ -54,7 +55,7 @@ export class UpdateUserDto {
     example: true,
     description: 'Disabling revokes every session of the user at once.',
   })
-  @IsOptional()
+  @Omittable()
   @IsBoolean()
   disabled?: boolean;
 }
