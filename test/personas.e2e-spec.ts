@@ -1064,7 +1064,10 @@ describe('personas (e2e)', () => {
       );
       expect(reply.content).toBe('psst');
       await sleep(100);
-      for (const o of outsiders) expect(o.events).toEqual([]);
+      // Only events about this conversation count: in CI's server run, suites in other Jest
+      // workers share the Redis adapter, and their public rooms' room.created reach everyone.
+      for (const o of outsiders)
+        expect(o.events.filter((e) => JSON.stringify(e.payload).includes(c.id))).toEqual([]);
     });
   });
 });
