@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { createValidationPipe } from '../common/validation';
+import { CLIENT_MSG_ID_PATTERN } from '../messages/dto/message.dto';
 import { MessageSendPayload } from './dto';
 
 /** The same DTO without its fast path: class-transformer + class-validator decide. */
@@ -15,7 +16,7 @@ const slow = (v: unknown) =>
   );
 
 const validUuid = fc.uuid();
-const validClientMsgId = fc.stringMatching(/^[A-Za-z0-9_.:-]{1,64}$/);
+const validClientMsgId = fc.stringMatching(CLIENT_MSG_ID_PATTERN);
 const space = fc.constantFrom('', ' ', '\n\t', '\u00a0', '\u2028', '\ufeff');
 const words = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 50 }),

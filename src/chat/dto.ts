@@ -1,6 +1,7 @@
 import { IntersectionType, PickType } from '@nestjs/swagger';
 import { IsJWT, IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
 import {
+  CLIENT_MSG_ID_PATTERN,
   CONTENT_HARD_CAP,
   EditMessageDto,
   IsCursor,
@@ -24,7 +25,6 @@ export class RoomJoinPayload extends RoomPayload {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
-const CLIENT_MSG_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 const SEND_KEYS = new Set(['roomId', 'clientMsgId', 'content', 'replyToId']);
 
 export class MessageSendPayload extends IntersectionType(RoomPayload, SendMessageDto) {
@@ -40,7 +40,8 @@ export class MessageSendPayload extends IntersectionType(RoomPayload, SendMessag
     for (const key in v) if (!SEND_KEYS.has(key)) return undefined;
     const { roomId, clientMsgId, content, replyToId } = v as Record<string, unknown>;
     if (typeof roomId !== 'string' || !UUID.test(roomId)) return undefined;
-    if (typeof clientMsgId !== 'string' || !CLIENT_MSG_ID.test(clientMsgId)) return undefined;
+    if (typeof clientMsgId !== 'string' || !CLIENT_MSG_ID_PATTERN.test(clientMsgId))
+      return undefined;
     if (typeof content !== 'string' || content.length > CONTENT_HARD_CAP) return undefined;
     if (LONE_SURROGATE.test(content)) return undefined;
     const text = content.trim();

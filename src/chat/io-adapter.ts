@@ -8,8 +8,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Server, ServerOptions, Socket } from 'socket.io';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { Env } from '../config/env';
-import { ErrorCode } from '../common/errors';
+import { AppError, ErrorCode } from '../common/errors';
 import { createRedis } from '../redis/redis.module';
+import { failureAck } from './ws-ack';
 
 /**
  * Socket.IO server options from configuration, in one place: packet size limit, CORS, an
@@ -62,7 +63,7 @@ export class ParlorIoAdapter extends IoAdapter {
       const data = args.length > 1 ? args : args[0];
       const handler = handlers.find((h) => h.message === event);
       if (handler) void this.dispatch(handler, data, ack);
-      else ack?.({ ok: false, error: { code: ErrorCode.NOT_FOUND, message: 'Unknown command' } });
+      else ack?.(failureAck(new AppError(ErrorCode.NOT_FOUND, 'Unknown command')));
     });
   }
 

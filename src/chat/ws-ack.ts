@@ -9,7 +9,7 @@ import {
   NestInterceptor,
 } from '@nestjs/common';
 import { from, lastValueFrom, type Observable } from 'rxjs';
-import { ErrorCode } from '../common/errors';
+import { AppError, ErrorCode } from '../common/errors';
 import { toAppError } from '../common/http-exception.filter';
 import { MetricsService } from '../metrics/metrics.service';
 import { ChatService } from './chat.service';
@@ -69,15 +69,19 @@ export class WsAckExceptionFilter implements ExceptionFilter {
     }
     const ack: unknown = host.getArgByIndex(2);
     if (typeof ack !== 'function') return;
-    const body: Ack<never> = {
-      ok: false,
-      error: {
-        code: error.code,
-        message: error.message,
-        ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
-        ...(error.details !== undefined ? { details: error.details } : {}),
-      },
-    };
-    (ack as (res: Ack<never>) => void)(body);
+    (ack as (res: Ack<never>) => void)(failureAck(error));
   }
+}
+
+/** The ack of a failed command: `{ ok: false, error }` in the one error vocabulary. */
+export function failureAck(error: AppError): Ack<never> {
+  return {
+    ok: false,
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
+      ...(error.details !== undefined ? { details: error.details } : {}),
+    },
+  };
 }

@@ -34,6 +34,9 @@ const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? val
 export const FINISH_REASONS = ['stop', 'length', 'cancelled', 'timeout', 'error'] as const;
 export type FinishReason = (typeof FINISH_REASONS)[number];
 
+/** A client's idempotency key for a send: what `clientMsgId` must match. */
+export const CLIENT_MSG_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 /** Hard cap on any message body before the configurable MESSAGE_MAX_LENGTH check. */
 export const CONTENT_HARD_CAP = 100_000;
 
@@ -107,7 +110,7 @@ export class SendMessageDto {
       'Chosen by the client (e.g. a UUID); a retry with the same id returns the first message',
   })
   @IsString()
-  @Matches(/^[A-Za-z0-9_.:-]{1,64}$/, {
+  @Matches(CLIENT_MSG_ID_PATTERN, {
     message: 'clientMsgId must be 1–64 of A–Z a–z 0–9 _ . : -',
   })
   clientMsgId: string;

@@ -1,6 +1,6 @@
-import { Omittable } from '../../common/validation';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsOptional, IsString, IsUUID } from 'class-validator';
+import { Omittable } from '../../common/validation';
 import { ROLES, type Role, User } from '../user.entity';
 import { PageLimit } from '../../common/pagination';
 
