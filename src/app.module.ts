@@ -1,10 +1,12 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { EventEmitterModule } from '@nestjs/event-emitter';
+import { AccessModule } from './access/access.module';
 import { AuthModule } from './auth/auth.module';
 import { ChatModule } from './chat/chat.module';
 
 import { CommonModule } from './common/common.module';
+import { EventsModule } from './events/events.module';
 import { validateEnv } from './config/env';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
@@ -35,8 +37,10 @@ export class AppModule {
         }),
         EventEmitterModule.forRoot(),
         CommonModule,
+        EventsModule,
         RedisModule,
         DatabaseModule,
+        AccessModule,
         UsersModule,
         AuthModule,
         RoomsModule,

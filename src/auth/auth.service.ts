@@ -6,7 +6,7 @@ import * as bcrypt from 'bcrypt';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Repository } from 'typeorm';
 import type { Env } from '../config/env';
-import { DomainEvents } from '../common/domain-events';
+import { DomainEvents } from '../events/domain-events';
 import { AppError, ErrorCode } from '../common/errors';
 import { updatedRows } from '../common/sql';
 import { UserDto } from '../users/dto/user.dto';

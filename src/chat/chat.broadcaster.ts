@@ -1,10 +1,11 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import { AccessPolicy } from '../access/access.policy';
 import { OnEvent } from '@nestjs/event-emitter';
-import type { DomainEventMap } from '../common/domain-events';
+import type { DomainEventMap } from '../events/domain-events';
 import { MetricsService } from '../metrics/metrics.service';
 import { ChatService } from './chat.service';
 import type { ServerEventName, ServerEvents } from './contract';
-import { type ChatServer, roomChannel, sessionChannel, userChannel } from './types';
+import { type ChatServer, ROOM_PREFIX, roomChannel, sessionChannel, userChannel } from './types';
 
 /**
  * The one place where domain events (emitted by services after commit, whether the change came
@@ -16,7 +17,10 @@ import { type ChatServer, roomChannel, sessionChannel, userChannel } from './typ
 export class ChatBroadcaster {
   private server?: ChatServer;
 
+  private readonly logger = new Logger('Broadcaster');
+
   constructor(
+    private readonly access: AccessPolicy,
     private readonly chat: ChatService,
     private readonly metrics: MetricsService,
   ) {}
@@ -94,6 +98,30 @@ export class ChatBroadcaster {
   @OnEvent('read.updated')
   readUpdated(e: DomainEventMap['read.updated']) {
     this.send(userChannel(e.userId), 'read.updated', e);
+  }
+
+  /**
+   * A demoted admin keeps no admin-only subscription: every live socket of the user (on any
+   * instance) is re-evaluated against the access policy and leaves the rooms it may no longer read.
+   */
+  @OnEvent('user.role.changed')
+  async roleChanged({ userId }: DomainEventMap['user.role.changed']): Promise<void> {
+    if (!this.server) return;
+    try {
+      const sockets = await this.server.in(userChannel(userId)).fetchSockets();
+      const subscribed = new Set(
+        sockets.flatMap((s) => [...s.rooms].filter((r) => r.startsWith(ROOM_PREFIX))),
+      );
+      const ids = [...subscribed].map((r) => r.slice(ROOM_PREFIX.length));
+      const readable = await this.access.readableRooms(userId, ids);
+      const revoked = ids.filter((id) => !readable.has(id)).map(roomChannel);
+      if (revoked.length) this.server.in(userChannel(userId)).socketsLeave(revoked);
+    } catch (err) {
+      const why = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      this.logger.error(
+        `re-evaluating the sockets of ${userId} after a role change failed: ${why}`,
+      );
+    }
   }
 
   @OnEvent('session.revoked')

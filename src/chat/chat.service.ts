@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { AuthUser } from '../auth/auth-user';
+import { AccessPolicy } from '../access/access.policy';
 import { AuthService } from '../auth/auth.service';
 import type { Env } from '../config/env';
 import { AppError, ErrorCode } from '../common/errors';
@@ -52,6 +53,7 @@ export class ChatService implements OnModuleDestroy, BeforeApplicationShutdown {
 
   constructor(
     private readonly rooms: RoomsService,
+    private readonly access: AccessPolicy,
     private readonly messages: MessagesService,
     private readonly auth: AuthService,
     private readonly presence: PresenceService,
@@ -181,12 +183,30 @@ export class ChatService implements OnModuleDestroy, BeforeApplicationShutdown {
    * Open a room on this socket: joins the membership of a public room if needed, subscribes,
    * then reads (subscribe first, so nothing committed in between is missed; clients de-dupe by id).
    */
-  async join(socket: ChatSocket, { roomId, since }: RoomJoinPayload): Promise<RoomJoinResult> {
+  async join(socket: ChatSocket, payload: RoomJoinPayload): Promise<RoomJoinResult> {
+    const channel = roomChannel(payload.roomId);
+    const subscribed = socket.rooms.has(channel);
+    try {
+      return await this.open(socket, payload);
+    } catch (err) {
+      // Access can end between the check and the subscription (a demotion, a removal): whatever
+      // failed after subscribing, the socket must not keep receiving the room.
+      if (!subscribed) await socket.leave(channel);
+      throw err;
+    }
+  }
+
+  private async open(
+    socket: ChatSocket,
+    { roomId, since }: RoomJoinPayload,
+  ): Promise<RoomJoinResult> {
     const { user } = socket.data;
-    const { room, membership } = await this.rooms.access(user, roomId, 'view');
-    if (!membership && user.role !== 'admin') await this.rooms.join(user, roomId);
-    else if (!membership) await this.rooms.access(user, room.id, 'read');
+    const { membership, role } = await this.access.room(user, roomId, 'view');
+    if (!membership && role !== 'admin') await this.rooms.join(user, roomId);
     await socket.join(roomChannel(roomId));
+    // Checked again once subscribed: a role or membership change that landed in between has
+    // already re-evaluated this user's sockets, and must not be undone by this subscription.
+    await this.access.room(user, roomId, 'read');
     const [roomDto, members] = await Promise.all([
       this.rooms.load(roomId, user.id),
       this.rooms.members(user, roomId, { limit: MEMBERS_IN_JOIN }),

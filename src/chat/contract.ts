@@ -4,6 +4,15 @@
  * typed client and the AsyncAPI document all derive from this file.
  */
 import type { ErrorCode } from '../common/errors';
+import type {
+  MemberJoined,
+  MemberLeft,
+  PersonaStreamDelta,
+  PersonaStreamEnd,
+  PersonaStreamStart,
+  ReactionUpdated,
+  ReadUpdated,
+} from '../events/domain-events';
 import type { HistoryPageDto, MessageDto, ReactionSummaryDto } from '../messages/dto/message.dto';
 import type { MemberDto, ReadStateDto, RoomDto } from '../rooms/dto/room.dto';
 import type {
@@ -63,51 +72,19 @@ export interface Commands {
 }
 export type CommandName = keyof Commands;
 
-export interface PersonaStreamStart {
-  /** Id of this stream; the persisted message gets its own id (see persona.stream.end). */
-  messageId: string;
-  roomId: string;
-  personaId: string;
-  /** The user message that triggered the reply. */
-  replyToId: number | null;
-}
-export interface PersonaStreamDelta {
-  messageId: string;
-  roomId: string;
-  /** 0, 1, 2, … per stream: apply in order. */
-  seq: number;
-  delta: string;
-}
-export interface PersonaStreamEnd {
-  messageId: string;
-  roomId: string;
-  finishReason: 'stop' | 'length' | 'cancelled' | 'error' | 'timeout';
-  /** The persisted message (also broadcast as message.created); null when nothing was kept. */
-  message: MessageDto | null;
-}
+export type { PersonaStreamDelta, PersonaStreamEnd, PersonaStreamStart };
 
 /** Every server event and its payload. */
 export interface ServerEvents {
   'message.created': MessageDto;
   'message.updated': MessageDto;
   'message.deleted': MessageDto;
-  'reaction.updated': {
-    roomId: string;
-    messageId: number;
-    version: number;
-    reactions: ReactionSummaryDto[];
-    userId: string;
-    emoji: string;
-    added: boolean;
-  };
+  'reaction.updated': ReactionUpdated;
   typing: { roomId: string; userId: string; username: string; typing: boolean };
   'presence.changed': { userId: string; online: boolean };
-  'member.joined': {
-    roomId: string;
-    user: { id: string; username: string; displayName: string | null };
-  };
-  'member.left': { roomId: string; userId: string; reason: 'left' | 'removed' };
-  'read.updated': { roomId: string; userId: string; lastReadMessageId: number };
+  'member.joined': MemberJoined;
+  'member.left': MemberLeft;
+  'read.updated': ReadUpdated;
   'room.created': RoomDto;
   'room.updated': RoomDto;
   'room.deleted': { roomId: string };

@@ -14,6 +14,7 @@ export type ChatServer = Server<ClientToServer, ServerToClient, Record<string, n
 export type ChatSocket = Socket<ClientToServer, ServerToClient, Record<string, never>, SocketData>;
 
 /** Socket.IO room names: one per chat room, one per user (all tabs), one per session. */
-export const roomChannel = (roomId: string) => `room:${roomId}`;
+export const ROOM_PREFIX = 'room:';
+export const roomChannel = (roomId: string) => `${ROOM_PREFIX}${roomId}`;
 export const userChannel = (userId: string) => `user:${userId}`;
 export const sessionChannel = (sessionId: string) => `session:${sessionId}`;

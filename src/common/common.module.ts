@@ -1,7 +1,6 @@
 import { Global, Module } from '@nestjs/common';
-import { DomainEvents } from './domain-events';
 import { RateLimiter } from './rate-limiter';
 
 @Global()
-@Module({ providers: [DomainEvents, RateLimiter], exports: [DomainEvents, RateLimiter] })
+@Module({ providers: [RateLimiter], exports: [RateLimiter] })
 export class CommonModule {}

@@ -2,11 +2,15 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Message, MessageEdit, Reaction } from './message.entity';
 import { MessageStore } from './message-store';
+import { MessageWriter } from './message-writer';
 
-/** The messages tables on their own, so RoomsService can write system messages without a cycle. */
+/**
+ * The messages tables and the one writer of notices and persona replies, on their own, so rooms
+ * and personas can post messages without a cycle through MessagesService.
+ */
 @Module({
   imports: [TypeOrmModule.forFeature([Message, MessageEdit, Reaction])],
-  providers: [MessageStore],
-  exports: [MessageStore],
+  providers: [MessageStore, MessageWriter],
+  exports: [MessageStore, MessageWriter],
 })
 export class MessageStoreModule {}

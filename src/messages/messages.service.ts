@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { AuthUser } from '../auth/auth-user';
 import type { Env } from '../config/env';
-import { DomainEvents } from '../common/domain-events';
+import { DomainEvents } from '../events/domain-events';
 import { AppError } from '../common/errors';
-import { RoomsService } from '../rooms/rooms.service';
+import { AccessPolicy, type MessageAction } from '../access/access.policy';
 import {
   ChangesPageDto,
   ChangesQuery,
@@ -18,6 +18,7 @@ import {
   SendMessageDto,
 } from './dto/message.dto';
 import { forViewer, MessageStore } from './message-store';
+import { MessageWriter } from './message-writer';
 
 export interface SendResult {
   message: MessageDto;
@@ -31,7 +32,8 @@ export class MessagesService {
 
   constructor(
     private readonly store: MessageStore,
-    private readonly rooms: RoomsService,
+    private readonly access: AccessPolicy,
+    private readonly writer: MessageWriter,
     private readonly events: DomainEvents,
     config: ConfigService<Env, true>,
   ) {
@@ -57,7 +59,7 @@ export class MessagesService {
       replyToId: dto.replyToId,
     });
     if (message) {
-      this.events.emit('message.created', { message });
+      this.writer.announce(message);
       return { message, created: true };
     }
     const existing = await this.store.findByClientMsgId(user.id, dto.clientMsgId);
@@ -66,7 +68,7 @@ export class MessagesService {
         throw AppError.conflict('clientMsgId was already used in another room');
       return { message: forViewer(existing, user.id), created: false };
     }
-    await this.rooms.access(user, roomId, 'write');
+    await this.access.room(user, roomId, 'write');
     throw AppError.invalid('Validation failed', {
       replyToId: ['replyToId is not a message of this room'],
     });
@@ -75,7 +77,7 @@ export class MessagesService {
   async history(user: AuthUser, roomId: string, q: HistoryQuery): Promise<HistoryPageDto> {
     const given = [q.before, q.after, q.around].filter((v) => v !== undefined).length;
     if (given > 1) throw AppError.invalid('Use at most one of before, after and around');
-    await this.rooms.access(user, roomId, 'read');
+    await this.access.room(user, roomId, 'read');
     let page: Omit<HistoryPageDto, 'hasMore'>;
     let hasMore: boolean;
     if (q.after !== undefined) {
@@ -103,7 +105,7 @@ export class MessagesService {
   }
 
   async changes(user: AuthUser, roomId: string, q: ChangesQuery): Promise<ChangesPageDto> {
-    await this.rooms.access(user, roomId, 'read');
+    await this.access.room(user, roomId, 'read');
     const { items, more } = await this.store.changes(roomId, q.since, q.limit);
     return {
       items: items.map((m) => forViewer(m, user.id)),
@@ -113,7 +115,7 @@ export class MessagesService {
   }
 
   async search(user: AuthUser, roomId: string, q: SearchQuery): Promise<SearchPageDto> {
-    await this.rooms.access(user, roomId, 'read');
+    await this.access.room(user, roomId, 'read');
     const { items, more } = await this.store.search(roomId, q.q, q.before, q.limit);
     return { items: items.map((m) => forViewer(m, user.id)), hasMore: more };
   }
@@ -125,10 +127,7 @@ export class MessagesService {
         content: [`content must be at most ${this.maxLength} characters`],
       });
     }
-    const message = await this.visible(user, id, 'write');
-    if (message.role !== 'user' || message.author?.id !== user.id) {
-      throw AppError.forbidden('Only the author can edit a message');
-    }
+    const message = await this.visible(user, id, 'edit');
     if (!(await this.store.edit(id, message.roomId, content))) throw AppError.notFound('Message');
     const updated = (await this.store.findById(id))!;
     this.events.emit('message.updated', { message: updated });
@@ -137,11 +136,7 @@ export class MessagesService {
 
   /** The author or an admin turns a message into a tombstone. */
   async remove(user: AuthUser, id: number): Promise<void> {
-    const isAdmin = user.role === 'admin';
-    const message = await this.visible(user, id, isAdmin ? 'read' : 'write');
-    if (!isAdmin && message.author?.id !== user.id) {
-      throw AppError.forbidden('Only the author or an admin can delete a message');
-    }
+    const message = await this.visible(user, id, 'delete');
     if (!(await this.store.tombstone(id, message.roomId))) throw AppError.notFound('Message');
     this.events.emit('message.deleted', { message: (await this.store.findById(id))! });
   }
@@ -152,7 +147,7 @@ export class MessagesService {
   }
 
   async react(user: AuthUser, id: number, emoji: string, added: boolean): Promise<ReactionsDto> {
-    const message = await this.visible(user, id, 'write');
+    const message = await this.visible(user, id, 'react');
     const changed = await this.store.react(id, message.roomId, user.id, emoji, added);
     const now = (await this.store.findById(id))!;
     if (changed) {
@@ -169,11 +164,11 @@ export class MessagesService {
     return { messageId: id, version: now.version, reactions: forViewer(now, user.id).reactions };
   }
 
-  /** A live (not deleted) message in a room the user may access; 404 otherwise. */
-  private async visible(user: AuthUser, id: number, need: 'read' | 'write'): Promise<MessageDto> {
+  /** A live (not deleted) message the user may act on (AccessPolicy); 404 when not there. */
+  private async visible(user: AuthUser, id: number, action: MessageAction): Promise<MessageDto> {
     const message = await this.store.findById(id);
     if (!message || message.deletedAt) throw AppError.notFound('Message');
-    await this.rooms.access(user, message.roomId, need);
+    await this.access.message(user, message, action);
     return message;
   }
 }

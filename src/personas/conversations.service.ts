@@ -1,8 +1,9 @@
+import { AccessPolicy } from '../access/access.policy';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import type { AuthUser } from '../auth/auth-user';
-import { DomainEvents } from '../common/domain-events';
+import { DomainEvents } from '../events/domain-events';
 import { AppError, ErrorCode } from '../common/errors';
 import { forViewer, MessageStore } from '../messages/message-store';
 import { RoomsService } from '../rooms/rooms.service';
@@ -34,7 +35,7 @@ interface ConversationRow {
  * id, so messages go through the ordinary message routes and socket commands.
  *
  * Isolation: a conversation is its owner's alone. Everyone else, admins included, gets 404 on
- * every conversation route and on the room's message routes (RoomsService.access), so they
+ * every conversation route and on the room's message routes (AccessPolicy), so they
  * cannot even learn that it exists.
  */
 @Injectable()
@@ -44,6 +45,7 @@ export class ConversationsService {
     @InjectRepository(Persona) private readonly personas: Repository<Persona>,
     @InjectRepository(RoomPersona) private readonly links: Repository<RoomPersona>,
     private readonly rooms: RoomsService,
+    private readonly access: AccessPolicy,
     private readonly store: MessageStore,
     private readonly events: DomainEvents,
   ) {}
@@ -103,7 +105,7 @@ export class ConversationsService {
   /** The one isolation rule: a conversation room of which the caller is a member (its owner). */
   private async owned(user: AuthUser, id: string): Promise<void> {
     try {
-      const { room } = await this.rooms.access(user, id, 'write');
+      const { room } = await this.access.room(user, id, 'write');
       if (room.kind === 'conversation') return;
     } catch (err) {
       const hidden =

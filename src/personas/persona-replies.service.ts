@@ -1,3 +1,5 @@
+import { AccessPolicy } from '../access/access.policy';
+import { MessageWriter } from '../messages/message-writer';
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnEvent } from '@nestjs/event-emitter';
@@ -6,13 +8,12 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, Repository } from 'typeorm';
 import type { AuthUser } from '../auth/auth-user';
 import type { Env } from '../config/env';
-import { DomainEventMap, DomainEvents } from '../common/domain-events';
+import { DomainEventMap, DomainEvents } from '../events/domain-events';
 import { AppError } from '../common/errors';
 import { RateLimiter } from '../common/rate-limiter';
 import type { FinishReason, MessageDto } from '../messages/dto/message.dto';
 import { MessageStore } from '../messages/message-store';
 import type { RoomKind } from '../rooms/room.entity';
-import { RoomsService } from '../rooms/rooms.service';
 import { describeUpstreamError, isAbort, isUpstreamTimeout, LlmClient } from './llm-client';
 import { mentionedHandles } from './mentions';
 import { Persona } from './persona.entity';
@@ -96,7 +97,8 @@ export class PersonaRepliesService implements OnModuleDestroy {
     private readonly events: DomainEvents,
     private readonly limiter: RateLimiter,
     private readonly llm: LlmClient,
-    private readonly rooms: RoomsService,
+    private readonly access: AccessPolicy,
+    private readonly writer: MessageWriter,
     config: ConfigService<Env, true>,
   ) {
     const get = <K extends keyof Env>(k: K) => config.get(k, { infer: true });
@@ -153,15 +155,9 @@ export class PersonaRepliesService implements OnModuleDestroy {
   async cancel(user: AuthUser, streamId: string): Promise<void> {
     const reply = this.active.get(streamId);
     if (!reply) throw AppError.notFound('Streaming reply');
-    const shared = reply.roomKind !== 'conversation';
-    if (reply.userId === user.id || (shared && user.role === 'admin')) {
-      return this.stop(reply, 'cancelled');
-    }
-    // Members see the stream and may learn its id; anyone else must not learn it exists.
-    if (shared && (await this.rooms.isMember(reply.roomId, user.id))) {
-      throw AppError.forbidden('Only the person who asked or an admin can cancel this reply');
-    }
-    throw AppError.notFound('Streaming reply');
+    const { roomId, roomKind, userId: requesterId } = reply;
+    await this.access.cancelStream(user, { roomId, roomKind, requesterId });
+    this.stop(reply, 'cancelled');
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -322,10 +318,9 @@ export class PersonaRepliesService implements OnModuleDestroy {
     }
     let message: MessageDto | null = null;
     if (text.trim()) {
-      message = await this.store
-        .insert({
+      message = await this.writer
+        .personaReply({
           roomId: job.roomId,
-          role: 'assistant',
           content: text,
           personaId: persona.id,
           replyToId: job.trigger.id,
@@ -338,7 +333,7 @@ export class PersonaRepliesService implements OnModuleDestroy {
         });
     }
     this.events.emit('persona.stream.end', { ...base, finishReason: finish, message });
-    if (message) this.events.emit('message.created', { message });
+    if (message) this.writer.announce(message);
 
     if (failure) {
       const what = message ? 'could not finish replying' : 'could not reply';
@@ -378,8 +373,7 @@ export class PersonaRepliesService implements OnModuleDestroy {
   /** A system message in the room; a room deleted meanwhile is not an error. */
   private async notice(roomId: string, content: string): Promise<void> {
     try {
-      const message = await this.store.insert({ roomId, role: 'system', content });
-      this.events.emit('message.created', { message });
+      await this.writer.notice(roomId, content);
     } catch (err) {
       this.logger.warn(`notice not saved in ${roomId}: ${String(err)}`);
     }

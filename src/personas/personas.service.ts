@@ -1,12 +1,11 @@
+import { AccessPolicy } from '../access/access.policy';
+import { MessageWriter } from '../messages/message-writer';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import type { AuthUser } from '../auth/auth-user';
-import { DomainEvents } from '../common/domain-events';
 import { AppError } from '../common/errors';
 import { updatedRows } from '../common/sql';
-import { MessageStore } from '../messages/message-store';
-import { RoomsService } from '../rooms/rooms.service';
 import {
   CreatePersonaDto,
   ListPersonasQuery,
@@ -28,9 +27,8 @@ export class PersonasService {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @InjectRepository(Persona) private readonly personas: Repository<Persona>,
-    private readonly rooms: RoomsService,
-    private readonly store: MessageStore,
-    private readonly events: DomainEvents,
+    private readonly access: AccessPolicy,
+    private readonly writer: MessageWriter,
     private readonly replies: PersonaRepliesService,
   ) {}
 
@@ -73,7 +71,7 @@ export class PersonasService {
 
   /** The personas present in a room (for members: who can be called with @handle). */
   async inRoom(user: AuthUser, roomId: string): Promise<PersonaDto[]> {
-    await this.rooms.access(user, roomId, 'read');
+    await this.access.room(user, roomId, 'read');
     const rows = await this.personas
       .createQueryBuilder('p')
       .innerJoin(RoomPersona, 'rp', 'rp.persona_id = p.id AND rp.room_id = :roomId', { roomId })
@@ -86,36 +84,35 @@ export class PersonasService {
   async attach(admin: AuthUser, roomId: string, personaId: string): Promise<PersonaDto[]> {
     await this.groupRoom(admin, roomId);
     const persona = await this.find(personaId);
-    const notice = await this.db.transaction(async (em) => {
+    const notice = await this.writer.transaction(async ({ em, notice }) => {
       const added = await em.query<unknown[]>(
         `INSERT INTO room_personas (room_id, persona_id, added_by) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING RETURNING persona_id`,
         [roomId, personaId, admin.id],
       );
       if (!added.length) return null;
-      const text = `${persona.displayName} (@${persona.handle}) was added to the room`;
-      return this.store.insert({ roomId, role: 'system', content: text }, em);
+      return notice(roomId, `${persona.displayName} (@${persona.handle}) was added to the room`);
     });
-    this.replies.forgetRoom(roomId);
-    if (notice) this.events.emit('message.created', { message: notice });
+    if (notice) this.replies.forgetRoom(roomId);
     return this.inRoom(admin, roomId);
   }
 
   async detach(admin: AuthUser, roomId: string, personaId: string): Promise<void> {
     await this.groupRoom(admin, roomId);
     const persona = await this.find(personaId);
-    const notice = await this.db.transaction(async (em) => {
+    const notice = await this.writer.transaction(async ({ em, notice }) => {
       const removed = await em.query<unknown>(
         `DELETE FROM room_personas WHERE room_id = $1 AND persona_id = $2`,
         [roomId, personaId],
       );
       if (!updatedRows(removed)) return null;
-      const text = `${persona.displayName} (@${persona.handle}) was removed from the room`;
-      return this.store.insert({ roomId, role: 'system', content: text }, em);
+      return notice(
+        roomId,
+        `${persona.displayName} (@${persona.handle}) was removed from the room`,
+      );
     });
     if (!notice) throw AppError.notFound('Persona in this room');
     this.replies.forgetRoom(roomId);
-    this.events.emit('message.created', { message: notice });
   }
 
   /**
@@ -134,7 +131,7 @@ export class PersonasService {
 
   /** Personas join group rooms; a conversation's persona is fixed when it is created. */
   private async groupRoom(admin: AuthUser, roomId: string): Promise<void> {
-    const { room } = await this.rooms.access(admin, roomId, 'view');
+    const { room } = await this.access.room(admin, roomId, 'manage');
     if (room.kind !== 'group') {
       throw AppError.invalid(`Personas cannot be added to or removed from a ${room.kind} room`);
     }

@@ -1,13 +1,12 @@
 import { Module } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { MessageStoreModule } from '../messages/message-store.module';
 import { UsersModule } from '../users/users.module';
-import { Membership, Room } from './room.entity';
+import { RoomStoreModule } from './room-store.module';
 import { RoomsController } from './rooms.controller';
 import { RoomsService } from './rooms.service';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([Room, Membership]), MessageStoreModule, UsersModule],
+  imports: [RoomStoreModule, MessageStoreModule, UsersModule],
   controllers: [RoomsController],
   providers: [RoomsService],
   exports: [RoomsService],

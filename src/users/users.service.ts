@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EntityManager, Repository } from 'typeorm';
 import { AppError } from '../common/errors';
-import { DomainEvents } from '../common/domain-events';
+import { DomainEvents } from '../events/domain-events';
 import type { AuthUser } from '../auth/auth-user';
 import { ListUsersQuery, PublicUserDto, UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto';
 import { Role, User } from './user.entity';
@@ -102,9 +102,11 @@ export class UsersService {
     if (id === actor.id && (dto.role === 'user' || dto.disabled === true)) {
       throw AppError.conflict('Admins cannot demote or disable themselves');
     }
+    const roleChanged = dto.role !== undefined && dto.role !== user.role;
     if (dto.role !== undefined) user.role = dto.role;
     if (dto.disabled !== undefined) user.disabled = dto.disabled;
     const saved = await this.users.save(user);
+    if (roleChanged) this.events.emit('user.role.changed', { userId: id, role: saved.role });
     if (dto.disabled) this.events.emit('session.revoked', { userId: id, reason: 'user_disabled' });
     return UserDto.of(saved);
   }
