@@ -1,9 +1,7 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnEvent } from '@nestjs/event-emitter';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, Repository } from 'typeorm';
 import type { AuthUser } from '../auth/auth-user';
 import type { Env } from '../config/env';
 import { DomainEventMap, DomainEvents } from '../common/domain-events';
@@ -11,12 +9,14 @@ import { AppError } from '../common/errors';
 import { RateLimiter } from '../common/rate-limiter';
 import type { FinishReason, MessageDto } from '../messages/dto/message.dto';
 import { MessageStore } from '../messages/message-store';
+import { MetricsService } from '../metrics/metrics.service';
 import type { RoomKind } from '../rooms/room.entity';
 import { RoomsService } from '../rooms/rooms.service';
+import { UsersService } from '../users/users.service';
 import { describeUpstreamError, isAbort, isUpstreamTimeout, LlmClient } from './llm-client';
 import { mentionedHandles } from './mentions';
-import { Persona } from './persona.entity';
-import { buildChatMessages, PromptRoom } from './prompt';
+import { PersonaStore, RoomPersonas } from './persona.store';
+import { buildChatMessages } from './prompt';
 import { KeyedSerialQueue } from './reply-queue';
 
 /**
@@ -47,11 +47,6 @@ interface ReplyJob {
   personaId: string;
   trigger: MessageDto;
   userId: string;
-}
-
-interface RoomPersonas {
-  kind: RoomKind;
-  personas: Pick<Persona, 'id' | 'handle' | 'displayName' | 'enabled'>[];
 }
 
 /**
@@ -90,13 +85,14 @@ export class PersonaRepliesService implements OnModuleDestroy {
   };
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
-    @InjectRepository(Persona) private readonly personas: Repository<Persona>,
+    private readonly personas: PersonaStore,
     private readonly store: MessageStore,
     private readonly events: DomainEvents,
     private readonly limiter: RateLimiter,
     private readonly llm: LlmClient,
     private readonly rooms: RoomsService,
+    private readonly users: UsersService,
+    private readonly metrics: MetricsService,
     config: ConfigService<Env, true>,
   ) {
     const get = <K extends keyof Env>(k: K) => config.get(k, { infer: true });
@@ -148,13 +144,19 @@ export class PersonaRepliesService implements OnModuleDestroy {
 
   /**
    * Stops a streaming reply; the text so far is kept, marked `cancelled`. Allowed to the person
-   * who triggered it and to admins (not in conversations, which are their owner's alone).
+   * who triggered it and to admins (not in conversations, which are their owner's alone); the
+   * admin role is read as it is now, never taken from the caller's handshake or token.
    */
   async cancel(user: AuthUser, streamId: string): Promise<void> {
     const reply = this.active.get(streamId);
     if (!reply) throw AppError.notFound('Streaming reply');
     const shared = reply.roomKind !== 'conversation';
-    if (reply.userId === user.id || (shared && user.role === 'admin')) {
+    if (reply.userId === user.id) return this.stop(reply, 'cancelled');
+    // The role as it is now, not as it was when the caller's socket or token was issued: a
+    // demoted or disabled admin has lost this power.
+    if (shared && (await this.isAdminNow(user.id))) {
+      // The reply may have ended while we looked.
+      if (!this.active.has(streamId)) throw AppError.notFound('Streaming reply');
       return this.stop(reply, 'cancelled');
     }
     // Members see the stream and may learn its id; anyone else must not learn it exists.
@@ -162,6 +164,11 @@ export class PersonaRepliesService implements OnModuleDestroy {
       throw AppError.forbidden('Only the person who asked or an admin can cancel this reply');
     }
     throw AppError.notFound('Streaming reply');
+  }
+
+  private async isAdminNow(userId: string): Promise<boolean> {
+    const current = await this.users.findById(userId);
+    return current?.role === 'admin' && !current.disabled;
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -235,8 +242,8 @@ export class PersonaRepliesService implements OnModuleDestroy {
   private async generate(job: ReplyJob): Promise<void> {
     if (this.closing) return;
     // Read fresh: the persona may have been changed, disabled or deleted while this job waited.
-    const persona = await this.personas.findOneBy({ id: job.personaId });
-    const room = await this.room(job.roomId);
+    const persona = await this.personas.findById(job.personaId);
+    const room = await this.personas.promptRoom(job.roomId);
     if (!persona?.enabled || !room) return;
     const history = await this.store.pageBefore(
       job.roomId,
@@ -257,6 +264,12 @@ export class PersonaRepliesService implements OnModuleDestroy {
     };
     this.active.set(reply.id, reply);
     const base = { messageId: reply.id, roomId: job.roomId };
+    const endTimer = this.metrics.personaLatency.startTimer();
+    const ended = (finishReason: FinishReason, message: MessageDto | null) => {
+      endTimer();
+      this.metrics.personaGenerations.inc({ finish_reason: finishReason });
+      this.events.emit('persona.stream.end', { ...base, finishReason, message });
+    };
     this.events.emit('persona.stream.start', {
       ...base,
       personaId: persona.id,
@@ -317,7 +330,7 @@ export class PersonaRepliesService implements OnModuleDestroy {
     }
 
     if (reply.stop === 'room-deleted') {
-      this.events.emit('persona.stream.end', { ...base, finishReason: finish, message: null });
+      ended(finish, null);
       return;
     }
     let message: MessageDto | null = null;
@@ -337,7 +350,7 @@ export class PersonaRepliesService implements OnModuleDestroy {
           return null;
         });
     }
-    this.events.emit('persona.stream.end', { ...base, finishReason: finish, message });
+    ended(finish, message);
     if (message) this.events.emit('message.created', { message });
 
     if (failure) {
@@ -388,46 +401,9 @@ export class PersonaRepliesService implements OnModuleDestroy {
   private async roomPersonas(roomId: string): Promise<RoomPersonas | null> {
     const cached = this.roomCache.get(roomId);
     if (cached && cached.expires > Date.now()) return cached.value;
-    const rows = await this.db.query<
-      {
-        kind: RoomKind;
-        id: string | null;
-        handle: string;
-        display_name: string;
-        enabled: boolean;
-      }[]
-    >(
-      `SELECT r.kind, p.id, p.handle, p.display_name, p.enabled
-         FROM rooms r
-         LEFT JOIN room_personas rp ON rp.room_id = r.id
-         LEFT JOIN personas p ON p.id = rp.persona_id
-        WHERE r.id = $1
-        ORDER BY rp.added_at`,
-      [roomId],
-    );
-    const value: RoomPersonas | null = rows.length
-      ? {
-          kind: rows[0].kind,
-          personas: rows
-            .filter((r) => r.id !== null)
-            .map((r) => ({
-              id: r.id!,
-              handle: r.handle,
-              displayName: r.display_name,
-              enabled: r.enabled,
-            })),
-        }
-      : null;
+    const value = await this.personas.roomPersonas(roomId);
     this.roomCache.set(roomId, { expires: Date.now() + ROOM_CACHE_MS, value });
     return value;
-  }
-
-  private async room(roomId: string): Promise<PromptRoom | null> {
-    const rows = await this.db.query<PromptRoom[]>(
-      `SELECT name, kind, theme, description FROM rooms WHERE id = $1`,
-      [roomId],
-    );
-    return rows[0] ?? null;
   }
 }
 

@@ -1,10 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
 import type { AuthUser } from '../auth/auth-user';
 import { DomainEvents } from '../common/domain-events';
 import { AppError } from '../common/errors';
-import { updatedRows } from '../common/sql';
 import { MessageStore } from '../messages/message-store';
 import { RoomsService } from '../rooms/rooms.service';
 import {
@@ -15,9 +12,8 @@ import {
   UpdatePersonaDto,
 } from './dto/persona.dto';
 import { PersonaRepliesService } from './persona-replies.service';
-import { Persona, RoomPersona } from './persona.entity';
-
-const UNIQUE_VIOLATION = '23505';
+import { Persona } from './persona.entity';
+import { PersonaStore } from './persona.store';
 
 /**
  * Personas and their presence in rooms. Anyone signed in may list and read personas; only
@@ -26,21 +22,15 @@ const UNIQUE_VIOLATION = '23505';
 @Injectable()
 export class PersonasService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
-    @InjectRepository(Persona) private readonly personas: Repository<Persona>,
+    private readonly personas: PersonaStore,
     private readonly rooms: RoomsService,
-    private readonly store: MessageStore,
+    private readonly messages: MessageStore,
     private readonly events: DomainEvents,
     private readonly replies: PersonaRepliesService,
   ) {}
 
   async list(user: AuthUser, q: ListPersonasQuery): Promise<PersonaPageDto> {
-    const rows = await this.personas
-      .createQueryBuilder('p')
-      .where(q.after ? 'p.handle > :after' : '1 = 1', { after: q.after })
-      .orderBy('p.handle', 'ASC')
-      .limit(q.limit + 1)
-      .getMany();
+    const rows = await this.personas.page(q.after, q.limit + 1);
     const items = rows.slice(0, q.limit).map((p) => toPersonaDto(p, user));
     return { items, nextCursor: rows.length > q.limit ? items[items.length - 1].handle : null };
   }
@@ -50,13 +40,13 @@ export class PersonasService {
   }
 
   async create(admin: AuthUser, dto: CreatePersonaDto): Promise<PersonaDto> {
-    const persona = await this.saveUnique(this.personas.create({ ...dto, createdBy: admin.id }));
+    const persona = await this.personas.insert({ ...dto, createdBy: admin.id });
     return toPersonaDto(await this.find(persona.id), admin);
   }
 
   async update(admin: AuthUser, id: string, dto: UpdatePersonaDto): Promise<PersonaDto> {
     const persona = await this.find(id);
-    await this.saveUnique(Object.assign(persona, dto));
+    await this.personas.update(persona, dto);
     this.replies.forgetAll();
     return toPersonaDto(await this.find(id), admin);
   }
@@ -66,19 +56,14 @@ export class PersonasService {
    * persona, nothing answers there); its replies keep their author id without a name.
    */
   async remove(_admin: AuthUser, id: string): Promise<void> {
-    const result = await this.personas.delete({ id });
-    if (!result.affected) throw AppError.notFound('Persona');
+    if (!(await this.personas.delete(id))) throw AppError.notFound('Persona');
     this.replies.forgetAll();
   }
 
   /** The personas present in a room (for members: who can be called with @handle). */
   async inRoom(user: AuthUser, roomId: string): Promise<PersonaDto[]> {
     await this.rooms.access(user, roomId, 'read');
-    const rows = await this.personas
-      .createQueryBuilder('p')
-      .innerJoin(RoomPersona, 'rp', 'rp.persona_id = p.id AND rp.room_id = :roomId', { roomId })
-      .orderBy('p.handle', 'ASC')
-      .getMany();
+    const rows = await this.personas.inRoom(roomId);
     return rows.map((p) => toPersonaDto(p, user));
   }
 
@@ -86,16 +71,10 @@ export class PersonasService {
   async attach(admin: AuthUser, roomId: string, personaId: string): Promise<PersonaDto[]> {
     await this.groupRoom(admin, roomId);
     const persona = await this.find(personaId);
-    const notice = await this.db.transaction(async (em) => {
-      const added = await em.query<unknown[]>(
-        `INSERT INTO room_personas (room_id, persona_id, added_by) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING RETURNING persona_id`,
-        [roomId, personaId, admin.id],
-      );
-      if (!added.length) return null;
-      const text = `${persona.displayName} (@${persona.handle}) was added to the room`;
-      return this.store.insert({ roomId, role: 'system', content: text }, em);
-    });
+    const text = `${persona.displayName} (@${persona.handle}) was added to the room`;
+    const notice = await this.personas.link(roomId, personaId, admin.id, (em) =>
+      this.messages.insert({ roomId, role: 'system', content: text }, em),
+    );
     this.replies.forgetRoom(roomId);
     if (notice) this.events.emit('message.created', { message: notice });
     return this.inRoom(admin, roomId);
@@ -104,15 +83,10 @@ export class PersonasService {
   async detach(admin: AuthUser, roomId: string, personaId: string): Promise<void> {
     await this.groupRoom(admin, roomId);
     const persona = await this.find(personaId);
-    const notice = await this.db.transaction(async (em) => {
-      const removed = await em.query<unknown>(
-        `DELETE FROM room_personas WHERE room_id = $1 AND persona_id = $2`,
-        [roomId, personaId],
-      );
-      if (!updatedRows(removed)) return null;
-      const text = `${persona.displayName} (@${persona.handle}) was removed from the room`;
-      return this.store.insert({ roomId, role: 'system', content: text }, em);
-    });
+    const text = `${persona.displayName} (@${persona.handle}) was removed from the room`;
+    const notice = await this.personas.unlink(roomId, personaId, (em) =>
+      this.messages.insert({ roomId, role: 'system', content: text }, em),
+    );
     if (!notice) throw AppError.notFound('Persona in this room');
     this.replies.forgetRoom(roomId);
     this.events.emit('message.created', { message: notice });
@@ -127,7 +101,7 @@ export class PersonasService {
   }
 
   private async find(id: string): Promise<Persona> {
-    const persona = await this.personas.findOneBy({ id });
+    const persona = await this.personas.findById(id);
     if (!persona) throw AppError.notFound('Persona');
     return persona;
   }
@@ -137,16 +111,6 @@ export class PersonasService {
     const { room } = await this.rooms.access(admin, roomId, 'view');
     if (room.kind !== 'group') {
       throw AppError.invalid(`Personas cannot be added to or removed from a ${room.kind} room`);
-    }
-  }
-
-  private async saveUnique(persona: Persona): Promise<Persona> {
-    try {
-      return await this.personas.save(persona);
-    } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION)
-        throw AppError.conflict('A persona with this handle already exists');
-      throw err;
     }
   }
 }
