@@ -1,43 +1,153 @@
 import { randomUUID } from 'node:crypto';
 import { startApp, TestApp } from './support/app';
-import { ADMIN_ENV, join, loginAdmin, newRoom, newUser } from './support/factories';
-import { connect, ok } from './support/socket';
+import { ADMIN_ENV, join, loginAdmin, newRoom, newUser, TestUser } from './support/factories';
+import { FakeLlm } from './support/fake-llm';
+import { connect, next, ok } from './support/socket';
+
+const TOKEN = 'metrics-token-0123456789';
+
+/**
+ * The value of a sample in Prometheus text format: the first sample of that name whose labels
+ * include `labels` (undefined when there is none).
+ */
+function sample(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = new Map(
+      [...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]),
+    );
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
+  }
+  return undefined;
+}
 
 describe('metrics (e2e)', () => {
   let t: TestApp;
-  beforeAll(async () => {
-    t = await startApp({ ...ADMIN_ENV, METRICS_TOKEN: 'metrics-token-0123456789' });
-  });
-  afterAll(() => t.close());
+  let fake: FakeLlm;
+  let admin: TestUser;
+  const scrape = async () =>
+    (await t.http().get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200)).text;
 
-  it('exposes the listed series behind the bearer token', async () => {
+  beforeAll(async () => {
+    fake = await FakeLlm.start();
+    t = await startApp({
+      ...ADMIN_ENV,
+      METRICS_TOKEN: TOKEN,
+      LLM_BASE_URL: fake.url,
+      LLM_MODEL: 'default-model',
+      PERSONA_STREAM_FLUSH_MS: '20',
+    });
+    admin = await loginAdmin(t);
+  });
+  afterAll(async () => {
+    await t.close();
+    await fake.close();
+  });
+
+  it('exposes the listed series behind the bearer token, with the values of what happened', async () => {
     await t.http().get('/metrics').expect(401);
-    const admin = await loginAdmin(t);
     const u = await newUser(t);
     const room = await newRoom(t, admin);
     await join(t, u, room.id);
     const s = await connect(t, u.accessToken);
     await ok(s, 'message.send', { roomId: room.id, clientMsgId: randomUUID(), content: 'counted' });
-    const res = await t
+    const text = await scrape();
+    const value = (name: string, labels?: Record<string, string>) => sample(text, name, labels);
+
+    expect(value('parlor_sockets_connected')).toBe(1);
+    // u's join notice (system) and u's message.
+    expect(value('parlor_messages_persisted_total', { role: 'system' })).toBe(1);
+    expect(value('parlor_messages_persisted_total', { role: 'user' })).toBe(1);
+    expect(value('parlor_ws_emits_total', { event: 'message.created' })).toBe(2);
+    // A public room: one broadcast to everyone else, one to its members (the admin).
+    expect(value('parlor_ws_emits_total', { event: 'room.created' })).toBe(2);
+    expect(value('parlor_ws_acks_total', { command: 'message.send', result: 'ok' })).toBe(1);
+    expect(value('parlor_send_ack_seconds_count')).toBe(1);
+    expect(value('parlor_send_ack_seconds_bucket', { le: '+Inf' })).toBe(1);
+    expect(value('parlor_send_ack_seconds_sum')).toBeGreaterThan(0);
+    const join200 = { method: 'POST', route: '/api/v1/rooms/:id/join', status: '200' };
+    expect(value('parlor_http_request_duration_seconds_count', join200)).toBe(1);
+    expect(value('parlor_http_request_duration_seconds_bucket', { ...join200, le: '+Inf' })).toBe(
+      1,
+    );
+    expect(value('parlor_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
+    expect(value('parlor_db_pool_connections', { state: 'total' })).toBeGreaterThanOrEqual(1);
+    // Declared with no sample yet: no persona has replied.
+    expect(text).toContain('# TYPE parlor_persona_generations_total counter');
+    expect(value('parlor_persona_generations_total')).toBeUndefined();
+    expect(value('parlor_persona_generation_seconds_count')).toBe(0);
+    s.close();
+  });
+
+  it('counts persona replies by how they ended, and times them', async () => {
+    const u = await newUser(t);
+    const room = await newRoom(t, admin);
+    await join(t, u, room.id);
+    const persona = (
+      await t
+        .http()
+        .post('/api/v1/personas')
+        .set(admin.auth)
+        .send({ handle: `m_${randomUUID().slice(0, 8)}`, displayName: 'Metered' })
+        .expect(201)
+    ).body as { id: string; handle: string };
+    await t
       .http()
-      .get('/metrics')
-      .set('Authorization', 'Bearer metrics-token-0123456789')
+      .post(`/api/v1/rooms/${room.id}/personas/${persona.id}`)
+      .set(admin.auth)
       .expect(200);
-    const text = res.text;
-    for (const series of [
-      'parlor_sockets_connected 1',
-      'parlor_messages_persisted_total{role="user"} 1',
-      'parlor_ws_acks_total{command="message.send",result="ok"} 1',
-      'parlor_ws_emits_total{event="message.created"}',
-      'parlor_send_ack_seconds_bucket',
-      'parlor_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v1/rooms/:id/join",status="200"}',
-      'parlor_nodejs_eventloop_lag_seconds',
-      'parlor_db_pool_connections{state="total"}',
-      'parlor_persona_generations_total',
-      'parlor_persona_generation_seconds',
-    ]) {
-      expect(text).toContain(series);
+    const s = await connect(t, u.accessToken);
+    const ask = (content: string) =>
+      ok(s, 'message.send', { roomId: room.id, clientMsgId: randomUUID(), content });
+    const ended = () => next(s, 'persona.stream.end', (e) => e.roomId === room.id);
+    const before = await scrape();
+
+    // 1. finished by the model
+    fake.enqueue({ chunks: ['All ', 'done.'], delayMs: 20 });
+    let end = ended();
+    await ask(`@${persona.handle} one`);
+    expect((await end).finishReason).toBe('stop');
+
+    // 2. cancelled by the asker after some text
+    fake.enqueue({ chunks: Array.from({ length: 40 }, (_, i) => `t${i} `), delayMs: 40 });
+    end = ended();
+    const delta = next(s, 'persona.stream.delta', (d) => d.roomId === room.id);
+    await ask(`@${persona.handle} two`);
+    await ok(s, 'persona.cancel', { messageId: (await delta).messageId });
+    expect((await end).finishReason).toBe('cancelled');
+
+    // 3. the model server fails: no text, a notice
+    fake.enqueue({ status: 500 });
+    end = ended();
+    const notice = next(s, 'message.created', (m) => m.roomId === room.id && m.role === 'system');
+    await ask(`@${persona.handle} three`);
+    expect((await end).finishReason).toBe('error');
+    expect((await notice).content).toContain('could not reply');
+
+    const text = await scrape();
+    const value = (name: string, labels?: Record<string, string>) => sample(text, name, labels);
+    const delta0 = (name: string, labels?: Record<string, string>) =>
+      (value(name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
+    for (const finish of ['stop', 'cancelled', 'error']) {
+      expect(value('parlor_persona_generations_total', { finish_reason: finish })).toBe(1);
     }
+    expect(value('parlor_persona_generations_total', { finish_reason: 'timeout' })).toBeUndefined();
+    expect(value('parlor_persona_generation_seconds_count')).toBe(3);
+    expect(value('parlor_persona_generation_seconds_bucket', { le: '+Inf' })).toBe(3);
+    // The cancelled reply streamed 40 ms per chunk before it was stopped.
+    expect(value('parlor_persona_generation_seconds_sum')).toBeGreaterThan(0.04);
+    // Two replies with text saved; three messages of u; one failure notice.
+    expect(delta0('parlor_messages_persisted_total', { role: 'assistant' })).toBe(2);
+    expect(delta0('parlor_messages_persisted_total', { role: 'user' })).toBe(3);
+    expect(delta0('parlor_messages_persisted_total', { role: 'system' })).toBe(1);
+    expect(delta0('parlor_ws_emits_total', { event: 'persona.stream.start' })).toBe(3);
+    expect(delta0('parlor_ws_emits_total', { event: 'persona.stream.end' })).toBe(3);
+    expect(delta0('parlor_ws_acks_total', { command: 'persona.cancel', result: 'ok' })).toBe(1);
     s.close();
   });
 });

@@ -1069,6 +1069,42 @@ describe('personas (e2e)', () => {
       for (const o of outsiders)
         expect(o.events.filter((e) => JSON.stringify(e.payload).includes(c.id))).toEqual([]);
     });
+
+    it('an admin demoted while connected can no longer cancel others’ replies on that socket', async () => {
+      const sage = await createPersona();
+      const room = await roomWith(sage);
+      const carol = await newUser(t);
+      await join(t, carol, room.id);
+      const setRole = (role: 'admin' | 'user') =>
+        t
+          .http()
+          .patch(api(`/users/${carol.id}`))
+          .set(admin.auth)
+          .send({ role })
+          .expect(200);
+      await setRole('admin');
+      const carolSocket = await open(carol); // the handshake sees her as an admin
+      const slow = () => ({ chunks: Array.from({ length: 40 }, (_, i) => `t${i} `), delayMs: 40 });
+
+      // While an admin, she may cancel bob's reply.
+      fake.enqueue(slow());
+      await send(t, bob, room.id, `@${sage.handle} first`);
+      const first = await log.until(() => log.starts(room.id)[0]);
+      await ok(carolSocket, 'persona.cancel', { messageId: first.messageId });
+      expect((await log.end(room.id, 1)).finishReason).toBe('cancelled');
+
+      // Demoted, on the same socket: a member who did not ask, like any other.
+      await setRole('user');
+      fake.enqueue(slow());
+      await send(t, bob, room.id, `@${sage.handle} second`);
+      const second = await log.until(() => log.starts(room.id)[1]);
+      const res = await call(carolSocket, 'persona.cancel', { messageId: second.messageId });
+      expect(res).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+      await log.until(() => log.deltas(second.messageId).length >= 1);
+      expect(log.ends(room.id)).toHaveLength(1); // still streaming
+      await ok(await open(bob), 'persona.cancel', { messageId: second.messageId });
+      expect((await log.end(room.id, 2)).finishReason).toBe('cancelled');
+    });
   });
 });
 

@@ -1,7 +1,5 @@
-import { AccessPolicy } from '../access/access.policy';
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
+import { AccessPolicy } from '../access/access.policy';
 import type { AuthUser } from '../auth/auth-user';
 import { DomainEvents } from '../events/domain-events';
 import { AppError, ErrorCode } from '../common/errors';
@@ -13,21 +11,7 @@ import {
   CreateConversationDto,
   ListConversationsQuery,
 } from './dto/conversation.dto';
-import { Persona, RoomPersona } from './persona.entity';
-
-interface ConversationRow {
-  id: string;
-  name: string;
-  created_at: Date;
-  updated_at: Date;
-  activity: string;
-  last_id: string | null;
-  persona_id: string | null;
-  handle: string | null;
-  display_name: string | null;
-  avatar_url: string | null;
-  enabled: boolean | null;
-}
+import { ConversationRow, PersonaStore } from './persona.store';
 
 /**
  * A conversation is a private room of kind `conversation`: its owner as the only member, one
@@ -35,24 +19,22 @@ interface ConversationRow {
  * id, so messages go through the ordinary message routes and socket commands.
  *
  * Isolation: a conversation is its owner's alone. Everyone else, admins included, gets 404 on
- * every conversation route and on the room's message routes (AccessPolicy), so they
+ * every conversation route and on the room's message routes (RoomsService.access), so they
  * cannot even learn that it exists.
  */
 @Injectable()
 export class ConversationsService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
-    @InjectRepository(Persona) private readonly personas: Repository<Persona>,
-    @InjectRepository(RoomPersona) private readonly links: Repository<RoomPersona>,
+    private readonly personas: PersonaStore,
     private readonly rooms: RoomsService,
     private readonly access: AccessPolicy,
-    private readonly store: MessageStore,
+    private readonly messages: MessageStore,
     private readonly events: DomainEvents,
   ) {}
 
   async list(user: AuthUser, q: ListConversationsQuery): Promise<ConversationPageDto> {
     const [activity, id] = q.cursor ? q.cursor.split('_') : [null, null];
-    const rows = await this.query(user.id, { activity, id, limit: q.limit + 1 });
+    const rows = await this.personas.conversationsOf(user.id, { activity, id, limit: q.limit + 1 });
     const page = await this.toDtos(rows.slice(0, q.limit), user);
     const tail = rows[q.limit - 1];
     return {
@@ -63,24 +45,28 @@ export class ConversationsService {
 
   async get(user: AuthUser, id: string): Promise<ConversationDto> {
     await this.owned(user, id);
-    const [row] = await this.query(user.id, { only: id, limit: 1 });
+    const [row] = await this.personas.conversationsOf(user.id, { only: id, limit: 1 });
     return (await this.toDtos([row], user))[0];
   }
 
   async create(user: AuthUser, dto: CreateConversationDto): Promise<ConversationDto> {
-    const persona = await this.personas.findOneBy({ id: dto.personaId });
+    const persona = await this.personas.findById(dto.personaId);
     if (!persona) throw AppError.notFound('Persona');
     if (!persona.enabled) {
       throw AppError.invalid('Validation failed', { personaId: ['this persona is disabled'] });
     }
     const room = await this.rooms.createConversation(user, dto.title ?? persona.displayName);
-    try {
-      await this.links.insert({ roomId: room.id, personaId: persona.id, addedBy: user.id });
-    } catch (err) {
-      // Persona deleted in between: do not leave a conversation nobody can answer in.
+    // Persona deleted in between (or any failure): do not leave a conversation nobody can
+    // answer in.
+    const linked = await this.personas
+      .linkConversation(room.id, persona.id, user.id)
+      .catch(async (err: unknown) => {
+        await this.rooms.removeOwned(room.id);
+        throw err;
+      });
+    if (!linked) {
       await this.rooms.removeOwned(room.id);
-      if ((err as { code?: string }).code === '23503') throw AppError.notFound('Persona');
-      throw err;
+      throw AppError.notFound('Persona');
     }
     // The owner's connected sockets subscribe to the new room, as for any room they get.
     this.events.emit('room.created', {
@@ -116,35 +102,9 @@ export class ConversationsService {
     throw AppError.notFound('Conversation');
   }
 
-  /** Newest activity first: the last live message, or the creation of an empty conversation. */
-  private query(
-    userId: string,
-    o: { only?: string; activity?: string | null; id?: string | null; limit: number },
-  ): Promise<ConversationRow[]> {
-    return this.db.query<ConversationRow[]>(
-      `WITH mine AS (
-         SELECT r.id, r.name, r.created_at, r.updated_at, lm.id AS last_id,
-                (extract(epoch FROM COALESCE(lm.created_at, r.created_at)) * 1000000)::bigint AS activity
-           FROM memberships ms
-           JOIN rooms r ON r.id = ms.room_id AND r.kind = 'conversation'
-           LEFT JOIN LATERAL (SELECT x.id, x.created_at FROM messages x
-                               WHERE x.room_id = r.id AND x.deleted_at IS NULL
-                               ORDER BY x.id DESC LIMIT 1) lm ON true
-          WHERE ms.user_id = $1 AND ($2::uuid IS NULL OR r.id = $2))
-       SELECT mine.*, p.id AS persona_id, p.handle, p.display_name, p.avatar_url, p.enabled
-         FROM mine
-         LEFT JOIN room_personas rp ON rp.room_id = mine.id
-         LEFT JOIN personas p ON p.id = rp.persona_id
-        WHERE $3::bigint IS NULL OR (mine.activity, mine.id) < ($3::bigint, $4::uuid)
-        ORDER BY mine.activity DESC, mine.id DESC
-        LIMIT $5`,
-      [userId, o.only ?? null, o.activity ?? null, o.id ?? null, o.limit],
-    );
-  }
-
   private async toDtos(rows: ConversationRow[], user: AuthUser): Promise<ConversationDto[]> {
     const lastIds = rows.filter((r) => r.last_id !== null).map((r) => Number(r.last_id));
-    const last = new Map((await this.store.findByIds(lastIds)).map((m) => [m.id, m]));
+    const last = new Map((await this.messages.findByIds(lastIds)).map((m) => [m.id, m]));
     return rows.map((r) => {
       const lastMessage = r.last_id === null ? undefined : last.get(Number(r.last_id));
       return {

@@ -1,11 +1,8 @@
-import { AccessPolicy } from '../access/access.policy';
-import { MessageWriter } from '../messages/message-writer';
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnEvent } from '@nestjs/event-emitter';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, Repository } from 'typeorm';
+import { AccessPolicy } from '../access/access.policy';
 import type { AuthUser } from '../auth/auth-user';
 import type { Env } from '../config/env';
 import { DomainEventMap, DomainEvents } from '../events/domain-events';
@@ -13,11 +10,13 @@ import { AppError } from '../common/errors';
 import { RateLimiter } from '../common/rate-limiter';
 import type { FinishReason, MessageDto } from '../messages/dto/message.dto';
 import { MessageStore } from '../messages/message-store';
+import { MessageWriter } from '../messages/message-writer';
+import { MetricsService } from '../metrics/metrics.service';
 import type { RoomKind } from '../rooms/room.entity';
 import { describeUpstreamError, isAbort, isUpstreamTimeout, LlmClient } from './llm-client';
 import { mentionedHandles } from './mentions';
-import { Persona } from './persona.entity';
-import { buildChatMessages, PromptRoom } from './prompt';
+import { PersonaStore, RoomPersonas } from './persona.store';
+import { buildChatMessages } from './prompt';
 import { KeyedSerialQueue } from './reply-queue';
 
 /**
@@ -48,11 +47,6 @@ interface ReplyJob {
   personaId: string;
   trigger: MessageDto;
   userId: string;
-}
-
-interface RoomPersonas {
-  kind: RoomKind;
-  personas: Pick<Persona, 'id' | 'handle' | 'displayName' | 'enabled'>[];
 }
 
 /**
@@ -91,14 +85,14 @@ export class PersonaRepliesService implements OnModuleDestroy {
   };
 
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
-    @InjectRepository(Persona) private readonly personas: Repository<Persona>,
+    private readonly personas: PersonaStore,
     private readonly store: MessageStore,
+    private readonly writer: MessageWriter,
     private readonly events: DomainEvents,
     private readonly limiter: RateLimiter,
     private readonly llm: LlmClient,
     private readonly access: AccessPolicy,
-    private readonly writer: MessageWriter,
+    private readonly metrics: MetricsService,
     config: ConfigService<Env, true>,
   ) {
     const get = <K extends keyof Env>(k: K) => config.get(k, { infer: true });
@@ -150,13 +144,16 @@ export class PersonaRepliesService implements OnModuleDestroy {
 
   /**
    * Stops a streaming reply; the text so far is kept, marked `cancelled`. Allowed to the person
-   * who triggered it and to admins (not in conversations, which are their owner's alone).
+   * who triggered it and to admins (not in conversations, which are their owner's alone); the
+   * admin role is read as it is now, never taken from the caller's handshake or token.
    */
   async cancel(user: AuthUser, streamId: string): Promise<void> {
     const reply = this.active.get(streamId);
     if (!reply) throw AppError.notFound('Streaming reply');
     const { roomId, roomKind, userId: requesterId } = reply;
     await this.access.cancelStream(user, { roomId, roomKind, requesterId });
+    // The reply may have ended while the policy looked.
+    if (!this.active.has(streamId)) throw AppError.notFound('Streaming reply');
     this.stop(reply, 'cancelled');
   }
 
@@ -231,8 +228,8 @@ export class PersonaRepliesService implements OnModuleDestroy {
   private async generate(job: ReplyJob): Promise<void> {
     if (this.closing) return;
     // Read fresh: the persona may have been changed, disabled or deleted while this job waited.
-    const persona = await this.personas.findOneBy({ id: job.personaId });
-    const room = await this.room(job.roomId);
+    const persona = await this.personas.findById(job.personaId);
+    const room = await this.personas.promptRoom(job.roomId);
     if (!persona?.enabled || !room) return;
     const history = await this.store.pageBefore(
       job.roomId,
@@ -253,6 +250,12 @@ export class PersonaRepliesService implements OnModuleDestroy {
     };
     this.active.set(reply.id, reply);
     const base = { messageId: reply.id, roomId: job.roomId };
+    const endTimer = this.metrics.personaLatency.startTimer();
+    const ended = (finishReason: FinishReason, message: MessageDto | null) => {
+      endTimer();
+      this.metrics.personaGenerations.inc({ finish_reason: finishReason });
+      this.events.emit('persona.stream.end', { ...base, finishReason, message });
+    };
     this.events.emit('persona.stream.start', {
       ...base,
       personaId: persona.id,
@@ -313,7 +316,7 @@ export class PersonaRepliesService implements OnModuleDestroy {
     }
 
     if (reply.stop === 'room-deleted') {
-      this.events.emit('persona.stream.end', { ...base, finishReason: finish, message: null });
+      ended(finish, null);
       return;
     }
     let message: MessageDto | null = null;
@@ -332,7 +335,7 @@ export class PersonaRepliesService implements OnModuleDestroy {
           return null;
         });
     }
-    this.events.emit('persona.stream.end', { ...base, finishReason: finish, message });
+    ended(finish, message);
     if (message) this.writer.announce(message);
 
     if (failure) {
@@ -382,46 +385,9 @@ export class PersonaRepliesService implements OnModuleDestroy {
   private async roomPersonas(roomId: string): Promise<RoomPersonas | null> {
     const cached = this.roomCache.get(roomId);
     if (cached && cached.expires > Date.now()) return cached.value;
-    const rows = await this.db.query<
-      {
-        kind: RoomKind;
-        id: string | null;
-        handle: string;
-        display_name: string;
-        enabled: boolean;
-      }[]
-    >(
-      `SELECT r.kind, p.id, p.handle, p.display_name, p.enabled
-         FROM rooms r
-         LEFT JOIN room_personas rp ON rp.room_id = r.id
-         LEFT JOIN personas p ON p.id = rp.persona_id
-        WHERE r.id = $1
-        ORDER BY rp.added_at`,
-      [roomId],
-    );
-    const value: RoomPersonas | null = rows.length
-      ? {
-          kind: rows[0].kind,
-          personas: rows
-            .filter((r) => r.id !== null)
-            .map((r) => ({
-              id: r.id!,
-              handle: r.handle,
-              displayName: r.display_name,
-              enabled: r.enabled,
-            })),
-        }
-      : null;
+    const value = await this.personas.roomPersonas(roomId);
     this.roomCache.set(roomId, { expires: Date.now() + ROOM_CACHE_MS, value });
     return value;
-  }
-
-  private async room(roomId: string): Promise<PromptRoom | null> {
-    const rows = await this.db.query<PromptRoom[]>(
-      `SELECT name, kind, theme, description FROM rooms WHERE id = $1`,
-      [roomId],
-    );
-    return rows[0] ?? null;
   }
 }
 

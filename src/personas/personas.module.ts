@@ -7,6 +7,7 @@ import { ConversationsService } from './conversations.service';
 import { LlmClient } from './llm-client';
 import { PersonaRepliesService } from './persona-replies.service';
 import { Persona, RoomPersona } from './persona.entity';
+import { PersonaStore } from './persona.store';
 import { PersonasController } from './personas.controller';
 import { PersonasService } from './personas.service';
 
@@ -14,7 +15,13 @@ import { PersonasService } from './personas.service';
 @Module({
   imports: [TypeOrmModule.forFeature([Persona, RoomPersona]), RoomsModule, MessageStoreModule],
   controllers: [PersonasController, ConversationsController],
-  providers: [PersonasService, ConversationsService, PersonaRepliesService, LlmClient],
+  providers: [
+    PersonaStore,
+    PersonasService,
+    ConversationsService,
+    PersonaRepliesService,
+    LlmClient,
+  ],
   // The chat gateway's persona.cancel calls PersonasService.cancel.
   exports: [PersonasService],
 })

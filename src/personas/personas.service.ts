@@ -1,11 +1,8 @@
-import { AccessPolicy } from '../access/access.policy';
-import { MessageWriter } from '../messages/message-writer';
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
 import type { AuthUser } from '../auth/auth-user';
 import { AppError } from '../common/errors';
-import { updatedRows } from '../common/sql';
+import { AccessPolicy } from '../access/access.policy';
+import { MessageWriter } from '../messages/message-writer';
 import {
   CreatePersonaDto,
   ListPersonasQuery,
@@ -14,9 +11,8 @@ import {
   UpdatePersonaDto,
 } from './dto/persona.dto';
 import { PersonaRepliesService } from './persona-replies.service';
-import { Persona, RoomPersona } from './persona.entity';
-
-const UNIQUE_VIOLATION = '23505';
+import { Persona } from './persona.entity';
+import { PersonaStore } from './persona.store';
 
 /**
  * Personas and their presence in rooms. Anyone signed in may list and read personas; only
@@ -25,20 +21,14 @@ const UNIQUE_VIOLATION = '23505';
 @Injectable()
 export class PersonasService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
-    @InjectRepository(Persona) private readonly personas: Repository<Persona>,
+    private readonly personas: PersonaStore,
     private readonly access: AccessPolicy,
     private readonly writer: MessageWriter,
     private readonly replies: PersonaRepliesService,
   ) {}
 
   async list(user: AuthUser, q: ListPersonasQuery): Promise<PersonaPageDto> {
-    const rows = await this.personas
-      .createQueryBuilder('p')
-      .where(q.after ? 'p.handle > :after' : '1 = 1', { after: q.after })
-      .orderBy('p.handle', 'ASC')
-      .limit(q.limit + 1)
-      .getMany();
+    const rows = await this.personas.page(q.after, q.limit + 1);
     const items = rows.slice(0, q.limit).map((p) => toPersonaDto(p, user));
     return { items, nextCursor: rows.length > q.limit ? items[items.length - 1].handle : null };
   }
@@ -48,13 +38,13 @@ export class PersonasService {
   }
 
   async create(admin: AuthUser, dto: CreatePersonaDto): Promise<PersonaDto> {
-    const persona = await this.saveUnique(this.personas.create({ ...dto, createdBy: admin.id }));
+    const persona = await this.personas.insert({ ...dto, createdBy: admin.id });
     return toPersonaDto(await this.find(persona.id), admin);
   }
 
   async update(admin: AuthUser, id: string, dto: UpdatePersonaDto): Promise<PersonaDto> {
     const persona = await this.find(id);
-    await this.saveUnique(Object.assign(persona, dto));
+    await this.personas.update(persona, dto);
     this.replies.forgetAll();
     return toPersonaDto(await this.find(id), admin);
   }
@@ -64,19 +54,14 @@ export class PersonasService {
    * persona, nothing answers there); its replies keep their author id without a name.
    */
   async remove(_admin: AuthUser, id: string): Promise<void> {
-    const result = await this.personas.delete({ id });
-    if (!result.affected) throw AppError.notFound('Persona');
+    if (!(await this.personas.delete(id))) throw AppError.notFound('Persona');
     this.replies.forgetAll();
   }
 
   /** The personas present in a room (for members: who can be called with @handle). */
   async inRoom(user: AuthUser, roomId: string): Promise<PersonaDto[]> {
     await this.access.room(user, roomId, 'read');
-    const rows = await this.personas
-      .createQueryBuilder('p')
-      .innerJoin(RoomPersona, 'rp', 'rp.persona_id = p.id AND rp.room_id = :roomId', { roomId })
-      .orderBy('p.handle', 'ASC')
-      .getMany();
+    const rows = await this.personas.inRoom(roomId);
     return rows.map((p) => toPersonaDto(p, user));
   }
 
@@ -84,34 +69,25 @@ export class PersonasService {
   async attach(admin: AuthUser, roomId: string, personaId: string): Promise<PersonaDto[]> {
     await this.groupRoom(admin, roomId);
     const persona = await this.find(personaId);
-    const notice = await this.writer.transaction(async ({ em, notice }) => {
-      const added = await em.query<unknown[]>(
-        `INSERT INTO room_personas (room_id, persona_id, added_by) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING RETURNING persona_id`,
-        [roomId, personaId, admin.id],
-      );
-      if (!added.length) return null;
-      return notice(roomId, `${persona.displayName} (@${persona.handle}) was added to the room`);
+    const text = `${persona.displayName} (@${persona.handle}) was added to the room`;
+    await this.writer.transaction(async (tx) => {
+      if (await this.personas.link(tx.em, roomId, personaId, admin.id))
+        await tx.notice(roomId, text);
     });
-    if (notice) this.replies.forgetRoom(roomId);
+    this.replies.forgetRoom(roomId);
     return this.inRoom(admin, roomId);
   }
 
   async detach(admin: AuthUser, roomId: string, personaId: string): Promise<void> {
     await this.groupRoom(admin, roomId);
     const persona = await this.find(personaId);
-    const notice = await this.writer.transaction(async ({ em, notice }) => {
-      const removed = await em.query<unknown>(
-        `DELETE FROM room_personas WHERE room_id = $1 AND persona_id = $2`,
-        [roomId, personaId],
-      );
-      if (!updatedRows(removed)) return null;
-      return notice(
-        roomId,
-        `${persona.displayName} (@${persona.handle}) was removed from the room`,
-      );
+    const text = `${persona.displayName} (@${persona.handle}) was removed from the room`;
+    const removed = await this.writer.transaction(async (tx) => {
+      if (!(await this.personas.unlink(tx.em, roomId, personaId))) return false;
+      await tx.notice(roomId, text);
+      return true;
     });
-    if (!notice) throw AppError.notFound('Persona in this room');
+    if (!removed) throw AppError.notFound('Persona in this room');
     this.replies.forgetRoom(roomId);
   }
 
@@ -124,7 +100,7 @@ export class PersonasService {
   }
 
   private async find(id: string): Promise<Persona> {
-    const persona = await this.personas.findOneBy({ id });
+    const persona = await this.personas.findById(id);
     if (!persona) throw AppError.notFound('Persona');
     return persona;
   }
@@ -134,16 +110,6 @@ export class PersonasService {
     const { room } = await this.access.room(admin, roomId, 'manage');
     if (room.kind !== 'group') {
       throw AppError.invalid(`Personas cannot be added to or removed from a ${room.kind} room`);
-    }
-  }
-
-  private async saveUnique(persona: Persona): Promise<Persona> {
-    try {
-      return await this.personas.save(persona);
-    } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION)
-        throw AppError.conflict('A persona with this handle already exists');
-      throw err;
     }
   }
 }
