@@ -44,6 +44,81 @@ export default tseslint.config(
       '@typescript-eslint/no-extraneous-class': 'off',
     },
   },
+  // Import boundaries (docs/architecture.md § Boundaries). Each rule fails `npm run check`.
+  {
+    // Only the chat module turns domain events into socket emits: nothing else imports it
+    // (the AsyncAPI generator in src/docs reads its contract; app.module and setup wire it).
+    files: ['src/**/*.ts'],
+    ignores: ['src/chat/**', 'src/docs/**', 'src/app.module.ts', 'src/setup.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/chat/*', '!**/chat/contract'],
+              message: 'Only src/chat turns events into socket emits: emit a domain event instead.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The ground floor (common, config, database, redis) imports no feature.
+    files: [
+      'src/common/**/*.ts',
+      'src/config/**/*.ts',
+      'src/database/**/*.ts',
+      'src/redis/**/*.ts',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '**/access/*',
+                '**/auth/*',
+                '**/chat/*',
+                '**/events/*',
+                '**/messages/*',
+                '**/personas/*',
+                '**/rooms/*',
+                '**/users/*',
+              ],
+              message: 'The ground floor (common, config, database, redis) imports no feature.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // SQL lives in a module's store: services hold policy, not queries.
+    files: ['src/**/*.ts'],
+    ignores: [
+      'src/**/*.store.ts',
+      'src/messages/message-store.ts',
+      'src/database/**',
+      'src/**/*.spec.ts',
+    ],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            'CallExpression[callee.property.name=/^(query|createQueryBuilder|getRepository)$/]',
+          message: "SQL belongs in the module's store (*.store.ts).",
+        },
+        {
+          selector: 'Decorator[expression.callee.name="InjectRepository"]',
+          message: "Repositories belong in the module's store (*.store.ts).",
+        },
+      ],
+    },
+  },
   {
     // Tests read response bodies (`res.body` is `any` in supertest) and pass async callbacks
     // to Jest: the unsafe-* rules would demand a cast on every assertion.

@@ -27,13 +27,6 @@ export const HTTP_STATUS: Record<ErrorCode, HttpStatus> = {
   [ErrorCode.INTERNAL]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
-export interface ErrorBody {
-  code: ErrorCode;
-  message: string;
-  details?: unknown;
-  retryAfterMs?: number;
-}
-
 /** The domain exception every service throws; the HTTP and WS filters map it to their shapes. */
 export class AppError extends Error {
   constructor(

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 
 /**
  * PostgreSQL embedded in this process: PGlite served over pglite-socket on 127.0.0.1, so the
- * ordinary `pg` driver and TypeORM talk to it exactly as to a server (STACK-NOTES).
+ * ordinary `pg` driver and TypeORM talk to it exactly as to a server.
  */
 export class EmbeddedPostgres {
   private constructor(

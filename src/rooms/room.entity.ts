@@ -64,7 +64,4 @@ export class Membership {
   /** bigint: TypeORM hands it over as a string. */
   @Column({ name: 'last_read_message_id', type: 'bigint', default: 0 })
   lastReadMessageId: string;
-
-  @Column({ type: 'boolean', default: false })
-  muted: boolean;
 }

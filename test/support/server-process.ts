@@ -101,7 +101,7 @@ export async function startServer(main: string, env: NodeJS.ProcessEnv): Promise
   };
 }
 
-/** What the tests read from the API (see API.md). */
+/** What the tests read from the API (see the OpenAPI document at /docs). */
 export interface UserBody {
   username: string;
   email: string;
