@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { DataSource } from 'typeorm';
+import { Message, MessageEdit, Reaction } from '../src/messages/message.entity';
 import { startApp, TestApp } from './support/app';
 import { call, connect } from './support/socket';
 import {
@@ -657,6 +658,27 @@ describe('messages (e2e)', () => {
           `SELECT reloptions FROM pg_class WHERE relname = 'messages_search_idx'`,
         );
       expect(row.reloptions).toContain('fastupdate=off');
+    });
+  });
+
+  describe('entities', () => {
+    it('map every column of their tables (finish_reason included; search is generated)', async () => {
+      const db = t.app.get(DataSource);
+      for (const entity of [Message, MessageEdit, Reaction]) {
+        const meta = db.getMetadata(entity);
+        const columns = await db.query<{ column_name: string }[]>(
+          `SELECT column_name FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = $1 AND is_generated = 'NEVER'`,
+          [meta.tableName],
+        );
+        expect({
+          table: meta.tableName,
+          columns: columns.map((c) => c.column_name).sort(),
+        }).toEqual({
+          table: meta.tableName,
+          columns: meta.columns.map((c) => c.databaseName).sort(),
+        });
+      }
     });
   });
 
