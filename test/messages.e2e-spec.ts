@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { DataSource } from 'typeorm';
+import { Message, MessageEdit, Reaction } from '../src/messages/message.entity';
 import { startApp, TestApp } from './support/app';
+import { call, connect } from './support/socket';
 import {
   ADMIN_ENV,
   join,
@@ -31,7 +33,7 @@ describe('messages (e2e)', () => {
   const api = (path: string) => `/api/v1${path}`;
 
   beforeAll(async () => {
-    t = await startApp({ ...ADMIN_ENV, MESSAGE_MAX_LENGTH: '50' });
+    t = await startApp({ ...ADMIN_ENV, MESSAGE_MAX_LENGTH: '50', MESSAGE_MAX_EDITS: '5' });
     admin = await loginAdmin(t);
     [alice, bob] = [await newUser(t), await newUser(t)];
     room = await newRoom(t, admin);
@@ -210,7 +212,10 @@ describe('messages (e2e)', () => {
         .get(api(`/messages/${m.id}/edits`))
         .set(bob.auth)
         .expect(200);
-      expect(edits.body.map((e: { content: string }) => e.content)).toEqual(['draft']);
+      expect(edits.body).toEqual({
+        items: [{ content: 'draft', editedAt: expect.any(String) }],
+        nextCursor: null,
+      });
       const hist = await t
         .http()
         .get(api(`/rooms/${room.id}/messages`))
@@ -276,6 +281,123 @@ describe('messages (e2e)', () => {
         .expect(404);
     });
 
+    it('edit history is bounded (MESSAGE_MAX_EDITS) and paged by cursor', async () => {
+      const m = await send(t, alice, room.id, 'v0');
+      for (let i = 1; i <= 5; i++) {
+        await t
+          .http()
+          .patch(api(`/messages/${m.id}`))
+          .set(alice.auth)
+          .send({ content: `v${i}` })
+          .expect(200);
+      }
+      const refused = await t
+        .http()
+        .patch(api(`/messages/${m.id}`))
+        .set(alice.auth)
+        .send({ content: 'v6' })
+        .expect(409);
+      expect(refused.body).toMatchObject({
+        code: 'CONFLICT',
+        message: 'Edit limit reached: a message can be edited at most 5 times',
+      });
+      // The socket says the same.
+      const s = await connect(t, alice.accessToken);
+      try {
+        expect(await call(s, 'message.edit', { messageId: m.id, content: 'v6' })).toMatchObject({
+          ok: false,
+          error: { code: 'CONFLICT', message: expect.stringMatching(/edit limit reached/i) },
+        });
+      } finally {
+        s.close();
+      }
+      const current = await t
+        .http()
+        .get(api(`/rooms/${room.id}/messages?around=${m.id}&limit=1`))
+        .set(alice.auth)
+        .expect(200);
+      expect((current.body.items as Msg[])[0]).toMatchObject({ id: m.id, content: 'v5' });
+
+      // Pages of 2, oldest first, following nextCursor until null.
+      const pages: { items: { content: string }[]; nextCursor: string | null }[] = [];
+      let cursor: string | null = null;
+      do {
+        const res: { body: unknown } = await t
+          .http()
+          .get(api(`/messages/${m.id}/edits?limit=2${cursor ? `&cursor=${cursor}` : ''}`))
+          .set(bob.auth)
+          .expect(200);
+        const page = res.body as (typeof pages)[number];
+        pages.push(page);
+        cursor = page.nextCursor;
+      } while (cursor && pages.length < 10);
+      expect(pages.map((p) => p.items.map((e) => e.content))).toEqual([
+        ['v0', 'v1'],
+        ['v2', 'v3'],
+        ['v4'],
+      ]);
+      expect(pages.map((p) => p.nextCursor)).toEqual([
+        expect.any(String),
+        expect.any(String),
+        null,
+      ]);
+      // The default page holds all five; bad page parameters are a 400.
+      const all = await t
+        .http()
+        .get(api(`/messages/${m.id}/edits`))
+        .set(bob.auth)
+        .expect(200);
+      expect(all.body.items).toHaveLength(5);
+      expect(all.body.nextCursor).toBeNull();
+      for (const bad of ['limit=0', 'limit=101', 'cursor=abc', 'cursor=-1', 'cursor=1e400']) {
+        const res = await t
+          .http()
+          .get(api(`/messages/${m.id}/edits?${bad}`))
+          .set(bob.auth)
+          .expect(400);
+        expect(res.body.code).toBe('VALIDATION_FAILED');
+      }
+    });
+
+    it('a reaction on a deleted message is NOT_FOUND, and the tombstone has none', async () => {
+      const m = await send(t, alice, room.id, 'short-lived');
+      const thumbs = encodeURIComponent('👍');
+      await t
+        .http()
+        .put(api(`/messages/${m.id}/reactions/${thumbs}`))
+        .set(bob.auth)
+        .expect(200);
+      await t
+        .http()
+        .delete(api(`/messages/${m.id}`))
+        .set(alice.auth)
+        .expect(204);
+      for (const req of [
+        t.http().put(api(`/messages/${m.id}/reactions/${thumbs}`)),
+        t.http().delete(api(`/messages/${m.id}/reactions/${thumbs}`)),
+      ]) {
+        const res = await req.set(bob.auth).expect(404);
+        expect(res.body.code).toBe('NOT_FOUND');
+      }
+      const s = await connect(t, bob.accessToken);
+      try {
+        for (const name of ['reaction.add', 'reaction.remove'] as const) {
+          expect(await call(s, name, { messageId: m.id, emoji: '👍' })).toMatchObject({
+            ok: false,
+            error: { code: 'NOT_FOUND' },
+          });
+        }
+      } finally {
+        s.close();
+      }
+      const [{ n }] = await t.app
+        .get(DataSource)
+        .query<{ n: number }[]>(`SELECT count(*)::int AS n FROM reactions WHERE message_id = $1`, [
+          m.id,
+        ]);
+      expect(n).toBe(0);
+    });
+
     it('reactions: one per user per emoji, counts and my flag, emoji validated', async () => {
       const m = await send(t, alice, room.id, 'react to me');
       const thumbs = encodeURIComponent('👍');
@@ -318,6 +440,58 @@ describe('messages (e2e)', () => {
           .set(bob.auth)
           .expect(400);
       }
+    });
+
+    // Nothing visible: joiners, variation selectors, a lone keycap mark, a digit with a selector.
+    const INVISIBLE = [
+      '\u200d',
+      '\ufe0f',
+      '\u200d\ufe0f',
+      '\u200d\u200d\u200d',
+      '\u20e3',
+      '1\ufe0f',
+    ];
+    // Real emoji built from the same parts stay valid.
+    const VISIBLE = ['👍', '❤️', '👍🏽', '👨‍👩‍👧', '🏳️‍🌈', '🇫🇷', '#️⃣', '1⃣', ':ok_hand:'];
+
+    it('a reaction of only invisible characters (U+200D, U+FE0F) is VALIDATION_FAILED on REST and socket', async () => {
+      const m = await send(t, alice, room.id, 'invisible reactions');
+      const s = await connect(t, bob.accessToken);
+      try {
+        for (const emoji of INVISIBLE) {
+          const rest = await t
+            .http()
+            .put(api(`/messages/${m.id}/reactions/${encodeURIComponent(emoji)}`))
+            .set(bob.auth);
+          expect({ emoji, status: rest.status, code: rest.body.code }).toEqual({
+            emoji,
+            status: 400,
+            code: 'VALIDATION_FAILED',
+          });
+          const ack = await call(s, 'reaction.add', { messageId: m.id, emoji });
+          expect({ emoji, ack }).toMatchObject({
+            emoji,
+            ack: { ok: false, error: { code: 'VALIDATION_FAILED' } },
+          });
+        }
+        for (const emoji of VISIBLE) {
+          const rest = await t
+            .http()
+            .put(api(`/messages/${m.id}/reactions/${encodeURIComponent(emoji)}`))
+            .set(bob.auth);
+          expect({ emoji, status: rest.status }).toEqual({ emoji, status: 200 });
+          const ack = await call(s, 'reaction.remove', { messageId: m.id, emoji });
+          expect({ emoji, ok: ack.ok }).toEqual({ emoji, ok: true });
+        }
+      } finally {
+        s.close();
+      }
+      const [{ n }] = await t.app
+        .get(DataSource)
+        .query<{ n: number }[]>(`SELECT count(*)::int AS n FROM reactions WHERE message_id = $1`, [
+          m.id,
+        ]);
+      expect(n).toBe(0);
     });
   });
 
@@ -484,6 +658,27 @@ describe('messages (e2e)', () => {
           `SELECT reloptions FROM pg_class WHERE relname = 'messages_search_idx'`,
         );
       expect(row.reloptions).toContain('fastupdate=off');
+    });
+  });
+
+  describe('entities', () => {
+    it('map every column of their tables (finish_reason included; search is generated)', async () => {
+      const db = t.app.get(DataSource);
+      for (const entity of [Message, MessageEdit, Reaction]) {
+        const meta = db.getMetadata(entity);
+        const columns = await db.query<{ column_name: string }[]>(
+          `SELECT column_name FROM information_schema.columns
+            WHERE table_schema = current_schema() AND table_name = $1 AND is_generated = 'NEVER'`,
+          [meta.tableName],
+        );
+        expect({
+          table: meta.tableName,
+          columns: columns.map((c) => c.column_name).sort(),
+        }).toEqual({
+          table: meta.tableName,
+          columns: meta.columns.map((c) => c.databaseName).sort(),
+        });
+      }
     });
   });
 

@@ -154,6 +154,13 @@ export class Env {
   @Max(100000)
   MESSAGE_MAX_LENGTH = 4000;
 
+  /** Most edits one message may have (its edit history's length); the next edit is a 409. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(10000)
+  MESSAGE_MAX_EDITS = 50;
+
   // --- scale-out and operations ---
   /** With it, Socket.IO broadcasts and presence go through Redis (several instances). */
   @IsOptional()

@@ -79,7 +79,9 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
     result: s.ref(MessageDto),
   },
   'message.edit': {
-    summary: 'Edit one of your messages (the previous text is kept in its edit history).',
+    summary:
+      'Edit one of your messages (the previous text is kept in its edit history). At most ' +
+      'MESSAGE_MAX_EDITS edits per message, then `CONFLICT`; a deleted message is `NOT_FOUND`.',
     payload: s.ref(payloads.MessageEditPayload),
     result: s.ref(MessageDto),
   },
@@ -89,7 +91,9 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
     result: s.null(),
   },
   'reaction.add': {
-    summary: 'React to a message with an emoji (or a :shortcode:).',
+    summary:
+      'React to a message with an emoji (or a :shortcode:); an invisible one (only joiners or ' +
+      'variation selectors) is `VALIDATION_FAILED`, a deleted message `NOT_FOUND`.',
     payload: s.ref(payloads.ReactionPayload),
     result: reactionsResult,
   },

@@ -32,9 +32,21 @@ interface MessageRow {
  * Every version bump (create, edit, delete, reaction) in a room happens under that room's
  * transaction-scoped advisory lock, so within a room versions commit in increasing order and a
  * client that has seen version V can never later find a change below V (nothing is skipped by
- * the `since` cursor). Single statements: the lock is held until the statement commits.
+ * the `since` cursor). The lock is held until the transaction commits.
+ *
+ * Inserts take it inside their one statement (they read nothing another writer changes). A
+ * change that reads the message (edit, delete, reaction) takes it as a statement of its own,
+ * first in a transaction: under READ COMMITTED a statement's snapshot is taken when the
+ * statement starts, before a lock inside it is granted, so a single statement would read the
+ * message as it was before the writer it waited for (an edit would resurrect a message deleted
+ * meanwhile, or file a stale text in the history). A statement after the lock sees every change
+ * committed under it.
  */
 const ROOM_LOCK = `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`;
+
+/** A live message, row-locked against deletion by other paths (a room's deletion cascades). */
+const LIVE = `SELECT id FROM messages WHERE id = $1 AND room_id = $2 AND deleted_at IS NULL
+  FOR NO KEY UPDATE`;
 
 const COLUMNS = `m.id, m.version, m.room_id, m.author_id, m.persona_id, m.role, m.content,
   m.reply_to_id, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at, m.finish_reason`;
@@ -268,62 +280,97 @@ export class MessageStore {
     return { items: rows.slice(0, limit), more: rows.length > limit };
   }
 
-  /** Edit: keep the old content in message_edits, replace, bump the version. False if gone. */
-  async edit(id: number, roomId: string, content: string): Promise<boolean> {
-    const result = await this.db.query<unknown>(
-      `WITH lock AS (${ROOM_LOCK}),
-            old AS (INSERT INTO message_edits (message_id, content)
-                    SELECT id, content FROM messages WHERE id = $2 AND deleted_at IS NULL
-                    RETURNING message_id)
-       UPDATE messages m SET content = $3, edited_at = now(), version = nextval('message_versions')
-         FROM lock, old WHERE m.id = old.message_id
-       RETURNING m.id`,
-      [roomId, id, content],
-    );
-    return updatedRows(result) > 0;
+  /**
+   * Edit: keep the old content in message_edits, replace, bump the version; at most `maxEdits`
+   * edits per message. The message as this edit left it; 'gone' when it is deleted (or never
+   * was), 'limit' when it has `maxEdits` edits already.
+   */
+  edit(
+    id: number,
+    roomId: string,
+    content: string,
+    maxEdits: number,
+  ): Promise<MessageDto | 'gone' | 'limit'> {
+    return this.db.transaction(async (tx) => {
+      await tx.query(ROOM_LOCK, [roomId]);
+      const [live] = await tx.query<{ edits: number }[]>(
+        `SELECT (SELECT count(*)::int FROM message_edits e WHERE e.message_id = m.id) AS edits
+           FROM (${LIVE}) m`,
+        [id, roomId],
+      );
+      if (!live) return 'gone';
+      if (live.edits >= maxEdits) return 'limit';
+      await tx.query(
+        `WITH old AS (INSERT INTO message_edits (message_id, content)
+                      SELECT id, content FROM messages WHERE id = $1 RETURNING message_id)
+         UPDATE messages m SET content = $2, edited_at = now(), version = nextval('message_versions')
+           FROM old WHERE m.id = old.message_id`,
+        [id, content],
+      );
+      return (await this.findById(id, tx)) ?? 'gone';
+    });
   }
 
-  /** Tombstone: content, edit history and reactions go; the row stays so clients can sync. */
-  async tombstone(id: number, roomId: string): Promise<boolean> {
-    const result = await this.db.query<unknown>(
-      `WITH lock AS (${ROOM_LOCK}),
-            edits AS (DELETE FROM message_edits WHERE message_id = $2),
-            rx AS (DELETE FROM reactions WHERE message_id = $2)
-       UPDATE messages m SET content = '', deleted_at = now(), version = nextval('message_versions')
-         FROM lock WHERE m.id = $2 AND m.deleted_at IS NULL
-       RETURNING m.id`,
-      [roomId, id],
-    );
-    return updatedRows(result) > 0;
+  /**
+   * Tombstone: content (and with it the generated search column), edit history and reactions
+   * go; the row stays so clients can sync. The tombstone, or null when already deleted.
+   */
+  tombstone(id: number, roomId: string): Promise<MessageDto | null> {
+    return this.db.transaction(async (tx) => {
+      await tx.query(ROOM_LOCK, [roomId]);
+      if (!(await tx.query<unknown[]>(LIVE, [id, roomId])).length) return null;
+      await tx.query(
+        `WITH edits AS (DELETE FROM message_edits WHERE message_id = $1),
+              rx AS (DELETE FROM reactions WHERE message_id = $1)
+         UPDATE messages SET content = '', deleted_at = now(), version = nextval('message_versions')
+          WHERE id = $1`,
+        [id],
+      );
+      return this.findById(id, tx);
+    });
   }
 
-  /** Adds or removes one reaction; bumps the version only when something changed. */
-  async react(
+  /**
+   * Adds or removes one reaction of a live message; bumps the version only when something
+   * changed. The message as it stands after it, or null when it is deleted.
+   */
+  react(
     id: number,
     roomId: string,
     userId: string,
     emoji: string,
     add: boolean,
-  ): Promise<boolean> {
-    const change = add
-      ? `INSERT INTO reactions (message_id, user_id, emoji) SELECT $2, $3, $4 FROM lock
-           ON CONFLICT DO NOTHING RETURNING message_id`
-      : `DELETE FROM reactions USING lock WHERE message_id = $2 AND user_id = $3 AND emoji = $4
-           RETURNING message_id`;
-    const result = await this.db.query<unknown>(
-      `WITH lock AS (${ROOM_LOCK}), changed AS (${change})
-       UPDATE messages m SET version = nextval('message_versions')
-         FROM changed WHERE m.id = changed.message_id
-       RETURNING m.id`,
-      [roomId, id, userId, emoji],
-    );
-    return updatedRows(result) > 0;
+  ): Promise<{ message: MessageDto; changed: boolean } | null> {
+    return this.db.transaction(async (tx) => {
+      await tx.query(ROOM_LOCK, [roomId]);
+      if (!(await tx.query<unknown[]>(LIVE, [id, roomId])).length) return null;
+      const change = add
+        ? `INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING RETURNING message_id`
+        : `DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3
+             RETURNING message_id`;
+      const result = await tx.query<unknown>(
+        `WITH changed AS (${change})
+         UPDATE messages m SET version = nextval('message_versions')
+           FROM changed WHERE m.id = changed.message_id`,
+        [id, userId, emoji],
+      );
+      const message = await this.findById(id, tx);
+      return message && { message, changed: updatedRows(result) > 0 };
+    });
   }
 
-  async edits(id: number): Promise<{ content: string; editedAt: Date }[]> {
+  /** One page of a message's edit history, oldest first, keyset on the edit's id. */
+  edits(
+    id: number,
+    after: number | undefined,
+    limit: number,
+  ): Promise<{ id: string; content: string; editedAt: Date }[]> {
     return this.db.query(
-      `SELECT content, edited_at AS "editedAt" FROM message_edits WHERE message_id = $1 ORDER BY id`,
-      [id],
+      `SELECT id, content, edited_at AS "editedAt" FROM message_edits
+        WHERE message_id = $1 AND ($2::bigint IS NULL OR id > $2)
+        ORDER BY id LIMIT $3`,
+      [id, after ?? null, limit],
     );
   }
 

@@ -1,4 +1,5 @@
 import { Column, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import type { FinishReason } from './dto/message.dto';
 
 export const MESSAGE_ROLES = ['user', 'assistant', 'system'] as const;
 export type MessageRole = (typeof MESSAGE_ROLES)[number];
@@ -33,6 +34,9 @@ export class Message {
   editedAt: Date | null;
   @Column({ name: 'deleted_at', type: 'timestamptz', nullable: true })
   deletedAt: Date | null;
+  /** Persona replies: how generation ended (null for user and system messages). */
+  @Column({ name: 'finish_reason', type: 'varchar', length: 16, nullable: true })
+  finishReason: FinishReason | null;
 }
 
 @Entity('message_edits')

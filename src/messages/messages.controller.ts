@@ -31,7 +31,8 @@ import {
   HistoryPageDto,
   HistoryQuery,
   MessageDto,
-  MessageEditDto,
+  MessageEditPageDto,
+  MessageEditsQuery,
   MessageIdParam,
   ReactionParams,
   ReactionsDto,
@@ -110,9 +111,14 @@ export class MessagesController {
   }
 
   @Patch('messages/:id')
-  @ApiOperation({ summary: 'Edit my message (history kept)' })
+  @ApiOperation({
+    summary: 'Edit my message (history kept)',
+    description:
+      'At most MESSAGE_MAX_EDITS edits per message: the next one is a 409 CONFLICT ' +
+      '("Edit limit reached"). A deleted message is a 404.',
+  })
   @ApiOkResponse({ type: MessageDto })
-  @ApiErrors(400, 403, 404)
+  @ApiErrors(400, 403, 404, 409)
   edit(
     @CurrentUser() user: AuthUser,
     @Param() { id }: MessageIdParam,
@@ -131,11 +137,18 @@ export class MessagesController {
   }
 
   @Get('messages/:id/edits')
-  @ApiOperation({ summary: 'Edit history of a message (previous contents, oldest first)' })
-  @ApiOkResponse({ type: [MessageEditDto] })
+  @ApiOperation({
+    summary: 'Edit history of a message (previous contents, oldest first), paged',
+    description: 'Follow `nextCursor` (as `cursor`) until it is null.',
+  })
+  @ApiOkResponse({ type: MessageEditPageDto })
   @ApiErrors(400, 403, 404)
-  edits(@CurrentUser() user: AuthUser, @Param() { id }: MessageIdParam): Promise<MessageEditDto[]> {
-    return this.messages.edits(user, id);
+  edits(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: MessageIdParam,
+    @Query() q: MessageEditsQuery,
+  ): Promise<MessageEditPageDto> {
+    return this.messages.edits(user, id, q);
   }
 
   @Put('messages/:id/reactions/:emoji')

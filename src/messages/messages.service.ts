@@ -11,7 +11,8 @@ import {
   HistoryPageDto,
   HistoryQuery,
   MessageDto,
-  MessageEditDto,
+  MessageEditPageDto,
+  MessageEditsQuery,
   ReactionsDto,
   SearchPageDto,
   SearchQuery,
@@ -29,6 +30,7 @@ export interface SendResult {
 @Injectable()
 export class MessagesService {
   private readonly maxLength: number;
+  private readonly maxEdits: number;
 
   constructor(
     private readonly store: MessageStore,
@@ -38,6 +40,7 @@ export class MessagesService {
     config: ConfigService<Env, true>,
   ) {
     this.maxLength = config.get('MESSAGE_MAX_LENGTH', { infer: true });
+    this.maxEdits = config.get('MESSAGE_MAX_EDITS', { infer: true });
   }
 
   /**
@@ -120,7 +123,10 @@ export class MessagesService {
     return { items: items.map((m) => forViewer(m, user.id)), hasMore: more };
   }
 
-  /** Authors edit their own user messages; the previous text goes to the edit history. */
+  /**
+   * Authors edit their own user messages, at most MESSAGE_MAX_EDITS times each; the previous
+   * text goes to the edit history. A message deleted meanwhile is a 404, never an edit.
+   */
   async edit(user: AuthUser, id: number, content: string): Promise<MessageDto> {
     if (content.length > this.maxLength) {
       throw AppError.invalid('Validation failed', {
@@ -128,8 +134,13 @@ export class MessagesService {
       });
     }
     const message = await this.visible(user, id, 'edit');
-    if (!(await this.store.edit(id, message.roomId, content))) throw AppError.notFound('Message');
-    const updated = (await this.store.findById(id))!;
+    const updated = await this.store.edit(id, message.roomId, content, this.maxEdits);
+    if (updated === 'gone') throw AppError.notFound('Message');
+    if (updated === 'limit') {
+      throw AppError.conflict(
+        `Edit limit reached: a message can be edited at most ${this.maxEdits} times`,
+      );
+    }
     this.events.emit('message.updated', { message: updated });
     return forViewer(updated, user.id);
   }
@@ -137,20 +148,29 @@ export class MessagesService {
   /** The author or an admin turns a message into a tombstone. */
   async remove(user: AuthUser, id: number): Promise<void> {
     const message = await this.visible(user, id, 'delete');
-    if (!(await this.store.tombstone(id, message.roomId))) throw AppError.notFound('Message');
-    this.events.emit('message.deleted', { message: (await this.store.findById(id))! });
+    const tombstone = await this.store.tombstone(id, message.roomId);
+    if (!tombstone) throw AppError.notFound('Message');
+    this.events.emit('message.deleted', { message: tombstone });
   }
 
-  async edits(user: AuthUser, id: number): Promise<MessageEditDto[]> {
+  /** A page of the edit history (previous contents, oldest first). */
+  async edits(user: AuthUser, id: number, q: MessageEditsQuery): Promise<MessageEditPageDto> {
     await this.visible(user, id, 'read');
-    return this.store.edits(id);
+    const rows = await this.store.edits(id, q.cursor, q.limit + 1);
+    const items = rows.slice(0, q.limit);
+    return {
+      items: items.map(({ content, editedAt }) => ({ content, editedAt })),
+      nextCursor: rows.length > q.limit ? items[items.length - 1].id : null,
+    };
   }
 
+  /** A reaction on a message deleted meanwhile is a 404, never a reaction on the tombstone. */
   async react(user: AuthUser, id: number, emoji: string, added: boolean): Promise<ReactionsDto> {
     const message = await this.visible(user, id, 'react');
-    const changed = await this.store.react(id, message.roomId, user.id, emoji, added);
-    const now = (await this.store.findById(id))!;
-    if (changed) {
+    const result = await this.store.react(id, message.roomId, user.id, emoji, added);
+    if (!result) throw AppError.notFound('Message');
+    const now = result.message;
+    if (result.changed) {
       this.events.emit('reaction.updated', {
         roomId: now.roomId,
         messageId: id,

@@ -229,8 +229,24 @@ export class MessageIdParam {
   id: number;
 }
 
-const EMOJI =
-  /^(?:\p{Extended_Pictographic}|\p{Regional_Indicator}|\p{Emoji_Modifier}|\u200d|\ufe0f|\u20e3|[#*0-9])+$|^:[a-z0-9_+-]{1,32}:$/u;
+/** Emoji code points only: pictographs, flag letters, skin tones, joiners, selectors, keycaps. */
+const EMOJI_CODE_POINTS =
+  /^(?:\p{Extended_Pictographic}|\p{Regional_Indicator}|\p{Emoji_Modifier}|\u200d|\ufe0f|\u20e3|[#*0-9])+$/u;
+/**
+ * Something that shows: a pictograph, a flag letter, a skin tone or a keycap. Without one, a
+ * string of joiners (U+200D), variation selectors (U+FE0F), combining keycaps or bare digits
+ * is invisible or plain text.
+ */
+const VISIBLE =
+  /\p{Extended_Pictographic}|\p{Regional_Indicator}|\p{Emoji_Modifier}|[#*0-9]\ufe0f?\u20e3/u;
+const SHORTCODE = /^:[a-z0-9_+-]{1,32}:$/;
+
+/** A reaction: a :shortcode:, or emoji code points with at least one visible emoji among them. */
+export function isReactionEmoji(v: unknown): boolean {
+  return (
+    typeof v === 'string' && (SHORTCODE.test(v) || (EMOJI_CODE_POINTS.test(v) && VISIBLE.test(v)))
+  );
+}
 
 export class ReactionParams extends MessageIdParam {
   @ApiProperty({ example: '👍', description: 'An emoji (URL-encoded) or a :shortcode:' })
@@ -239,7 +255,7 @@ export class ReactionParams extends MessageIdParam {
   @ValidateBy({
     name: 'isEmoji',
     validator: {
-      validate: (v: unknown) => typeof v === 'string' && EMOJI.test(v) && !/^[#*0-9]+$/.test(v),
+      validate: isReactionEmoji,
       defaultMessage: () => 'emoji must be an emoji or a :shortcode:',
     },
   })
@@ -260,4 +276,24 @@ export class MessageEditDto {
   content: string;
   @ApiProperty()
   editedAt: Date;
+}
+
+export class MessageEditsQuery {
+  @PageLimit(100, 20)
+  limit: number = 20;
+
+  @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
+  @IsOptional()
+  @IsCursor()
+  cursor?: number;
+}
+
+export class MessageEditPageDto {
+  @ApiProperty({
+    type: [MessageEditDto],
+    description: 'Previous contents, oldest first (at most MESSAGE_MAX_EDITS in all)',
+  })
+  items: MessageEditDto[];
+  @ApiProperty({ nullable: true, type: String, description: 'Pass as `cursor` for the next page' })
+  nextCursor: string | null;
 }
