@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AccessPolicy } from '../access/access.policy';
 import type { AuthUser } from '../auth/auth-user';
-import { DomainEvents } from '../events/domain-events';
 import { AppError, ErrorCode } from '../common/errors';
 import { forViewer, MessageStore } from '../messages/message-store';
 import { RoomsService } from '../rooms/rooms.service';
@@ -29,7 +28,6 @@ export class ConversationsService {
     private readonly rooms: RoomsService,
     private readonly access: AccessPolicy,
     private readonly messages: MessageStore,
-    private readonly events: DomainEvents,
   ) {}
 
   async list(user: AuthUser, q: ListConversationsQuery): Promise<ConversationPageDto> {
@@ -55,24 +53,15 @@ export class ConversationsService {
     if (!persona.enabled) {
       throw AppError.invalid('Validation failed', { personaId: ['this persona is disabled'] });
     }
-    const room = await this.rooms.createConversation(user, dto.title ?? persona.displayName);
-    // Persona deleted in between (or any failure): do not leave a conversation nobody can
-    // answer in.
-    const linked = await this.personas
-      .linkConversation(room.id, persona.id, user.id)
-      .catch(async (err: unknown) => {
-        await this.rooms.removeOwned(room.id);
-        throw err;
-      });
-    if (!linked) {
-      await this.rooms.removeOwned(room.id);
-      throw AppError.notFound('Persona');
-    }
-    // The owner's connected sockets subscribe to the new room, as for any room they get.
-    this.events.emit('room.created', {
-      room: await this.rooms.load(room.id, user.id),
-      memberIds: [user.id],
-    });
+    // One transaction: a persona deleted in between leaves no conversation nobody can answer in.
+    const room = await this.rooms.createConversation(
+      user,
+      dto.title ?? persona.displayName,
+      async (em, roomId) => {
+        if (!(await this.personas.linkConversation(em, roomId, persona.id, user.id)))
+          throw AppError.notFound('Persona');
+      },
+    );
     return this.get(user, room.id);
   }
 

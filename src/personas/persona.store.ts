@@ -50,7 +50,6 @@ export class PersonaStore {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @InjectRepository(Persona) private readonly personas: Repository<Persona>,
-    @InjectRepository(RoomPersona) private readonly links: Repository<RoomPersona>,
   ) {}
 
   findById(id: string): Promise<Persona | null> {
@@ -118,9 +117,14 @@ export class PersonaStore {
   }
 
   /** Puts a persona in a new conversation; false when the persona no longer exists. */
-  async linkConversation(roomId: string, personaId: string, addedBy: string): Promise<boolean> {
+  async linkConversation(
+    em: EntityManager,
+    roomId: string,
+    personaId: string,
+    addedBy: string,
+  ): Promise<boolean> {
     try {
-      await this.links.insert({ roomId, personaId, addedBy });
+      await em.insert(RoomPersona, { roomId, personaId, addedBy });
       return true;
     } catch (err) {
       if ((err as { code?: string }).code === FOREIGN_KEY_VIOLATION) return false;

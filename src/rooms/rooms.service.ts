@@ -18,7 +18,7 @@ import {
   RoomSummaryDto,
   UpdateRoomDto,
 } from './dto/room.dto';
-import type { Room } from './room.entity';
+import type { EntityManager } from 'typeorm';
 import { RoomStore, toRoomDto } from './room.store';
 
 /**
@@ -75,9 +75,7 @@ export class RoomsService {
     const room = await this.writer.transaction(({ em }) =>
       this.store.insertRoom(em, { ...dto, kind: 'group', createdBy: admin.id }, admin.id),
     );
-    const created = await this.store.load(room.id, admin.id);
-    this.events.emit('room.created', { room: created, memberIds: [admin.id] });
-    return created;
+    return this.announceCreated(room.id, admin.id, [admin.id]);
   }
 
   async update(admin: AuthUser, roomId: string, dto: UpdateRoomDto): Promise<RoomDto> {
@@ -191,21 +189,40 @@ export class RoomsService {
         otherId,
       ]),
     );
-    const roomId = created ?? (await this.store.directRoomId(directKey));
-    const room = await this.store.load(roomId, user.id);
-    if (created) this.events.emit('room.created', { room, memberIds: [user.id, otherId] });
-    return room;
+    if (created) return this.announceCreated(created, user.id, [user.id, otherId]);
+    return this.store.load(await this.store.directRoomId(directKey), user.id);
   }
 
-  /** Creates a private room of kind `conversation` owned by `owner` (used by personas). */
-  createConversation(owner: AuthUser, name: string, theme = ''): Promise<Room> {
-    return this.writer.transaction(({ em }) =>
-      this.store.insertRoom(
+  /**
+   * Creates a private room of kind `conversation` owned by `owner` (used by personas): `setup`
+   * runs in the same transaction (the persona's link), so a failure leaves nothing behind.
+   */
+  async createConversation(
+    owner: AuthUser,
+    name: string,
+    setup: (em: EntityManager, roomId: string) => Promise<void>,
+  ): Promise<RoomDto> {
+    const room = await this.writer.transaction(async ({ em }) => {
+      const created = await this.store.insertRoom(
         em,
-        { name, theme, kind: 'conversation', visibility: 'private', createdBy: owner.id },
+        { name, kind: 'conversation', visibility: 'private', createdBy: owner.id },
         owner.id,
-      ),
-    );
+      );
+      await setup(em, created.id);
+      return created;
+    });
+    return this.announceCreated(room.id, owner.id, [owner.id]);
+  }
+
+  /** The one emit of `room.created`: after commit, as the creator sees the room. */
+  private async announceCreated(
+    roomId: string,
+    viewerId: string,
+    memberIds: string[],
+  ): Promise<RoomDto> {
+    const room = await this.store.load(roomId, viewerId);
+    this.events.emit('room.created', { room, memberIds });
+    return room;
   }
 
   private async addMembership(
