@@ -3,6 +3,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import type { PersonaStreamDelta, PersonaStreamEnd, PersonaStreamStart } from '../chat/contract';
 import type { MessageDto, ReactionSummaryDto } from '../messages/dto/message.dto';
 import type { RoomDto } from '../rooms/dto/room.dto';
+import type { Role } from '../users/user.entity';
 
 /**
  * Events services publish after their transaction commits. The chat gateway is the one place
@@ -11,6 +12,8 @@ import type { RoomDto } from '../rooms/dto/room.dto';
 export interface DomainEventMap {
   /** A session (or every session of a user, when sessionId is absent) stopped being valid. */
   'session.revoked': { userId: string; sessionId?: string; reason: string };
+  /** An admin changed a user's role: live sockets of that user must be re-evaluated. */
+  'user.role.changed': { userId: string; role: Role };
   'message.created': { message: MessageDto };
   'message.updated': { message: MessageDto };
   'message.deleted': { message: MessageDto };
