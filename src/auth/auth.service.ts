@@ -24,9 +24,9 @@ const INVALID_LOGIN = 'Invalid username or password';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
- * bcrypt reads at most 72 bytes and stops at the first NUL, so "stored password + anything"
- * (or + "\0…") would match. No stored password is like that (signup refuses it): such a
- * password is simply wrong.
+ * bcrypt reads at most 72 bytes, so "stored password + anything" would match, and it
+ * mishandles NUL. No stored password is like that (signup refuses it): such a password is
+ * simply wrong.
  */
 function comparable(password: string): boolean {
   return Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES && !password.includes('\0');
