@@ -1,9 +1,11 @@
 import { INestApplication, RequestMethod } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import cookieParser from 'cookie-parser';
-import type { Env } from './config/env';
+import helmet from 'helmet';
+import { type Env, trustProxySetting } from './config/env';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { createRootLogger, PinoNestLogger, requestLogger } from './common/logger';
 import { createValidationPipe } from './common/validation';
@@ -22,8 +24,14 @@ export function configureApp(app: NestExpressApplication): INestApplication {
   app.use(requestLogger(logger));
   app.useBodyParser('json', { limit: config.get('HTTP_BODY_LIMIT', { infer: true }) });
   app.use(cookieParser());
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', trustProxySetting(config.get('TRUST_PROXY', { infer: true })));
   app.disable('x-powered-by');
+  app.use(securityHeaders());
+  // Tokens must not sit in a browser or proxy cache: every auth answer, errors included.
+  app.use('/api/v1/auth', (_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   const origins = config.get('CORS_ORIGINS', { infer: true });
   if (origins.length) app.enableCors({ origin: origins, credentials: true });
   app.setGlobalPrefix('api/v1', {
@@ -56,4 +64,35 @@ export function configureApp(app: NestExpressApplication): INestApplication {
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
   serveDemo(app);
   return app;
+}
+
+/**
+ * helmet on every response: X-Content-Type-Options nosniff, X-Frame-Options DENY and CSP
+ * frame-ancestors 'none', HSTS, a same-origin Referrer-Policy and the cross-origin policies.
+ * The Content-Security-Policy fits the HTML Parlor serves: Swagger UI at /docs loads its own
+ * scripts and uses inline styles and data: images; the AsyncAPI page has no scripts; the demo
+ * page at / sets its stricter policy itself (src/docs/demo.ts), which replaces this one. Nothing
+ * is loaded from another origin. upgrade-insecure-requests is left out: it would break a
+ * plain-HTTP deployment on a LAN address.
+ */
+export function securityHeaders(): RequestHandler {
+  return helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'", 'ws:', 'wss:'],
+        objectSrc: ["'none'"],
+        baseUri: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    frameguard: { action: 'deny' },
+  });
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { trustProxySetting, validateEnv } from '../src/config/env';
 
 /**
  * No Docker engine runs here, so the deployment files are checked for what matters: the
@@ -18,8 +19,10 @@ describe('deployment files', () => {
         deploy?: { replicas?: number };
         environment?: Record<string, string>;
         volumes?: string[];
+        networks?: string[] | Record<string, { ipv4_address?: string } | null>;
       }
     >;
+    networks?: Record<string, { ipam?: { config?: { subnet?: string }[] } }>;
   };
 
   it('docker-compose.yml: postgres, redis, two Parlor replicas on both, and nginx', () => {
@@ -33,6 +36,21 @@ describe('deployment files', () => {
     expect(compose.services.nginx.volumes).toContain(
       './deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro',
     );
+  });
+
+  it("Parlor believes X-Forwarded-For from nginx alone: TRUST_PROXY is nginx's fixed address on their shared network", () => {
+    const nginx = compose.services.nginx.networks as Record<string, { ipv4_address?: string }>;
+    const parlor = compose.services.parlor;
+    const [network, { ipv4_address: address }] = Object.entries(nginx)[0];
+    expect(address).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(parlor.networks).toContain(network);
+    expect(compose.networks?.[network]?.ipam?.config?.[0]?.subnet).toBeDefined();
+    const trusted = parlor.environment?.TRUST_PROXY ?? '';
+    expect(trustProxySetting(trusted)).toEqual([address]);
+    expect(validateEnv({ TRUST_PROXY: trusted }).TRUST_PROXY).toBe(trusted);
+    // nginx appends the peer it saw, so the client cannot choose the address Parlor uses.
+    const conf = readFileSync(join(ROOT, 'deploy', 'nginx.conf'), 'utf8');
+    expect(conf).toMatch(/X-Forwarded-For \$proxy_add_x_forwarded_for/);
   });
 
   it('nginx.conf balances HTTP and WebSocket upgrades over the replicas', () => {

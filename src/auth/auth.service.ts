@@ -1,14 +1,11 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
-import { InjectRepository } from '@nestjs/typeorm';
 import * as bcrypt from 'bcrypt';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { Repository } from 'typeorm';
 import type { Env } from '../config/env';
 import { DomainEvents } from '../events/domain-events';
 import { AppError, ErrorCode } from '../common/errors';
-import { updatedRows } from '../common/sql';
 import { UserDto } from '../users/dto/user.dto';
 import type { Role, User } from '../users/user.entity';
 import { UsersService } from '../users/users.service';
@@ -21,10 +18,28 @@ import {
   TokensDto,
 } from './dto/auth.dto';
 import { ALGORITHM, JWT_SETTINGS, type JwtSettings } from './jwt-settings';
-import { Session } from './session.entity';
+import { SessionStore } from './session.store';
 
 const INVALID_LOGIN = 'Invalid username or password';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * bcrypt reads at most 72 bytes, so "stored password + anything" would match, and it
+ * mishandles NUL. No stored password is like that (signup refuses it): such a password is
+ * simply wrong.
+ */
+function comparable(password: string): boolean {
+  return Buffer.byteLength(password, 'utf8') <= PASSWORD_MAX_BYTES && !password.includes('\0');
+}
+
+/** The cost a bcrypt hash was made with (0 if it is not one). */
+function costOf(hash: string): number {
+  try {
+    return bcrypt.getRounds(hash);
+  } catch {
+    return 0;
+  }
+}
 
 @Injectable()
 export class AuthService implements OnApplicationBootstrap {
@@ -34,7 +49,7 @@ export class AuthService implements OnApplicationBootstrap {
 
   constructor(
     private readonly users: UsersService,
-    @InjectRepository(Session) private readonly sessions: Repository<Session>,
+    private readonly sessions: SessionStore,
     private readonly jwt: JwtService,
     @Inject(JWT_SETTINGS) private readonly settings: JwtSettings,
     private readonly config: ConfigService<Env, true>,
@@ -57,10 +72,10 @@ export class AuthService implements OnApplicationBootstrap {
     if (Buffer.byteLength(dto.password, 'utf8') > PASSWORD_MAX_BYTES) {
       throw AppError.invalid(`Password must be at most ${PASSWORD_MAX_BYTES} bytes (UTF-8)`);
     }
-    const passwordHash = await bcrypt.hash(
-      dto.password,
-      this.config.get('BCRYPT_COST', { infer: true }),
-    );
+    if (dto.password.includes('\0')) {
+      throw AppError.invalid('Password must not contain NUL (U+0000) characters');
+    }
+    const passwordHash = await bcrypt.hash(dto.password, this.cost);
     return this.users.create({ ...dto, passwordHash, role });
   }
 
@@ -68,14 +83,26 @@ export class AuthService implements OnApplicationBootstrap {
     return this.startSession(await this.createUser(dto), userAgent);
   }
 
+  /**
+   * Every failed login costs at least one compare at the configured BCRYPT_COST, whether the
+   * user exists or not, so timing does not tell who has an account even after the cost was
+   * raised over older hashes: an unknown user is compared against a dummy hash at the
+   * configured cost, and a wrong password for a hash of a lower cost also pays that compare.
+   * A successful login with a hash of another cost is rehashed at the configured one.
+   */
   async login(dto: LoginDto, userAgent?: string): Promise<TokensDto> {
     const user = await this.users.findForLogin(dto.username);
-    const hash = user?.passwordHash ?? (await this.getDummyHash());
-    const ok = await bcrypt.compare(dto.password, hash);
-    // bcrypt reads 72 bytes and ignores the rest, so "stored password + anything" would match.
-    // No stored password is longer (signup refuses it): a longer one is simply wrong.
-    const tooLong = Buffer.byteLength(dto.password, 'utf8') > PASSWORD_MAX_BYTES;
-    if (!user || !ok || tooLong || user.disabled) throw AppError.unauthorized(INVALID_LOGIN);
+    let ok = false;
+    if (!user) {
+      await bcrypt.compare(dto.password, await this.getDummyHash());
+    } else {
+      ok = (await bcrypt.compare(dto.password, user.passwordHash)) && comparable(dto.password);
+      if (!ok && costOf(user.passwordHash) < this.cost) {
+        await bcrypt.compare(dto.password, await this.getDummyHash());
+      }
+    }
+    if (!user || !ok || user.disabled) throw AppError.unauthorized(INVALID_LOGIN);
+    if (costOf(user.passwordHash) !== this.cost) await this.rehash(user, dto.password);
     return this.startSession(user, userAgent);
   }
 
@@ -86,14 +113,8 @@ export class AuthService implements OnApplicationBootstrap {
   async refresh(token: string): Promise<TokensDto> {
     const claims = await this.verify<RefreshClaims>(token, 'refresh');
     const jti = randomUUID();
-    const result: unknown = await this.sessions.query(
-      `UPDATE sessions SET refresh_hash = $1
-        WHERE id = $2 AND refresh_hash = $3 AND revoked_at IS NULL AND expires_at > now()
-        RETURNING user_id`,
-      [sha256(jti), claims.sid, sha256(claims.jti)],
-    );
-    if (updatedRows(result) === 0) {
-      const session = await this.sessions.findOneBy({ id: claims.sid });
+    if (!(await this.sessions.rotate(claims.sid, sha256(claims.jti), sha256(jti)))) {
+      const session = await this.sessions.findById(claims.sid);
       if (session && !session.revokedAt) {
         await this.revokeSession(session.id, session.userId, 'refresh_reuse');
         this.logger.warn(`Refresh token reuse detected; session ${session.id} revoked`);
@@ -118,7 +139,7 @@ export class AuthService implements OnApplicationBootstrap {
     const found = await this.users.findByIdWithPassword(user.id);
     const matches =
       found !== null &&
-      Buffer.byteLength(dto.currentPassword, 'utf8') <= PASSWORD_MAX_BYTES &&
+      comparable(dto.currentPassword) &&
       (await bcrypt.compare(dto.currentPassword, found.passwordHash));
     if (!matches) {
       throw AppError.invalid('Validation failed', {
@@ -130,22 +151,12 @@ export class AuthService implements OnApplicationBootstrap {
         newPassword: ['newPassword must differ from the current password'],
       });
     }
-    const hash = await bcrypt.hash(
-      dto.newPassword,
-      this.config.get('BCRYPT_COST', { infer: true }),
-    );
-    const revoked = await this.sessions.manager.transaction(async (manager) => {
+    const hash = await bcrypt.hash(dto.newPassword, this.cost);
+    const revoked = await this.sessions.transaction(async (manager) => {
       await this.users.setPasswordHash(user.id, hash, manager);
-      // TypeORM answers an UPDATE … RETURNING with [rows, rowCount].
-      const [rows] = await manager.query<[{ id: string }[], number]>(
-        `UPDATE sessions SET revoked_at = now(), revoked_reason = 'password_changed'
-          WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL
-          RETURNING id`,
-        [user.id, user.sessionId],
-      );
-      return rows;
+      return this.sessions.revokeAllOfUser(user.id, 'password_changed', manager, user.sessionId);
     });
-    for (const { id } of revoked) {
+    for (const id of revoked) {
       this.events.emit('session.revoked', {
         userId: user.id,
         sessionId: id,
@@ -159,17 +170,7 @@ export class AuthService implements OnApplicationBootstrap {
     if (claims.typ !== 'access' || !claims.sid || !claims.sub) {
       throw AppError.unauthorized('Not an access token');
     }
-    const row = await this.sessions
-      .createQueryBuilder('s')
-      .innerJoin('users', 'u', 'u.id = s.user_id')
-      .select([
-        'u.id AS id',
-        'u.username AS username',
-        'u.display_name AS "displayName"',
-        'u.role AS role',
-      ])
-      .where('s.id = :sid AND s.user_id = :sub AND s.revoked_at IS NULL AND NOT u.disabled', claims)
-      .getRawOne<Omit<AuthUser, 'sessionId'>>();
+    const row = await this.sessions.liveSessionUser(claims.sid, claims.sub);
     if (!row) throw AppError.unauthorized('Session has ended');
     return { ...row, sessionId: claims.sid };
   }
@@ -205,14 +206,12 @@ export class AuthService implements OnApplicationBootstrap {
 
   private async startSession(user: User, userAgent?: string): Promise<TokensDto> {
     const jti = randomUUID();
-    const session = await this.sessions.save(
-      this.sessions.create({
-        userId: user.id,
-        refreshHash: sha256(jti),
-        expiresAt: new Date(Date.now() + this.settings.refreshTtl * 1000),
-        userAgent: userAgent?.slice(0, 255) ?? null,
-      }),
-    );
+    const session = await this.sessions.create({
+      userId: user.id,
+      refreshHash: sha256(jti),
+      expiresAt: new Date(Date.now() + this.settings.refreshTtl * 1000),
+      userAgent: userAgent?.slice(0, 255) ?? null,
+    });
     return this.tokens(user, session.id, jti);
   }
 
@@ -242,20 +241,26 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   private async revokeSession(sessionId: string, userId: string, reason: string): Promise<void> {
-    await this.sessions
-      .createQueryBuilder()
-      .update()
-      .set({ revokedAt: () => 'now()', revokedReason: reason })
-      .where('id = :sessionId AND revoked_at IS NULL', { sessionId })
-      .execute();
+    await this.sessions.revoke(sessionId, reason);
     this.events.emit('session.revoked', { userId, sessionId, reason });
   }
 
+  private get cost(): number {
+    return this.config.get('BCRYPT_COST', { infer: true });
+  }
+
+  /** The stored hash at the configured cost (unless the password changed meanwhile). */
+  private async rehash(user: User, password: string): Promise<void> {
+    try {
+      const hash = await bcrypt.hash(password, this.cost);
+      await this.users.replacePasswordHash(user.id, user.passwordHash, hash);
+    } catch (err) {
+      this.logger.warn({ msg: `Rehash at login failed for user ${user.id}`, err });
+    }
+  }
+
   private getDummyHash(): Promise<string> {
-    this.dummyHash ??= bcrypt.hash(
-      randomBytes(16).toString('hex'),
-      this.config.get('BCRYPT_COST', { infer: true }),
-    );
+    this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.cost);
     return this.dummyHash;
   }
 }

@@ -61,8 +61,13 @@ export class RolesGuard implements CanActivate {
 }
 
 /**
- * Login/signup/refresh throttling: per IP, and per username whatever the IP (slows password
- * guessing spread over many addresses). Answers 429 RATE_LIMITED with Retry-After.
+ * Login/signup/refresh/password-change throttling, answering 429 RATE_LIMITED with Retry-After:
+ * - per client IP, whatever the account (AUTH_THROTTLE_IP_LIMIT);
+ * - per (account, client IP) (AUTH_THROTTLE_USER_LIMIT): guessing one account's password from
+ *   one address stops quickly, yet an attacker's failures never lock the owner out, who signs
+ *   in from another address. The account is named as typed (NFC, any case).
+ * The client IP is Express's req.ip: the peer address, or X-Forwarded-For when the peer is a
+ * trusted proxy (TRUST_PROXY).
  */
 @Injectable()
 export class AuthThrottleGuard implements CanActivate {
@@ -83,7 +88,7 @@ export class AuthThrottleGuard implements CanActivate {
     ];
     if (typeof username === 'string') {
       checks.push([
-        `auth:${req.path}:user:${username.toLowerCase()}`,
+        `auth:${req.path}:user:${username.normalize('NFC').toLowerCase()}:ip:${req.ip}`,
         this.config.get('AUTH_THROTTLE_USER_LIMIT', { infer: true }),
       ]);
     }

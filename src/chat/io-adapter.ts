@@ -76,7 +76,7 @@ export class ParlorIoAdapter extends IoAdapter {
       if (response != null && !handler.isAckHandledManually) ack?.(response);
     } catch (err) {
       // The exception filter answers every failure; reaching here is a bug in it.
-      this.logger.error(err);
+      this.logger.error({ msg: `Unhandled failure in ${handler.message}`, err });
     }
   }
 

@@ -62,10 +62,8 @@ export class WsAckExceptionFilter implements ExceptionFilter {
     const error = toAppError(exception);
     if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
       const socketId = host.getArgByIndex<{ id?: string } | undefined>(0)?.id;
-      this.logger.error({
-        socketId,
-        err: exception instanceof Error ? exception.stack : String(exception),
-      });
+      // `err` as the Error itself: the log line gets its message, stack and code.
+      this.logger.error({ msg: `Command failed: ${error.code}`, socketId, err: exception });
     }
     const ack: unknown = host.getArgByIndex(2);
     if (typeof ack !== 'function') return;

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
 import { AppError, ErrorCode, HTTP_STATUS } from './errors';
+import { isUnstorableText } from './pg-errors';
 
 const STATUS_CODES: Record<number, ErrorCode> = {
   400: ErrorCode.VALIDATION_FAILED,
@@ -31,7 +32,7 @@ export function toAppError(err: unknown): AppError {
   if (status === 400) return AppError.invalid('Malformed request body');
   if (status === 415) return AppError.invalid('Unsupported request body encoding');
   // PostgreSQL refuses NUL (U+0000) in text: bad input, not a server fault.
-  if (['22021', '22P05'].includes((err as { code?: string } | null)?.code ?? '')) {
+  if (isUnstorableText(err)) {
     return AppError.invalid('Text contains a character that cannot be stored (U+0000)');
   }
   if (isDatabaseUnavailable(err)) {
@@ -64,7 +65,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const error = toAppError(exception);
     const statusCode = HTTP_STATUS[error.code];
     if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
-      this.logger.error(exception instanceof Error ? exception.stack : String(exception));
+      this.logger.error({ msg: `Request failed: ${error.code}`, err: exception });
     }
     if (error.retryAfterMs !== undefined) {
       res.setHeader('Retry-After', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));

@@ -12,32 +12,57 @@ export function createRootLogger(level: string, pretty: boolean): Logger {
   });
 }
 
+/**
+ * A Nest log call's message as pino's (fields, text). An Error goes under `err`, which pino
+ * serialises with type, message, stack and code; an object's fields are kept (its `msg` or
+ * `message` becomes the text, an Error in `err` is serialised the same way). Never
+ * "[object Object]".
+ */
+export function logEntry(message: unknown): [Record<string, unknown>, string] {
+  if (message instanceof Error) return [{ err: message }, message.message];
+  if (message !== null && typeof message === 'object') {
+    const { msg, message: text, ...fields } = message as Record<string, unknown>;
+    const err = fields.err;
+    const fallback = err instanceof Error ? err.message : '';
+    return [fields, typeof msg === 'string' ? msg : typeof text === 'string' ? text : fallback];
+  }
+  return [{}, String(message)];
+}
+
 /** Nest's own log lines through pino, so every line has one format. */
 export class PinoNestLogger implements LoggerService {
   constructor(private readonly root: Logger) {}
   private at(context?: unknown) {
     return typeof context === 'string' ? this.root.child({ context }) : this.root;
   }
-  log(message: unknown, context?: unknown) {
-    this.at(context).info(message);
+  private write(
+    level: 'info' | 'warn' | 'debug' | 'trace' | 'fatal',
+    message: unknown,
+    context?: unknown,
+  ) {
+    const [fields, text] = logEntry(message);
+    this.at(context)[level](fields, text);
   }
+  log(message: unknown, context?: unknown) {
+    this.write('info', message, context);
+  }
+  /** Nest calls error(message, stack?, context?): with one extra argument it is the context. */
   error(message: unknown, trace?: unknown, context?: unknown) {
-    this.at(context ?? trace).error(
-      typeof trace === 'string' && context ? { trace } : {},
-      String(message),
-    );
+    const [fields, text] = logEntry(message);
+    if (typeof trace === 'string' && context) fields.trace = trace;
+    this.at(context ?? trace).error(fields, text);
   }
   warn(message: unknown, context?: unknown) {
-    this.at(context).warn(message);
+    this.write('warn', message, context);
   }
   debug(message: unknown, context?: unknown) {
-    this.at(context).debug(message);
+    this.write('debug', message, context);
   }
   verbose(message: unknown, context?: unknown) {
-    this.at(context).trace(message);
+    this.write('trace', message, context);
   }
   fatal(message: unknown, context?: unknown) {
-    this.at(context).fatal(message);
+    this.write('fatal', message, context);
   }
 }
 

@@ -17,3 +17,11 @@ export function PageLimit(max: number, byDefault?: number): PropertyDecorator {
     Max(max),
   );
 }
+
+/**
+ * `<activity>_<uuid>` keyset cursors (rooms, conversations): a message id of at most 16 digits
+ * and a strict UUID (8-4-4-4-12 hex), so nothing that passes reaches PostgreSQL as an invalid
+ * uuid (a 500) — "1_------------------------------------" is a 400.
+ */
+export const ACTIVITY_CURSOR =
+  /^\d{1,16}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

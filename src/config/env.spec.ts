@@ -1,4 +1,4 @@
-import { parseDurationSeconds, validateEnv } from './env';
+import { parseDurationSeconds, trustProxySetting, validateEnv } from './env';
 
 describe('environment', () => {
   it('reads durations as seconds: plain numbers and ms/s/m/h/d suffixes', () => {
@@ -27,5 +27,23 @@ describe('environment', () => {
       'x'.repeat(32),
     );
     expect(validateEnv({ DATABASE_URL: '' }).DATABASE_URL).toBeUndefined();
+  });
+
+  it('TRUST_PROXY: false, a hop count, or named ranges, addresses and CIDR blocks', () => {
+    expect(validateEnv({}).TRUST_PROXY).toBe('loopback');
+    expect(trustProxySetting('false')).toBe(false);
+    expect(trustProxySetting('1')).toBe(1);
+    expect(trustProxySetting('loopback, 172.28.0.10,10.0.0.0/8 ,fd00::/8')).toEqual([
+      'loopback',
+      '172.28.0.10',
+      '10.0.0.0/8',
+      'fd00::/8',
+    ]);
+    for (const ok of ['loopback', 'false', '2', '172.28.0.10', 'loopback,10.0.0.0/8', '::1']) {
+      expect(validateEnv({ TRUST_PROXY: ok }).TRUST_PROXY).toBe(ok);
+    }
+    for (const bad of ['true', 'nginx', '10.0.0.0/33', '300.1.1.1', ',', '1.2.3.4/8/1']) {
+      expect(() => validateEnv({ TRUST_PROXY: bad })).toThrow(/TRUST_PROXY/);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
@@ -9,6 +10,7 @@ import {
   Max,
   Min,
   MinLength,
+  ValidateBy,
   ValidateIf,
   validateSync,
 } from 'class-validator';
@@ -38,6 +40,55 @@ const toList = ({ value }: { value: unknown }) =>
         .filter(Boolean)
     : value;
 
+const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** One TRUST_PROXY entry: a named range, an address, or an address/prefix. */
+function isProxyEntry(entry: string): boolean {
+  if (PROXY_NAMES.includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (!family || rest.length) return false;
+  return (
+    prefix === undefined ||
+    (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
+  );
+}
+
+/**
+ * TRUST_PROXY as Express's `trust proxy` setting: `false` (trust no proxy: the peer address is
+ * the client), a hop count, or a list of named ranges, addresses and CIDR blocks. `true`
+ * (trust every peer) is not offered: any client could then choose its own address.
+ */
+export function trustProxySetting(value: string): false | number | string[] {
+  const v = value.trim();
+  if (v === 'false') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function IsTrustProxy(): PropertyDecorator {
+  return ValidateBy({
+    name: 'isTrustProxy',
+    validator: {
+      validate: (v: unknown) => {
+        if (typeof v !== 'string') return false;
+        const setting = trustProxySetting(v);
+        return (
+          setting === false ||
+          typeof setting === 'number' ||
+          (setting.length > 0 && setting.every(isProxyEntry))
+        );
+      },
+      defaultMessage: () =>
+        'TRUST_PROXY must be false, a hop count, or a comma-separated list of loopback, ' +
+        'linklocal, uniquelocal, IP addresses and CIDR blocks',
+    },
+  });
+}
+
 /**
  * Every environment variable Parlor reads, with its default. `.env.example` and the README
  * list the same set; boot fails listing every invalid one.
@@ -54,6 +105,13 @@ export class Env {
 
   @IsString()
   HOST = '0.0.0.0';
+
+  /**
+   * Peers whose X-Forwarded-For is believed (Express `trust proxy`): the client IP of the auth
+   * throttle and the logs. Name the reverse proxy's address, never a range clients sit in.
+   */
+  @IsTrustProxy()
+  TRUST_PROXY = 'loopback';
 
   @IsIn(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
   LOG_LEVEL = 'info';

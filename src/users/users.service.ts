@@ -1,18 +1,26 @@
 import { Injectable } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { EntityManager, Repository } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 import { AppError } from '../common/errors';
 import { DomainEvents } from '../events/domain-events';
 import type { AuthUser } from '../auth/auth-user';
+import { SessionStore } from '../auth/session.store';
 import { ListUsersQuery, PublicUserDto, UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto';
 import { Role, User } from './user.entity';
+import { UserStore } from './user.store';
 
-const UNIQUE_VIOLATION = '23505';
+/**
+ * One account per address however it is typed: Unicode NFC (so "é" typed precomposed or as
+ * "e" + combining accent is one address) and lower case.
+ */
+export function normalizeEmail(email: string): string {
+  return email.normalize('NFC').toLowerCase();
+}
 
 @Injectable()
 export class UsersService {
   constructor(
-    @InjectRepository(User) private readonly users: Repository<User>,
+    private readonly users: UserStore,
+    private readonly sessions: SessionStore,
     private readonly events: DomainEvents,
   ) {}
 
@@ -24,55 +32,42 @@ export class UsersService {
     displayName?: string | null;
     role?: Role;
   }): Promise<User> {
-    try {
-      return await this.users.save(
-        this.users.create({
-          username: input.username,
-          email: input.email.toLowerCase(),
-          passwordHash: input.passwordHash,
-          displayName: input.displayName ?? null,
-          role: input.role ?? 'user',
-        }),
-      );
-    } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION) {
-        throw AppError.conflict('Username or email is already taken');
-      }
-      throw err;
-    }
+    const user = await this.users.insert({
+      username: input.username.normalize('NFC'),
+      email: normalizeEmail(input.email),
+      passwordHash: input.passwordHash,
+      displayName: input.displayName ?? null,
+      role: input.role ?? 'user',
+    });
+    if (!user) throw AppError.conflict('Username or email is already taken');
+    return user;
   }
 
   /** For login: by username (any case) or email, with the password hash. */
   findForLogin(login: string): Promise<User | null> {
-    return this.users
-      .createQueryBuilder('u')
-      .addSelect('u.passwordHash')
-      .where('lower(u.username) = lower(:login) OR u.email = lower(:login)', { login })
-      .getOne();
+    return this.users.findForLogin(login.normalize('NFC'), normalizeEmail(login));
   }
 
   findById(id: string): Promise<User | null> {
-    return this.users.findOneBy({ id });
+    return this.users.findById(id);
   }
 
   findByIdWithPassword(id: string): Promise<User | null> {
-    return this.users.createQueryBuilder('u').addSelect('u.passwordHash').where({ id }).getOne();
+    return this.users.findByIdWithPassword(id);
   }
 
   /** Password change (AuthService), inside its transaction that also revokes sessions. */
-  async setPasswordHash(
-    id: string,
-    passwordHash: string,
-    manager: EntityManager = this.users.manager,
-  ): Promise<void> {
-    await manager.update(User, { id }, { passwordHash });
+  setPasswordHash(id: string, passwordHash: string, manager?: EntityManager): Promise<void> {
+    return this.users.setPasswordHash(id, passwordHash, manager);
+  }
+
+  /** Login's rehash to the configured cost; a no-op if the password changed meanwhile. */
+  replacePasswordHash(id: string, oldHash: string, newHash: string): Promise<boolean> {
+    return this.users.replacePasswordHash(id, oldHash, newHash);
   }
 
   exists(username: string): Promise<boolean> {
-    return this.users
-      .createQueryBuilder('u')
-      .where('lower(u.username) = lower(:username)', { username })
-      .getExists();
+    return this.users.existsByUsername(username);
   }
 
   async profile(id: string): Promise<PublicUserDto> {
@@ -82,12 +77,7 @@ export class UsersService {
   }
 
   async list(query: ListUsersQuery): Promise<UserPageDto> {
-    const qb = this.users
-      .createQueryBuilder('u')
-      .orderBy('lower(u.username)')
-      .limit(query.limit + 1);
-    if (query.after) qb.where('lower(u.username) > lower(:after)', { after: query.after });
-    const rows = await qb.getMany();
+    const rows = await this.users.page(query.after, query.limit + 1);
     const items = rows.slice(0, query.limit).map((u) => UserDto.of(u));
     return {
       items,
@@ -95,19 +85,34 @@ export class UsersService {
     };
   }
 
-  /** Admin: change role or disable. Disabling revokes every session (REST and sockets). */
+  /**
+   * Admin: change role or disable. Disabling ends every session of the user in the same
+   * transaction as the flag (so re-enabling later brings none of them back); after commit,
+   * `session.revoked` tells live sockets, and `user.role.changed` tells the chat module to
+   * re-evaluate what the user's sockets may see.
+   */
   async update(actor: AuthUser, id: string, dto: UpdateUserDto): Promise<UserDto> {
-    const user = await this.findById(id);
-    if (!user) throw AppError.notFound('User');
     if (id === actor.id && (dto.role === 'user' || dto.disabled === true)) {
       throw AppError.conflict('Admins cannot demote or disable themselves');
     }
-    const roleChanged = dto.role !== undefined && dto.role !== user.role;
-    if (dto.role !== undefined) user.role = dto.role;
-    if (dto.disabled !== undefined) user.disabled = dto.disabled;
-    const saved = await this.users.save(user);
-    if (roleChanged) this.events.emit('user.role.changed', { userId: id, role: saved.role });
-    if (dto.disabled) this.events.emit('session.revoked', { userId: id, reason: 'user_disabled' });
+    const changes: { role?: Role; disabled?: boolean } = {};
+    if (dto.role !== undefined) changes.role = dto.role;
+    if (dto.disabled !== undefined) changes.disabled = dto.disabled;
+    const { before, saved } = await this.users.transaction(async (manager) => {
+      const before = await this.users.findById(id, manager, true);
+      if (!before) throw AppError.notFound('User');
+      const saved = (await this.users.update(id, changes, manager)) ?? before;
+      if (changes.disabled === true) {
+        await this.sessions.revokeAllOfUser(id, 'user_disabled', manager);
+      }
+      return { before, saved };
+    });
+    if (dto.disabled) {
+      this.events.emit('session.revoked', { userId: id, reason: 'user_disabled' });
+    }
+    if (saved.role !== before.role) {
+      this.events.emit('user.role.changed', { userId: id, role: saved.role });
+    }
     return UserDto.of(saved);
   }
 }

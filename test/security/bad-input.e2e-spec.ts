@@ -345,4 +345,33 @@ describe('security: injection and bad data', () => {
       expect((await react(emoji)).status).toBe(400);
     });
   });
+
+  describe('list cursors', () => {
+    it('a cursor shaped like one but without a UUID is a 400 on /rooms and /conversations, not a 500', async () => {
+      const bad = [
+        '1_------------------------------------',
+        '1_0123456789abcdef0123456789abcdef0123',
+        '1_zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz',
+        '1_0123-4567-89ab-cdef-0123456789abcdef0',
+      ];
+      for (const path of ['/api/v1/rooms', '/api/v1/conversations']) {
+        for (const cursor of bad) {
+          const res = await t.http().get(path).query({ cursor }).set(user.auth);
+          expect({ path, cursor, status: res.status, code: res.body.code }).toEqual({
+            path,
+            cursor,
+            status: 400,
+            code: 'VALIDATION_FAILED',
+          });
+        }
+        // A well-formed cursor still works.
+        const ok = await t
+          .http()
+          .get(path)
+          .query({ cursor: `5_${randomUUID()}` })
+          .set(user.auth);
+        expect(ok.status).toBe(200);
+      }
+    });
+  });
 });

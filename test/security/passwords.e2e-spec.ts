@@ -1,4 +1,6 @@
+import * as bcrypt from 'bcrypt';
 import { randomBytes } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import { startApp, type TestApp } from '../support/app';
 import { newUser, uniqueName } from '../support/factories';
 
@@ -171,5 +173,89 @@ describe('security: no user enumeration by timing', () => {
     // Without the dummy comparison the gap would be the whole bcrypt time (an unknown user
     // would answer almost at once); with it, the gap is noise.
     expect(gap).toBeLessThan(bcryptMs * 0.25);
+  }, 60_000);
+});
+
+/**
+ * After BCRYPT_COST is raised (users made at cost 4, the server restarted at cost 9), a wrong
+ * password for such a user used to cost a cost-4 compare (~1 ms) while an unknown user cost a
+ * cost-9 one: timing told who has an account. Now every failure costs at least one compare at
+ * the configured cost, and a successful login rehashes the password at that cost.
+ */
+describe('security: login timing after BCRYPT_COST is raised', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ BCRYPT_COST: '9' });
+  });
+  afterAll(() => t.close());
+
+  /** A user whose stored hash is cost 4, as if made before the cost was raised. */
+  const legacyUser = async () => {
+    const u = await newUser(t);
+    await t.app
+      .get(DataSource)
+      .query('UPDATE users SET password_hash = $1 WHERE id = $2', [
+        await bcrypt.hash(u.password, 4),
+        u.id,
+      ]);
+    return u;
+  };
+  const storedCost = async (id: string) => {
+    const [row] = await t.app
+      .get(DataSource)
+      .query<{ password_hash: string }[]>('SELECT password_hash FROM users WHERE id = $1', [id]);
+    return bcrypt.getRounds(row.password_hash);
+  };
+
+  it('a successful login rehashes a cost-4 password at the configured cost; it still logs in', async () => {
+    const u = await legacyUser();
+    expect(await storedCost(u.id)).toBe(4);
+    const login = (password: string) =>
+      t.http().post('/api/v1/auth/login').send({ username: u.username, password });
+    await login('wrong-password-1').expect(401);
+    expect(await storedCost(u.id)).toBe(4); // a failed login changes nothing
+    await login(u.password).expect(200);
+    expect(await storedCost(u.id)).toBe(9);
+    await login(u.password).expect(200);
+    await login('wrong-password-1').expect(401);
+  });
+
+  it('wrong password for a cost-4 user and an unknown user take about the same time, both about a cost-9 compare', async () => {
+    const u = await legacyUser();
+    const time = async (username: string) => {
+      const t0 = process.hrtime.bigint();
+      const res = await t
+        .http()
+        .post('/api/v1/auth/login')
+        .send({ username, password: 'wrong-password-1' });
+      expect(res.status).toBe(401);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    const cost9 = await bcrypt.hash('reference', 9);
+    const compare9 = async () => {
+      const t0 = process.hrtime.bigint();
+      await bcrypt.compare('wrong-password-1', cost9);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    await time('nobody_warmup');
+    await time(u.username);
+    const N = 9;
+    const [known, unknown, reference]: number[][] = [[], [], []];
+    for (let i = 0; i < N; i++) {
+      // Interleaved, so machine noise hits every series alike.
+      known.push(await time(u.username));
+      unknown.push(await time(`nobody_${i}_${randomBytes(3).toString('hex')}`));
+      reference.push(await compare9());
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const [k, n, r] = [median(known), median(unknown), median(reference)];
+    console.log(
+      `login timing, cost-4 hashes under BCRYPT_COST=9 (medians of ${N}): wrong password ${k.toFixed(1)} ms, ` +
+        `unknown user ${n.toFixed(1)} ms, one cost-9 compare ${r.toFixed(1)} ms`,
+    );
+    // Before the fix: wrong password ≈ a cost-4 compare (a few ms), unknown user ≈ r.
+    expect(Math.max(k, n) / Math.min(k, n)).toBeLessThan(3);
+    expect(k).toBeGreaterThan(r * 0.4);
+    expect(n).toBeGreaterThan(r * 0.4);
   }, 60_000);
 });

@@ -1,3 +1,5 @@
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { DataSource } from 'typeorm';
 import { startApp, type TestApp } from '../support/app';
 import { ADMIN_ENV, loginAdmin, newUser, type TestUser } from '../support/factories';
 import { type ClientSocket, connect, disconnected, next } from '../support/socket';
@@ -153,5 +155,67 @@ describe('security: sessions', () => {
     expect((await restVerdict(t, u.accessToken)).status).toBe(401);
     expect(await socketVerdict(t, u.accessToken)).toBe('UNAUTHORIZED');
     await t.http().post('/api/v1/auth/refresh').send({ refreshToken: u.refreshToken }).expect(401);
+  });
+
+  it('disable then re-enable brings no old session back: REST, refresh and socket all refuse the old tokens', async () => {
+    const admin = await loginAdmin(t);
+    const u = await newUser(t);
+    const other = await login(u);
+    const s = await open(u.accessToken);
+    const revoked = next(s, 'session.revoked');
+    const gone = disconnected(s);
+    const patch = (body: object) =>
+      t.http().patch(`/api/v1/users/${u.id}`).set(admin.auth).send(body).expect(200);
+    await patch({ disabled: true });
+    expect(await revoked).toEqual({ reason: 'user_disabled' });
+    await gone;
+    // The sessions themselves ended, with the reason, not only gated on the flag.
+    const rows = await t.app
+      .get(DataSource)
+      .query<{ revoked_at: Date | null; revoked_reason: string | null }[]>(
+        'SELECT revoked_at, revoked_reason FROM sessions WHERE user_id = $1',
+        [u.id],
+      );
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row.revoked_at).not.toBeNull();
+      expect(row.revoked_reason).toBe('user_disabled');
+    }
+    await patch({ disabled: false });
+    for (const pair of [u, other]) {
+      expect((await restVerdict(t, pair.accessToken)).status).toBe(401);
+      expect(await socketVerdict(t, pair.accessToken)).toBe('UNAUTHORIZED');
+      await t
+        .http()
+        .post('/api/v1/auth/refresh')
+        .send({ refreshToken: pair.refreshToken })
+        .expect(401);
+    }
+    // The re-enabled user signs in again with a new session.
+    const fresh = await login(u);
+    expect((await restVerdict(t, fresh.accessToken)).status).toBe(200);
+  });
+
+  it('a role change emits user.role.changed (once, only when the role changes)', async () => {
+    const admin = await loginAdmin(t);
+    const u = await newUser(t);
+    const seen: unknown[] = [];
+    const listener = (payload: unknown) => seen.push(payload);
+    const emitter = t.app.get(EventEmitter2);
+    emitter.on('user.role.changed', listener);
+    try {
+      const patch = (body: object) =>
+        t.http().patch(`/api/v1/users/${u.id}`).set(admin.auth).send(body).expect(200);
+      await patch({ role: 'admin' });
+      await patch({ role: 'admin' });
+      await patch({ disabled: false });
+      await patch({ role: 'user' });
+      expect(seen).toEqual([
+        { userId: u.id, role: 'admin' },
+        { userId: u.id, role: 'user' },
+      ]);
+    } finally {
+      emitter.off('user.role.changed', listener);
+    }
   });
 });

@@ -28,12 +28,31 @@ function MaxBytes(max: number, options?: ValidationOptions): PropertyDecorator {
   );
 }
 
-/** NIST-style: at least 8 characters, no composition rules, at most 72 bytes. */
+/**
+ * bcrypt mishandles NUL (U+0000): "\0\0\0\0\0\0\0\0" hashes like the empty password. Refuse
+ * NUL anywhere in a new password.
+ */
+function NoNul(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'noNul',
+      validator: {
+        validate: (v: unknown) => typeof v === 'string' && !v.includes('\0'),
+        defaultMessage: (args) =>
+          `${args?.property ?? 'value'} must not contain NUL (U+0000) characters`,
+      },
+    },
+    options,
+  );
+}
+
+/** NIST-style: at least 8 characters, no composition rules, at most 72 bytes, no NUL. */
 export function IsPassword(): PropertyDecorator {
   return (target, key) => {
     IsString()(target, key);
     MinLength(8)(target, key);
     MaxBytes(PASSWORD_MAX_BYTES)(target, key);
+    NoNul()(target, key);
   };
 }
 

@@ -3,7 +3,7 @@ import { Transform } from 'class-transformer';
 import { IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength } from 'class-validator';
 import { MessageDto } from '../../messages/dto/message.dto';
 import { PersonaSummaryDto } from './persona.dto';
-import { PageLimit } from '../../common/pagination';
+import { PageLimit, ACTIVITY_CURSOR } from '../../common/pagination';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -43,7 +43,7 @@ export class ListConversationsQuery {
 
   @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
   @IsOptional()
-  @Matches(/^\d{1,16}_[0-9a-f-]{36}$/, { message: 'cursor is not a valid conversations cursor' })
+  @Matches(ACTIVITY_CURSOR, { message: 'cursor is not a valid conversations cursor' })
   cursor?: string;
 }
 

@@ -9,7 +9,7 @@ import {
   VISIBILITIES,
   type Visibility,
 } from '../room.entity';
-import { PageLimit } from '../../common/pagination';
+import { PageLimit, ACTIVITY_CURSOR } from '../../common/pagination';
 import { Omittable } from '../../common/validation';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
@@ -110,7 +110,7 @@ export class ListRoomsQuery {
 
   @ApiPropertyOptional({ description: 'nextCursor of the previous page' })
   @IsOptional()
-  @Matches(/^\d{1,16}_[0-9a-f-]{36}$/, { message: 'cursor is not a valid rooms cursor' })
+  @Matches(ACTIVITY_CURSOR, { message: 'cursor is not a valid rooms cursor' })
   cursor?: string;
 
   @ApiPropertyOptional({ enum: ROOM_KINDS })

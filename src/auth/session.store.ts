@@ -1,0 +1,87 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { updatedRows } from '../common/sql';
+import type { AuthUser } from './auth-user';
+import { Session } from './session.entity';
+
+/** The `sessions` table: the only code that reads or writes it. */
+@Injectable()
+export class SessionStore {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  /** Runs `work` in one transaction; pass the manager to this and other stores' writes. */
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.db.transaction(work);
+  }
+
+  create(input: {
+    userId: string;
+    refreshHash: string;
+    expiresAt: Date;
+    userAgent: string | null;
+  }): Promise<Session> {
+    const repo = this.db.getRepository(Session);
+    return repo.save(repo.create(input));
+  }
+
+  findById(id: string): Promise<Session | null> {
+    return this.db.getRepository(Session).findOneBy({ id });
+  }
+
+  /**
+   * Swaps the refresh hash in one conditional UPDATE (two concurrent refreshes with one token
+   * cannot both win). False when the session is revoked, expired, or the hash is not current.
+   */
+  async rotate(id: string, currentHash: string, nextHash: string): Promise<boolean> {
+    const result: unknown = await this.db.query(
+      `UPDATE sessions SET refresh_hash = $1
+        WHERE id = $2 AND refresh_hash = $3 AND revoked_at IS NULL AND expires_at > now()
+        RETURNING user_id`,
+      [nextHash, id, currentHash],
+    );
+    return updatedRows(result) > 0;
+  }
+
+  async revoke(id: string, reason: string): Promise<void> {
+    await this.db.query(
+      `UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+        WHERE id = $1 AND revoked_at IS NULL`,
+      [id, reason],
+    );
+  }
+
+  /** Ends every live session of a user (except one, if given); answers the ids it ended. */
+  async revokeAllOfUser(
+    userId: string,
+    reason: string,
+    manager: EntityManager = this.db.manager,
+    exceptSessionId?: string,
+  ): Promise<string[]> {
+    // TypeORM answers an UPDATE … RETURNING with [rows, rowCount].
+    const [rows] = await manager.query<[{ id: string }[], number]>(
+      `UPDATE sessions SET revoked_at = now(), revoked_reason = $2
+        WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3::uuid)
+        RETURNING id`,
+      [userId, reason, exceptSessionId ?? null],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Named cross-module read: the user behind a live session (not revoked, user not disabled),
+   * or null. Used for every authenticated request and socket handshake.
+   */
+  async liveSessionUser(
+    sessionId: string,
+    userId: string,
+  ): Promise<Omit<AuthUser, 'sessionId'> | null> {
+    const rows = await this.db.query<Omit<AuthUser, 'sessionId'>[]>(
+      `SELECT u.id, u.username, u.display_name AS "displayName", u.role
+         FROM sessions s JOIN users u ON u.id = s.user_id
+        WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND NOT u.disabled`,
+      [sessionId, userId],
+    );
+    return rows[0] ?? null;
+  }
+}
