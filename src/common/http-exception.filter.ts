@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
 import { AppError, ErrorCode, HTTP_STATUS } from './errors';
-import { isUnstorableText } from './pg-errors';
+import { isDatabaseUnavailable, isUnstorableText } from './pg-errors';
 
 const STATUS_CODES: Record<number, ErrorCode> = {
   400: ErrorCode.VALIDATION_FAILED,
@@ -44,15 +44,6 @@ export function toAppError(err: unknown): AppError {
 /** Any other 4xx (415 unsupported charset, 405, 414…) is the request's fault: not a 500. */
 function clientError(status: number): ErrorCode {
   return status >= 400 && status < 500 ? ErrorCode.VALIDATION_FAILED : ErrorCode.INTERNAL;
-}
-
-function isDatabaseUnavailable(err: unknown): boolean {
-  const code = (err as { code?: string } | null)?.code ?? '';
-  const message = err instanceof Error ? err.message : '';
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', '57P01', '57P03', '08006', '08001'].includes(code) ||
-    /Connection terminated|timeout exceeded when trying to connect/i.test(message)
-  );
 }
 
 /** The one HTTP error shape: `{ statusCode, code, message, details? }`. 500s never leak internals. */

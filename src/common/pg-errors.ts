@@ -25,3 +25,13 @@ export const isForeignKeyViolation = (err: unknown): boolean =>
 /** Text PostgreSQL cannot store (U+0000): the request's fault, not the server's. */
 export const isUnstorableText = (err: unknown): boolean =>
   pgCode(err) === PG.CHARACTER_NOT_IN_REPERTOIRE || pgCode(err) === PG.UNTRANSLATABLE_CHARACTER;
+
+/** The database is down or restarting (connection refused/reset, admin shutdown, cannot connect). */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = pgCode(err) ?? '';
+  const message = err instanceof Error ? err.message : '';
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', '57P01', '57P03', '08006', '08001'].includes(code) ||
+    /Connection terminated|timeout exceeded when trying to connect/i.test(message)
+  );
+}

@@ -1,3 +1,4 @@
+import { isForeignKeyViolation, isUniqueViolation } from '../common/pg-errors';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, EntityManager, Repository } from 'typeorm';
@@ -6,9 +7,6 @@ import { updatedRows } from '../common/sql';
 import type { RoomKind } from '../rooms/room.entity';
 import { Persona, RoomPersona } from './persona.entity';
 import type { PromptRoom } from './prompt';
-
-const UNIQUE_VIOLATION = '23505';
-const FOREIGN_KEY_VIOLATION = '23503';
 
 /** The fields an admin sets on a persona (everything but ids and timestamps). */
 export type PersonaFields = Partial<Omit<Persona, 'id' | 'createdAt' | 'updatedAt'>>;
@@ -127,7 +125,7 @@ export class PersonaStore {
       await em.insert(RoomPersona, { roomId, personaId, addedBy });
       return true;
     } catch (err) {
-      if ((err as { code?: string }).code === FOREIGN_KEY_VIOLATION) return false;
+      if (isForeignKeyViolation(err)) return false;
       throw err;
     }
   }
@@ -211,7 +209,7 @@ export class PersonaStore {
     try {
       return await this.personas.save(persona);
     } catch (err) {
-      if ((err as { code?: string }).code === UNIQUE_VIOLATION)
+      if (isUniqueViolation(err))
         throw AppError.conflict('A persona with this handle already exists');
       throw err;
     }
