@@ -294,6 +294,7 @@ export function startParlor(label: string, main: string, o: ParlorOptions): Prom
     BCRYPT_COST: String(o.bcryptCost),
     AUTH_THROTTLE_IP_LIMIT: '100000000',
     AUTH_THROTTLE_USER_LIMIT: '100000000',
+    AUTH_THROTTLE_ACCOUNT_LIMIT: '100000000',
     WS_SEND_RATE_PER_SOCKET: '100000000',
     WS_SEND_RATE_PER_USER: '100000000',
     WS_MAX_SOCKETS_PER_USER: '100000',

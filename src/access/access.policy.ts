@@ -10,7 +10,8 @@ import type { Role } from '../users/user.entity';
  * - read: history, changes, members, search, edit history (members; admins);
  * - write: send, react, mark read, edit own messages (members only: admins join first);
  * - invite: add members (admins, and the room's owners);
- * - manage: change or delete the room, remove members, attach personas (admins).
+ * - manage: change or delete the room, remove members, attach personas (admins; in
+ *   conversations only their owner, who alone may view them).
  */
 export type RoomAction = 'view' | 'read' | 'write' | 'invite' | 'manage';
 
@@ -70,7 +71,8 @@ export class AccessPolicy {
         if (isAdmin || membership?.role === 'owner') return grant;
         throw AppError.forbidden('Only admins and room owners can add members');
       case 'manage':
-        if (isAdmin) return grant;
+        // Admins manage every room they can see, their own conversations included.
+        if (role === 'admin') return grant;
         throw AppError.forbidden('Requires role: admin');
     }
   }
@@ -94,7 +96,7 @@ export class AccessPolicy {
       }
       case 'delete': {
         const grant = await this.room(user, m.roomId, 'read');
-        if (grant.role === 'admin' && grant.room.kind !== 'conversation') return grant;
+        if (grant.role === 'admin') return grant; // reading a conversation means owning it
         if (!grant.membership)
           throw AppError.forbidden(
             grant.room.kind === 'group' && grant.room.visibility === 'public'

@@ -80,7 +80,8 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   async signup(dto: SignupDto, userAgent?: string): Promise<TokensDto> {
-    return this.startSession(await this.createUser(dto), userAgent);
+    const user = await this.createUser(dto);
+    return this.startSession(user, user.passwordHash, userAgent);
   }
 
   /**
@@ -102,8 +103,11 @@ export class AuthService implements OnApplicationBootstrap {
       }
     }
     if (!user || !ok || user.disabled) throw AppError.unauthorized(INVALID_LOGIN);
-    if (costOf(user.passwordHash) !== this.cost) await this.rehash(user, dto.password);
-    return this.startSession(user, userAgent);
+    const hash =
+      costOf(user.passwordHash) !== this.cost
+        ? await this.rehash(user, dto.password)
+        : user.passwordHash;
+    return this.startSession(user, hash, userAgent);
   }
 
   /**
@@ -204,15 +208,28 @@ export class AuthService implements OnApplicationBootstrap {
     return claims;
   }
 
-  private async startSession(user: User, userAgent?: string): Promise<TokensDto> {
+  /**
+   * A new session for a user whose password hash was just checked to be `passwordHash`: not
+   * created if the user was disabled or changed password meanwhile (then 401, as for a wrong
+   * password).
+   */
+  private async startSession(
+    user: User,
+    passwordHash: string,
+    userAgent?: string,
+  ): Promise<TokensDto> {
     const jti = randomUUID();
-    const session = await this.sessions.create({
-      userId: user.id,
-      refreshHash: sha256(jti),
-      expiresAt: new Date(Date.now() + this.settings.refreshTtl * 1000),
-      userAgent: userAgent?.slice(0, 255) ?? null,
-    });
-    return this.tokens(user, session.id, jti);
+    const sessionId = await this.sessions.createIfCurrent(
+      {
+        userId: user.id,
+        refreshHash: sha256(jti),
+        expiresAt: new Date(Date.now() + this.settings.refreshTtl * 1000),
+        userAgent: userAgent?.slice(0, 255) ?? null,
+      },
+      passwordHash,
+    );
+    if (!sessionId) throw AppError.unauthorized(INVALID_LOGIN);
+    return this.tokens(user, sessionId, jti);
   }
 
   private async tokens(user: User, sid: string, jti: string): Promise<TokensDto> {
@@ -250,13 +267,15 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   /** The stored hash at the configured cost (unless the password changed meanwhile). */
-  private async rehash(user: User, password: string): Promise<void> {
+  /** Answers the hash now stored (the new one, or the old one if the rehash did not happen). */
+  private async rehash(user: User, password: string): Promise<string> {
     try {
       const hash = await bcrypt.hash(password, this.cost);
-      await this.users.replacePasswordHash(user.id, user.passwordHash, hash);
+      if (await this.users.replacePasswordHash(user.id, user.passwordHash, hash)) return hash;
     } catch (err) {
       this.logger.warn({ msg: `Rehash at login failed for user ${user.id}`, err });
     }
+    return user.passwordHash;
   }
 
   private getDummyHash(): Promise<string> {

@@ -64,8 +64,10 @@ export class RolesGuard implements CanActivate {
  * Login/signup/refresh/password-change throttling, answering 429 RATE_LIMITED with Retry-After:
  * - per client IP, whatever the account (AUTH_THROTTLE_IP_LIMIT);
  * - per (account, client IP) (AUTH_THROTTLE_USER_LIMIT): guessing one account's password from
- *   one address stops quickly, yet an attacker's failures never lock the owner out, who signs
- *   in from another address. The account is named as typed (NFC, any case).
+ *   one address stops quickly, yet an attacker's few failures never lock the owner out, who
+ *   signs in from another address. The account is named as typed (NFC, any case);
+ * - per account from all addresses (AUTH_THROTTLE_ACCOUNT_LIMIT, much higher): caps guessing
+ *   spread over many addresses.
  * The client IP is Express's req.ip: the peer address, or X-Forwarded-For when the peer is a
  * trusted proxy (TRUST_PROXY).
  */
@@ -87,10 +89,13 @@ export class AuthThrottleGuard implements CanActivate {
       [`auth:ip:${req.ip}`, this.config.get('AUTH_THROTTLE_IP_LIMIT', { infer: true })],
     ];
     if (typeof username === 'string') {
-      checks.push([
-        `auth:${req.path}:user:${username.normalize('NFC').toLowerCase()}:ip:${req.ip}`,
-        this.config.get('AUTH_THROTTLE_USER_LIMIT', { infer: true }),
-      ]);
+      // The route's pattern, not the path as typed: Express matches paths in any case.
+      const route = (req.route as { path?: string } | undefined)?.path ?? req.path.toLowerCase();
+      const account = `auth:${route}:user:${username.normalize('NFC').toLowerCase()}`;
+      checks.push(
+        [`${account}:ip:${req.ip}`, this.config.get('AUTH_THROTTLE_USER_LIMIT', { infer: true })],
+        [account, this.config.get('AUTH_THROTTLE_ACCOUNT_LIMIT', { infer: true })],
+      );
     }
     for (const [key, limit] of checks) {
       const { allowed, retryAfterMs } = this.limiter.hit(key, limit, windowMs);

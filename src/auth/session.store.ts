@@ -15,14 +15,26 @@ export class SessionStore {
     return this.db.transaction(work);
   }
 
-  create(input: {
-    userId: string;
-    refreshHash: string;
-    expiresAt: Date;
-    userAgent: string | null;
-  }): Promise<Session> {
-    const repo = this.db.getRepository(Session);
-    return repo.save(repo.create(input));
+  /**
+   * Starts a session only while the user is enabled and still has `passwordHash`; null
+   * otherwise. Named cross-module read (users): the user's row is locked FOR SHARE by the same
+   * statement, so a disable or a password change committing meanwhile either waits for this
+   * session (and then revokes it) or wins (and no session is created). Checking first and
+   * inserting after would let a login that overlaps a disable keep a live session.
+   */
+  async createIfCurrent(
+    input: { userId: string; refreshHash: string; expiresAt: Date; userAgent: string | null },
+    passwordHash: string,
+  ): Promise<string | null> {
+    const rows = await this.db.query<{ id: string }[]>(
+      `INSERT INTO sessions (user_id, refresh_hash, expires_at, user_agent)
+       SELECT u.id, $2, $3, $4 FROM users u
+        WHERE u.id = $1 AND NOT u.disabled AND u.password_hash = $5
+          FOR SHARE
+       RETURNING id`,
+      [input.userId, input.refreshHash, input.expiresAt, input.userAgent, passwordHash],
+    );
+    return rows[0]?.id ?? null;
   }
 
   findById(id: string): Promise<Session | null> {

@@ -117,6 +117,9 @@ export class ChatBroadcaster {
       const revoked = ids.filter((id) => !readable.has(id)).map(roomChannel);
       if (revoked.length) this.server.in(userChannel(userId)).socketsLeave(revoked);
     } catch (err) {
+      // Could not tell which subscriptions to drop (an instance did not answer): drop them
+      // all. The client reconnects and subscribes to what it may read now.
+      this.chat.revoke(userChannel(userId), 'access_changed');
       const why = err instanceof Error ? (err.stack ?? err.message) : String(err);
       this.logger.error(
         `re-evaluating the sockets of ${userId} after a role change failed: ${why}`,

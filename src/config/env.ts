@@ -192,6 +192,11 @@ export class Env {
   @Min(1)
   AUTH_THROTTLE_USER_LIMIT = 5;
 
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  AUTH_THROTTLE_ACCOUNT_LIMIT = 100;
+
   @IsOptional()
   @IsString()
   ADMIN_USERNAME?: string;

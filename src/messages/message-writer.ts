@@ -10,6 +10,11 @@ export interface NoticeTx {
   em: EntityManager;
   /** Writes a system message in this transaction. */
   notice: (roomId: string, text: string) => Promise<MessageDto>;
+  /**
+   * Runs `fn` after the commit, before the notices are announced: a membership change's own
+   * event (which subscribes or unsubscribes sockets) goes first, as clients expect.
+   */
+  afterCommit: (fn: () => void) => void;
 }
 
 /**
@@ -28,6 +33,7 @@ export class MessageWriter {
   /** Runs `work` in one transaction; notices it posts are announced after the commit. */
   async transaction<T>(work: (tx: NoticeTx) => Promise<T>): Promise<T> {
     const posted: MessageDto[] = [];
+    const first: (() => void)[] = [];
     const result = await this.db.transaction((em) =>
       work({
         em,
@@ -36,8 +42,10 @@ export class MessageWriter {
           posted.push(m);
           return m;
         },
+        afterCommit: (fn) => first.push(fn),
       }),
     );
+    for (const fn of first) fn();
     for (const message of posted) this.announce(message);
     return result;
   }

@@ -225,12 +225,24 @@ export class RoomStore {
     return saved;
   }
 
+  /**
+   * One UPDATE (never load-then-save, which would insert the row again if a delete won the
+   * race); false when the room is gone. A taken name is a 409.
+   */
   async updateRoom(
     roomId: string,
     changes: Partial<Pick<Room, 'name' | 'description' | 'theme' | 'visibility'>>,
-  ) {
-    const room = await this.db.getRepository(Room).findOneByOrFail({ id: roomId });
-    await this.saveUnique(this.db.manager, Object.assign(room, changes));
+  ): Promise<boolean> {
+    const set = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    const rooms = this.db.getRepository(Room);
+    if (!Object.keys(set).length) return rooms.existsBy({ id: roomId });
+    try {
+      const result = await rooms.update({ id: roomId }, set);
+      return (result.affected ?? 0) > 0;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw AppError.conflict('A room with this name already exists');
+      throw err;
+    }
   }
 
   async deleteRoom(roomId: string): Promise<void> {

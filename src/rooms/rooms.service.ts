@@ -81,7 +81,7 @@ export class RoomsService {
   async update(admin: AuthUser, roomId: string, dto: UpdateRoomDto): Promise<RoomDto> {
     const { room } = await this.access.room(admin, roomId, 'manage');
     if (room.kind !== 'group') throw AppError.invalid('Only group rooms can be changed here');
-    await this.store.updateRoom(roomId, dto);
+    if (!(await this.store.updateRoom(roomId, dto))) throw AppError.notFound('Room');
     const updated = await this.store.load(roomId, admin.id);
     this.events.emit('room.updated', { room: updated });
     return updated;
@@ -107,7 +107,7 @@ export class RoomsService {
 
   /** Renames a room without the admin check (conversations, by their owner). */
   async renameOwned(roomId: string, name: string, viewerId: string): Promise<RoomDto> {
-    await this.store.updateRoom(roomId, { name });
+    if (!(await this.store.updateRoom(roomId, { name }))) throw AppError.notFound('Room');
     const room = await this.store.load(roomId, viewerId);
     this.events.emit('room.updated', { room });
     return room;
@@ -230,16 +230,17 @@ export class RoomsService {
     user: { id: string; username: string; displayName: string | null },
     text: string,
   ): Promise<void> {
-    const added = await this.writer.transaction(async (tx) => {
-      if (!(await this.store.insertMembership(tx.em, roomId, user.id))) return false;
+    const { id, username, displayName } = user;
+    await this.writer.transaction(async (tx) => {
+      if (!(await this.store.insertMembership(tx.em, roomId, id))) return;
       const joined = await tx.notice(roomId, text);
       // Earlier history is not "unread" for a newcomer.
-      await this.store.setLastRead(tx.em, roomId, user.id, joined.id);
-      return true;
+      await this.store.setLastRead(tx.em, roomId, id, joined.id);
+      // Before the notice: the newcomer's sockets subscribe, then hear it.
+      tx.afterCommit(() =>
+        this.events.emit('member.joined', { roomId, user: { id, username, displayName } }),
+      );
     });
-    if (!added) return;
-    const { id, username, displayName } = user;
-    this.events.emit('member.joined', { roomId, user: { id, username, displayName } });
   }
 
   private async removeMembership(
@@ -248,11 +249,11 @@ export class RoomsService {
     text: string,
     reason: 'left' | 'removed',
   ): Promise<void> {
-    const removed = await this.writer.transaction(async (tx) => {
-      if (!(await this.store.deleteMembership(tx.em, roomId, userId))) return false;
+    await this.writer.transaction(async (tx) => {
+      if (!(await this.store.deleteMembership(tx.em, roomId, userId))) return;
       await tx.notice(roomId, text);
-      return true;
+      // Before the notice: the member's sockets stop receiving the room first.
+      tx.afterCommit(() => this.events.emit('member.left', { roomId, userId, reason }));
     });
-    if (removed) this.events.emit('member.left', { roomId, userId, reason });
   }
 }

@@ -16,6 +16,7 @@ export const TEST_ENV: Record<string, string> = {
   JWT_SECRET: 'test-secret-test-secret-test-secret-0123456789',
   AUTH_THROTTLE_IP_LIMIT: '100000',
   AUTH_THROTTLE_USER_LIMIT: '100000',
+  AUTH_THROTTLE_ACCOUNT_LIMIT: '100000',
 };
 
 export interface TestApp {

@@ -1,0 +1,194 @@
+import { startApp, TestApp } from '../support/app';
+import { ADMIN_ENV, loginAdmin, newRoom, newUser, TestUser } from '../support/factories';
+import { type ClientSocket, connect, ok, record, sleep } from '../support/socket';
+
+const api = (path: string) => `/api/v1${path}`;
+
+/** Review probes (issue 12): races around sessions and memberships. */
+describe('trust: session and membership races', () => {
+  let t: TestApp;
+  let admin: TestUser;
+  beforeAll(async () => {
+    t = await startApp(ADMIN_ENV);
+    admin = await loginAdmin(t);
+  });
+  afterAll(() => t.close());
+
+  const setDisabled = (id: string, disabled: boolean) =>
+    t
+      .http()
+      .patch(api(`/users/${id}`))
+      .set(admin.auth)
+      .send({ disabled })
+      .expect(200);
+
+  it('login racing disable: no session obtained then survives a re-enable', async () => {
+    let survivors = 0;
+    let issued = 0;
+    for (let round = 0; round < 5; round++) {
+      const u = await newUser(t);
+      const logins = Array.from({ length: 30 }, async (_, i) => {
+        await sleep(i * 2);
+        return t
+          .http()
+          .post(api('/auth/login'))
+          .send({ username: u.username, password: u.password });
+      });
+      await sleep(25);
+      await setDisabled(u.id, true);
+      const results = await Promise.all(logins);
+      await setDisabled(u.id, false);
+      for (const r of results) {
+        if (r.status !== 200) continue;
+        issued++;
+        const me = await t
+          .http()
+          .get(api('/auth/me'))
+          .set({ Authorization: `Bearer ${r.body.accessToken as string}` });
+        if (me.status === 200) survivors++;
+      }
+    }
+    expect({ issued, survivors }).toMatchObject({ survivors: 0 }); // issued: how many raced
+  });
+
+  it('login with the old password racing a password change: no session survives it', async () => {
+    let survivors = 0;
+    let issued = 0;
+    for (let round = 0; round < 5; round++) {
+      const u = await newUser(t);
+      const logins = Array.from({ length: 30 }, async (_, i) => {
+        await sleep(i * 2);
+        return t
+          .http()
+          .post(api('/auth/login'))
+          .send({ username: u.username, password: u.password });
+      });
+      await sleep(25);
+      await t
+        .http()
+        .post(api('/auth/password'))
+        .set(u.auth)
+        .send({ currentPassword: u.password, newPassword: `${u.password}-new` })
+        .expect((r) => {
+          if (r.status >= 300) throw new Error(`password change: ${r.status}`);
+        });
+      const results = await Promise.all(logins);
+      for (const r of results) {
+        if (r.status !== 200) continue;
+        issued++;
+        const me = await t
+          .http()
+          .get(api('/auth/me'))
+          .set({ Authorization: `Bearer ${r.body.accessToken as string}` });
+        if (me.status === 200) survivors++;
+      }
+    }
+    expect({ issued, survivors }).toMatchObject({ survivors: 0 }); // issued: how many raced
+  });
+
+  it('handshake racing disable: no socket stays connected', async () => {
+    let survivors = 0;
+    for (let round = 0; round < 5; round++) {
+      const u = await newUser(t);
+      const sockets: ClientSocket[] = [];
+      const attempts = Array.from({ length: 10 }, async (_, i) => {
+        await sleep(i * 3);
+        try {
+          sockets.push(await connect(t, u.accessToken));
+        } catch {
+          /* refused: fine */
+        }
+      });
+      await sleep(12);
+      await setDisabled(u.id, true);
+      await Promise.all(attempts);
+      await sleep(300);
+      survivors += sockets.filter((s) => s.connected).length;
+      for (const s of sockets) s.close();
+      await setDisabled(u.id, false);
+    }
+    expect({ issued, survivors }).toMatchObject({ survivors: 0 }); // issued: how many raced
+  });
+
+  it('handshake racing member removal: no socket keeps receiving the private room', async () => {
+    let leaks = 0;
+    for (let round = 0; round < 5; round++) {
+      const room = await newRoom(t, admin, { visibility: 'private' });
+      const u = await newUser(t);
+      await t
+        .http()
+        .post(api(`/rooms/${room.id}/members`))
+        .set(admin.auth)
+        .send({ userId: u.id })
+        .expect(201);
+      const sockets: ClientSocket[] = [];
+      const attempts = Array.from({ length: 10 }, async (_, i) => {
+        await sleep(i * 3);
+        try {
+          sockets.push(await connect(t, u.accessToken));
+        } catch {
+          /* refused */
+        }
+      });
+      await sleep(12);
+      await t
+        .http()
+        .delete(api(`/rooms/${room.id}/members/${u.id}`))
+        .set(admin.auth)
+        .expect(204);
+      await Promise.all(attempts);
+      const recs = sockets.map((s) => record(s, 'message.created'));
+      await t
+        .http()
+        .post(api(`/rooms/${room.id}/messages`))
+        .set(admin.auth)
+        .send({ clientMsgId: `leak-${round}`, content: 'secret after removal' })
+        .expect(201);
+      await sleep(300);
+      leaks += recs.filter((r) =>
+        r.of('message.created').some((m) => m.content === 'secret after removal'),
+      ).length;
+      for (const s of sockets) s.close();
+    }
+    expect(leaks).toBe(0);
+  });
+
+  it('demotion racing room.join on a private room: no subscription left', async () => {
+    let leaks = 0;
+    for (let round = 0; round < 8; round++) {
+      const room = await newRoom(t, admin, { visibility: 'private' });
+      const a2 = await newUser(t);
+      await t
+        .http()
+        .patch(api(`/users/${a2.id}`))
+        .set(admin.auth)
+        .send({ role: 'admin' })
+        .expect(200);
+      const s = await connect(t, a2.accessToken);
+      const rec = record(s, 'message.created');
+      const joins = Array.from({ length: 5 }, async (_, i) => {
+        await sleep(i * 2);
+        return ok(s, 'room.join', { roomId: room.id }).catch(() => null);
+      });
+      await sleep(4);
+      await t
+        .http()
+        .patch(api(`/users/${a2.id}`))
+        .set(admin.auth)
+        .send({ role: 'user' })
+        .expect(200);
+      await Promise.all(joins);
+      await sleep(100);
+      await t
+        .http()
+        .post(api(`/rooms/${room.id}/messages`))
+        .set(admin.auth)
+        .send({ clientMsgId: `demote-${round}`, content: 'after demotion' })
+        .expect(201);
+      await sleep(200);
+      if (rec.of('message.created').some((m) => m.content === 'after demotion')) leaks++;
+      s.close();
+    }
+    expect(leaks).toBe(0);
+  });
+});
