@@ -8,6 +8,7 @@ import { CommonModule } from './common/common.module';
 import { validateEnv } from './config/env';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { LimitsModule } from './limits/limits.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { RedisModule } from './redis/redis.module';
 
@@ -36,6 +37,7 @@ export class AppModule {
         EventEmitterModule.forRoot(),
         CommonModule,
         RedisModule,
+        LimitsModule,
         DatabaseModule,
         UsersModule,
         AuthModule,

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import type { DomainEventMap } from '../common/domain-events';
 import { MetricsService } from '../metrics/metrics.service';
-import { ChatService } from './chat.service';
+import { SocketSessionsService } from './socket-sessions.service';
 import type { ServerEventName, ServerEvents } from './contract';
 import { type ChatServer, roomChannel, sessionChannel, userChannel } from './types';
 
@@ -17,7 +17,7 @@ export class ChatBroadcaster {
   private server?: ChatServer;
 
   constructor(
-    private readonly chat: ChatService,
+    private readonly sessions: SocketSessionsService,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -99,7 +99,7 @@ export class ChatBroadcaster {
   @OnEvent('session.revoked')
   sessionRevoked({ userId, sessionId, reason }: DomainEventMap['session.revoked']) {
     if (this.server)
-      this.chat.revoke(sessionId ? sessionChannel(sessionId) : userChannel(userId), reason);
+      this.sessions.revoke(sessionId ? sessionChannel(sessionId) : userChannel(userId), reason);
   }
 
   @OnEvent('persona.stream.start')

@@ -40,6 +40,7 @@ import {
   SendMessageDto,
 } from './dto/message.dto';
 import { MessagesService } from './messages.service';
+import { NotDbBound, RateLimit } from '../limits/limits.decorators';
 
 @ApiTags('messages')
 @ApiBearerAuth()
@@ -49,6 +50,8 @@ export class MessagesController {
   constructor(private readonly messages: MessagesService) {}
 
   @Post('rooms/:id/messages')
+  @RateLimit('send')
+  @NotDbBound()
   @ApiOperation({
     summary: 'Send a message (idempotent on clientMsgId)',
     description:
@@ -110,6 +113,7 @@ export class MessagesController {
   }
 
   @Patch('messages/:id')
+  @RateLimit('edit')
   @ApiOperation({ summary: 'Edit my message (history kept)' })
   @ApiOkResponse({ type: MessageDto })
   @ApiErrors(400, 403, 404)
@@ -122,6 +126,7 @@ export class MessagesController {
   }
 
   @Delete('messages/:id')
+  @RateLimit('edit')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a message (author or admin); it stays as a tombstone' })
   @ApiNoContentResponse()
@@ -139,6 +144,7 @@ export class MessagesController {
   }
 
   @Put('messages/:id/reactions/:emoji')
+  @RateLimit('react')
   @ApiOperation({ summary: 'React (one per user per emoji; idempotent)' })
   @ApiOkResponse({ type: ReactionsDto })
   @ApiErrors(400, 403, 404)
@@ -150,6 +156,7 @@ export class MessagesController {
   }
 
   @Delete('messages/:id/reactions/:emoji')
+  @RateLimit('react')
   @ApiOperation({ summary: 'Remove my reaction' })
   @ApiOkResponse({ type: ReactionsDto })
   @ApiErrors(400, 403, 404)
