@@ -134,13 +134,13 @@ export class PresenceService implements OnModuleInit, OnApplicationShutdown {
 
   /** Gives a slot back. Returns true when this was the user's last socket anywhere. */
   async release(userId: string): Promise<boolean> {
-    if (this.forget(userId) > 0) return false;
-    if (!this.redis) return true;
+    const left = this.forget(userId);
+    if (!this.redis) return left === 0;
     const elsewhere = await this.quietly(async (r) => {
       await (r as PresenceRedis).parlorReleaseSocket(instanceKey(this.instanceId), userId);
-      return this.onOtherInstances(r, [userId]);
+      return left > 0 ? null : this.onOtherInstances(r, [userId]);
     });
-    return !elsewhere?.has(userId);
+    return left === 0 && !elsewhere?.has(userId);
   }
 
   /** Local count minus one; returns what is left. */
