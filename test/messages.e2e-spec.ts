@@ -31,7 +31,8 @@ describe('messages (e2e)', () => {
   const api = (path: string) => `/api/v1${path}`;
 
   beforeAll(async () => {
-    t = await startApp({ ...ADMIN_ENV, MESSAGE_MAX_LENGTH: '50' });
+    // One test sends 20 requests at once from one user (above the default USER_MAX_INFLIGHT).
+    t = await startApp({ ...ADMIN_ENV, MESSAGE_MAX_LENGTH: '50', USER_MAX_INFLIGHT: '32' });
     admin = await loginAdmin(t);
     [alice, bob] = [await newUser(t), await newUser(t)];
     room = await newRoom(t, admin);
