@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ErrorCode } from '../src/common/errors';
 import { testEndpoint } from './support/database';
 import { startApp, type TestApp } from './support/app';
 import {
@@ -288,7 +289,7 @@ describe('one rate-limit policy for every write, on both transports (hole 5)', (
         .set(u.auth);
       reacts.push(on.status);
       const off = await call(s, 'reaction.remove', { messageId, emoji: '👍' });
-      reacts.push(off.ok ? 200 : off.error?.code === 'RATE_LIMITED' ? 429 : 500);
+      reacts.push(off.ok ? 200 : off.error?.code === ErrorCode.RATE_LIMITED ? 429 : 500);
     }
     expect(reacts.filter((c) => c === 200)).toHaveLength(5);
     expect(reacts.filter((c) => c === 429)).toHaveLength(15);
@@ -302,7 +303,7 @@ describe('one rate-limit policy for every write, on both transports (hole 5)', (
         .send({ content: `edit ${i} ${'y'.repeat(3000)}` });
       edits.push(rest.status);
       const ws = await call(s, 'message.edit', { messageId, content: `ws edit ${i}` });
-      edits.push(ws.ok ? 200 : ws.error?.code === 'RATE_LIMITED' ? 429 : 500);
+      edits.push(ws.ok ? 200 : ws.error?.code === ErrorCode.RATE_LIMITED ? 429 : 500);
     }
     expect(edits.filter((c) => c === 200)).toHaveLength(5);
     expect(edits.filter((c) => c === 429)).toHaveLength(15);

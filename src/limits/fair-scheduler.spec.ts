@@ -166,8 +166,9 @@ describe('CommandTracker', () => {
         if (i === 0) await g.p;
       }),
     );
-    const victim = tracker.run('victim', 'v', db, async () => {
+    const victim = tracker.run('victim', 'v', db, () => {
       order.push('victim');
+      return Promise.resolve();
     });
     await tick();
     g.open();

@@ -15,8 +15,10 @@ import { REDIS } from '../redis/redis.module';
  *   conversations, adding and removing members (each can write a system message)
  * - typing: typing.start / typing.stop
  * - read: read.mark / PUT /rooms/:id/read
+ * - persona: persona replies triggered (mentions, conversation messages), on top of `send`;
+ *   its own limit and window (PERSONA_TRIGGER_RATE_LIMIT / _WINDOW_MS)
  */
-export type RateBucket = 'send' | 'edit' | 'react' | 'rooms' | 'typing' | 'read';
+export type RateBucket = 'send' | 'edit' | 'react' | 'rooms' | 'typing' | 'read' | 'persona';
 
 const ENV_OF: Record<RateBucket, keyof Env> = {
   send: 'RATE_LIMIT_SEND',
@@ -25,6 +27,7 @@ const ENV_OF: Record<RateBucket, keyof Env> = {
   rooms: 'RATE_LIMIT_ROOMS',
   typing: 'RATE_LIMIT_TYPING',
   read: 'RATE_LIMIT_READ',
+  persona: 'PERSONA_TRIGGER_RATE_LIMIT',
 };
 
 /**
@@ -56,7 +59,7 @@ export class RateLimitPolicy {
   private readonly logger = new Logger(RateLimitPolicy.name);
   /** Read once: checked on every write, message.send included. */
   private readonly limits: Record<RateBucket, number>;
-  private readonly windowMs: number;
+  private readonly windowMs: Record<RateBucket, number>;
   private readonly redis: RedisWithHit | null;
 
   constructor(
@@ -64,9 +67,16 @@ export class RateLimitPolicy {
     private readonly memory: RateLimiter,
     config: ConfigService<Env, true>,
   ) {
-    this.windowMs = config.get('RATE_LIMIT_WINDOW_MS', { infer: true });
+    const window = config.get('RATE_LIMIT_WINDOW_MS', { infer: true });
+    const buckets = Object.keys(ENV_OF) as RateBucket[];
     this.limits = Object.fromEntries(
-      Object.entries(ENV_OF).map(([bucket, key]) => [bucket, config.get(key, { infer: true })]),
+      buckets.map((b) => [b, Number(config.get(ENV_OF[b], { infer: true }))]),
+    ) as Record<RateBucket, number>;
+    this.windowMs = Object.fromEntries(
+      buckets.map((b) => [
+        b,
+        b === 'persona' ? config.get('PERSONA_TRIGGER_RATE_WINDOW_MS', { infer: true }) : window,
+      ]),
     ) as Record<RateBucket, number>;
     if (redis && !('parlorRateHit' in redis)) {
       redis.defineCommand('parlorRateHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
@@ -83,25 +93,41 @@ export class RateLimitPolicy {
    * Redis it answers synchronously (undefined: allowed), so the hot path awaits nothing.
    */
   check(bucket: RateBucket, userId: string): Promise<void> | undefined {
-    if (this.redis) return this.checkShared(this.redis, bucket, userId);
-    refuseIfOver(this.memory.hit(`${bucket}:${userId}`, this.limits[bucket], this.windowMs));
-    return undefined;
+    if (!this.redis) {
+      refuseIfOver(this.hitMemory(bucket, userId));
+      return undefined;
+    }
+    return this.hitShared(this.redis, bucket, userId).then(refuseIfOver);
   }
 
-  private async checkShared(redis: RedisWithHit, bucket: RateBucket, userId: string) {
-    const limit = this.limits[bucket];
-    let result: RateLimitResult;
+  /** Like `check`, but answers instead of throwing (for callers that refuse in their own way). */
+  hit(bucket: RateBucket, userId: string): Promise<RateLimitResult> {
+    return this.redis
+      ? this.hitShared(this.redis, bucket, userId)
+      : Promise.resolve(this.hitMemory(bucket, userId));
+  }
+
+  private hitMemory(bucket: RateBucket, userId: string): RateLimitResult {
+    return this.memory.hit(`${bucket}:${userId}`, this.limits[bucket], this.windowMs[bucket]);
+  }
+
+  private async hitShared(
+    redis: RedisWithHit,
+    bucket: RateBucket,
+    userId: string,
+  ): Promise<RateLimitResult> {
     try {
       const [count, ttl] = await redis.parlorRateHit(
         `parlor:rl:${bucket}:${userId}`,
-        this.windowMs,
+        this.windowMs[bucket],
       );
-      result = count <= limit ? ALLOWED : { allowed: false, retryAfterMs: Math.max(1, ttl) };
+      return count <= this.limits[bucket]
+        ? ALLOWED
+        : { allowed: false, retryAfterMs: Math.max(1, ttl) };
     } catch (err) {
       this.logger.debug(`rate limits degraded to this instance: ${(err as Error).message}`);
-      result = this.memory.hit(`${bucket}:${userId}`, limit, this.windowMs);
+      return this.hitMemory(bucket, userId);
     }
-    refuseIfOver(result);
   }
 }
 

@@ -9,6 +9,7 @@ import type { Env } from '../config/env';
 import { DomainEventMap, DomainEvents } from '../common/domain-events';
 import { AppError } from '../common/errors';
 import { RateLimiter } from '../common/rate-limiter';
+import { RateLimitPolicy } from '../limits/rate-limit.policy';
 import type { FinishReason, MessageDto } from '../messages/dto/message.dto';
 import { MessageStore } from '../messages/message-store';
 import type { RoomKind } from '../rooms/room.entity';
@@ -85,8 +86,6 @@ export class PersonaRepliesService implements OnModuleDestroy {
     contextChars: number;
     contextMessages: number;
     flushMs: number;
-    triggerLimit: number;
-    triggerWindowMs: number;
   };
 
   constructor(
@@ -95,6 +94,7 @@ export class PersonaRepliesService implements OnModuleDestroy {
     private readonly store: MessageStore,
     private readonly events: DomainEvents,
     private readonly limiter: RateLimiter,
+    private readonly rateLimits: RateLimitPolicy,
     private readonly llm: LlmClient,
     private readonly rooms: RoomsService,
     config: ConfigService<Env, true>,
@@ -106,8 +106,6 @@ export class PersonaRepliesService implements OnModuleDestroy {
       contextChars: get('PERSONA_CONTEXT_CHARS'),
       contextMessages: get('PERSONA_CONTEXT_MESSAGES'),
       flushMs: get('PERSONA_STREAM_FLUSH_MS'),
-      triggerLimit: get('PERSONA_TRIGGER_RATE_LIMIT'),
-      triggerWindowMs: get('PERSONA_TRIGGER_RATE_WINDOW_MS'),
     };
     this.queue = new KeyedSerialQueue(get('PERSONA_QUEUE_MAX'), (err) =>
       this.logger.error(err instanceof Error ? err.stack : String(err)),
@@ -191,11 +189,8 @@ export class PersonaRepliesService implements OnModuleDestroy {
     if (!enabled.length) return;
 
     const user = message.author!;
-    const hit = this.limiter.hit(
-      `persona-trigger:${user.id}`,
-      this.s.triggerLimit,
-      this.s.triggerWindowMs,
-    );
+    // The per-user policy's `persona` bucket (shared across instances with Redis).
+    const hit = await this.rateLimits.hit('persona', user.id);
     if (!hit.allowed) {
       // One notice per window, not one per message: the notice must not become the flood.
       const notice = this.limiter.hit(`persona-trigger-notice:${user.id}`, 1, hit.retryAfterMs);
