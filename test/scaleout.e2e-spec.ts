@@ -445,4 +445,33 @@ async function until(
     );
     expect(took).toBeLessThan(PRESENCE_BOUND_MS + HEARTBEAT_MS + 1000);
   }, 60_000);
+
+  it('the sockets-per-user cap spans instances, and a dead instance’s sockets stop counting within TTL', async () => {
+    const d = await startServer(main, env({ WS_MAX_SOCKETS_PER_USER: '4' }));
+    const e = await startServer(main, env({ WS_MAX_SOCKETS_PER_USER: '4' }));
+    try {
+      const u = await signup(d);
+      for (let i = 0; i < 4; i++) await open(i % 2 ? e : d, u.accessToken);
+      const refused = (await connect({ url: e.url }, u.accessToken).catch(
+        (err: unknown) => err,
+      )) as {
+        data?: { code?: string };
+      };
+      expect(refused.data?.code).toBe('RATE_LIMITED');
+      d.proc.kill('SIGKILL');
+      // d held 2 of the 4: once its heartbeat is stale they no longer count.
+      const took = await until(
+        async () => {
+          const s = await connect({ url: e.url }, u.accessToken).catch(() => null);
+          if (s) sockets.push(s);
+          return sockets.filter((x) => x.connected).length >= 4;
+        },
+        PRESENCE_BOUND_MS + 5_000,
+        'the dead instance’s slots to be freed',
+      );
+      console.info(`socket slots of a SIGKILLed instance freed after ${took} ms`);
+    } finally {
+      e.proc.kill('SIGKILL');
+    }
+  }, 60_000);
 });
