@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { startApp, TestApp } from './support/app';
 import {
   ADMIN_ENV,
+  NO_WRITE_LIMITS,
   join,
   loginAdmin,
   newRoom,
@@ -32,7 +33,12 @@ describe('messages (e2e)', () => {
 
   beforeAll(async () => {
     // One test sends 20 requests at once from one user (above the default USER_MAX_INFLIGHT).
-    t = await startApp({ ...ADMIN_ENV, MESSAGE_MAX_LENGTH: '50', USER_MAX_INFLIGHT: '32' });
+    t = await startApp({
+      ...ADMIN_ENV,
+      ...NO_WRITE_LIMITS,
+      MESSAGE_MAX_LENGTH: '50',
+      USER_MAX_INFLIGHT: '32',
+    });
     admin = await loginAdmin(t);
     [alice, bob] = [await newUser(t), await newUser(t)];
     room = await newRoom(t, admin);
