@@ -10,6 +10,7 @@ import { EventsModule } from './events/events.module';
 import { validateEnv } from './config/env';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { LimitsModule } from './limits/limits.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { RedisModule } from './redis/redis.module';
 
@@ -39,6 +40,7 @@ export class AppModule {
         CommonModule,
         EventsModule,
         RedisModule,
+        LimitsModule,
         DatabaseModule,
         AccessModule,
         UsersModule,

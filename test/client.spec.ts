@@ -66,8 +66,8 @@ describe('typed client (client/)', () => {
   beforeAll(async () => {
     t = await startApp({
       ...ADMIN_ENV,
-      WS_SEND_RATE_PER_SOCKET: '3',
-      WS_SEND_RATE_WINDOW_MS: '1000',
+      // Other tests send 130 messages from one user over REST: the send limit is not tested here.
+      RATE_LIMIT_SEND: '1000',
     });
     admin = await loginAdmin(t);
   });
@@ -114,20 +114,6 @@ describe('typed client (client/)', () => {
       await eventually(() => expect(seenByB.map((m) => m.id)).toEqual([message.id]));
       await sleep(200);
       expect(seenByB).toHaveLength(1);
-    });
-
-    it('generates a clientMsgId, and waits out RATE_LIMITED for retryAfterMs instead of failing', async () => {
-      const a = await newUser(t);
-      const room = await roomWith(a);
-      const ca = await connect(a);
-      const started = Date.now();
-      // The app allows 3 sends per socket per second: the next 3 wait for the window to pass.
-      const sent = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => ca.send(room.id, `burst ${i}`)));
-      expect(Date.now() - started).toBeGreaterThanOrEqual(500);
-      expect(new Set(sent.map((m) => m.clientMsgId)).size).toBe(6);
-      expect((await history(a, room.id)).map((m) => m.content).sort()).toEqual(
-        [1, 2, 3, 4, 5, 6].map((i) => `burst ${i}`),
-      );
     });
 
     it('rejects permanent errors at once (VALIDATION_FAILED, NOT_FOUND)', async () => {
@@ -327,5 +313,49 @@ describe('typed client (client/)', () => {
         await short.close();
       }
     });
+  });
+});
+
+// An app of its own (booted after the one above is closed): it allows 3 sends per user per
+// second, which the tests above, sending 130 messages from one user, could not live with.
+describe('typed client under the send limit', () => {
+  let t: TestApp;
+  let admin: TestUser;
+  beforeAll(async () => {
+    t = await startApp({ ...ADMIN_ENV, RATE_LIMIT_SEND: '3', RATE_LIMIT_WINDOW_MS: '1000' });
+    admin = await loginAdmin(t);
+  });
+  afterAll(() => t.close());
+
+  it('generates a clientMsgId, and waits out RATE_LIMITED for retryAfterMs instead of failing', async () => {
+    const a = await newUser(t);
+    const room = await newRoom(t, admin);
+    await join(t, a, room.id);
+    const ca = await ParlorClient.connect({
+      url: t.url,
+      token: a.accessToken,
+      ackTimeoutMs: 1500,
+      retry: { initialDelayMs: 50, maxDelayMs: 500 },
+      socket: { transports: ['websocket'] },
+    });
+    try {
+      const started = Date.now();
+      // 3 sends per second: the next 3 wait for the window to pass.
+      const sent = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => ca.send(room.id, `burst ${i}`)));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+      expect(new Set(sent.map((m) => m.clientMsgId)).size).toBe(6);
+      const stored = (
+        await t
+          .http()
+          .get(api(`/rooms/${room.id}/messages?limit=200`))
+          .set(a.auth)
+          .expect(200)
+      ).body.items.filter((m: MessageDto) => m.role === 'user');
+      expect(stored.map((m: MessageDto) => m.content).sort()).toEqual(
+        [1, 2, 3, 4, 5, 6].map((i) => `burst ${i}`),
+      );
+    } finally {
+      ca.close();
+    }
   });
 });

@@ -214,8 +214,13 @@ describe('generated bad input (fast-check)', () => {
     process.on('unhandledRejection', onRejection);
     t = await startApp({
       ...ADMIN_ENV,
-      WS_SEND_RATE_PER_SOCKET: '1000000',
-      WS_SEND_RATE_PER_USER: '1000000',
+      RATE_LIMIT_SEND: '1000000',
+      RATE_LIMIT_EDIT: '1000000',
+      RATE_LIMIT_REACT: '1000000',
+      RATE_LIMIT_ROOMS: '1000000',
+      RATE_LIMIT_TYPING: '1000000',
+      RATE_LIMIT_READ: '1000000',
+      USER_MAX_INFLIGHT: '1000000',
       WS_MAX_SOCKETS_PER_USER: '50',
     });
     admin = await loginAdmin(t);

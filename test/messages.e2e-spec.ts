@@ -5,6 +5,7 @@ import { startApp, TestApp } from './support/app';
 import { call, connect } from './support/socket';
 import {
   ADMIN_ENV,
+  NO_WRITE_LIMITS,
   join,
   loginAdmin,
   newRoom,
@@ -33,7 +34,14 @@ describe('messages (e2e)', () => {
   const api = (path: string) => `/api/v1${path}`;
 
   beforeAll(async () => {
-    t = await startApp({ ...ADMIN_ENV, MESSAGE_MAX_LENGTH: '50', MESSAGE_MAX_EDITS: '5' });
+    // One test sends 20 requests at once from one user (above the default USER_MAX_INFLIGHT).
+    t = await startApp({
+      ...ADMIN_ENV,
+      ...NO_WRITE_LIMITS,
+      MESSAGE_MAX_LENGTH: '50',
+      USER_MAX_INFLIGHT: '32',
+      MESSAGE_MAX_EDITS: '5',
+    });
     admin = await loginAdmin(t);
     [alice, bob] = [await newUser(t), await newUser(t)];
     room = await newRoom(t, admin);

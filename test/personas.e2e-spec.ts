@@ -11,6 +11,7 @@ import type { MessageDto } from '../src/messages/dto/message.dto';
 import { startApp, TestApp } from './support/app';
 import {
   ADMIN_ENV,
+  NO_WRITE_LIMITS,
   join,
   loginAdmin,
   newRoom,
@@ -148,6 +149,7 @@ describe('personas (e2e)', () => {
     fake = await FakeLlm.start();
     t = await startApp({
       ...ADMIN_ENV,
+      ...NO_WRITE_LIMITS,
       LLM_BASE_URL: fake.url,
       LLM_MODEL: 'default-model',
       LLM_TIMEOUT_MS: '700',

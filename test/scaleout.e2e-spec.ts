@@ -98,8 +98,13 @@ async function until(
     ADMIN_PASSWORD: ADMIN.password,
     PRESENCE_HEARTBEAT_MS: String(HEARTBEAT_MS),
     PRESENCE_TTL_MS: String(TTL_MS),
-    WS_SEND_RATE_PER_SOCKET: '100000',
-    WS_SEND_RATE_PER_USER: '100000',
+    RATE_LIMIT_SEND: '100000',
+    RATE_LIMIT_EDIT: '100000',
+    RATE_LIMIT_REACT: '100000',
+    RATE_LIMIT_ROOMS: '100000',
+    RATE_LIMIT_TYPING: '100000',
+    RATE_LIMIT_READ: '100000',
+    USER_MAX_INFLIGHT: '100000',
     AUTH_THROTTLE_IP_LIMIT: '100000',
     AUTH_THROTTLE_USER_LIMIT: '100000',
     AUTH_THROTTLE_ACCOUNT_LIMIT: '100000',
@@ -440,5 +445,34 @@ async function until(
       `presence cleared ${took} ms after SIGKILL (bound ${PRESENCE_BOUND_MS} ms + sweep)`,
     );
     expect(took).toBeLessThan(PRESENCE_BOUND_MS + HEARTBEAT_MS + 1000);
+  }, 60_000);
+
+  it('the sockets-per-user cap spans instances, and a dead instance’s sockets stop counting within TTL', async () => {
+    const d = await startServer(main, env({ WS_MAX_SOCKETS_PER_USER: '4' }));
+    const e = await startServer(main, env({ WS_MAX_SOCKETS_PER_USER: '4' }));
+    try {
+      const u = await signup(d);
+      for (let i = 0; i < 4; i++) await open(i % 2 ? e : d, u.accessToken);
+      const refused = (await connect({ url: e.url }, u.accessToken).catch(
+        (err: unknown) => err,
+      )) as {
+        data?: { code?: string };
+      };
+      expect(refused.data?.code).toBe('RATE_LIMITED');
+      d.proc.kill('SIGKILL');
+      // d held 2 of the 4: once its heartbeat is stale they no longer count.
+      const took = await until(
+        async () => {
+          const s = await connect({ url: e.url }, u.accessToken).catch(() => null);
+          if (s) sockets.push(s);
+          return sockets.filter((x) => x.connected).length >= 4;
+        },
+        PRESENCE_BOUND_MS + 5_000,
+        'the dead instance’s slots to be freed',
+      );
+      console.info(`socket slots of a SIGKILLed instance freed after ${took} ms`);
+    } finally {
+      e.proc.kill('SIGKILL');
+    }
   }, 60_000);
 });

@@ -3,7 +3,7 @@ import { AccessPolicy } from '../access/access.policy';
 import { OnEvent } from '@nestjs/event-emitter';
 import type { DomainEventMap } from '../events/domain-events';
 import { MetricsService } from '../metrics/metrics.service';
-import { ChatService } from './chat.service';
+import { SocketSessionsService } from './socket-sessions.service';
 import type { ServerEventName, ServerEvents } from './contract';
 import { type ChatServer, ROOM_PREFIX, roomChannel, sessionChannel, userChannel } from './types';
 
@@ -21,7 +21,7 @@ export class ChatBroadcaster {
 
   constructor(
     private readonly access: AccessPolicy,
-    private readonly chat: ChatService,
+    private readonly sessions: SocketSessionsService,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -119,7 +119,7 @@ export class ChatBroadcaster {
     } catch (err) {
       // Could not tell which subscriptions to drop (an instance did not answer): drop them
       // all. The client reconnects and subscribes to what it may read now.
-      this.chat.revoke(userChannel(userId), 'access_changed');
+      this.sessions.revoke(userChannel(userId), 'access_changed');
       const why = err instanceof Error ? (err.stack ?? err.message) : String(err);
       this.logger.error(
         `re-evaluating the sockets of ${userId} after a role change failed: ${why}`,
@@ -130,7 +130,7 @@ export class ChatBroadcaster {
   @OnEvent('session.revoked')
   sessionRevoked({ userId, sessionId, reason }: DomainEventMap['session.revoked']) {
     if (this.server)
-      this.chat.revoke(sessionId ? sessionChannel(sessionId) : userChannel(userId), reason);
+      this.sessions.revoke(sessionId ? sessionChannel(sessionId) : userChannel(userId), reason);
   }
 
   @OnEvent('persona.stream.start')

@@ -11,6 +11,7 @@ import {
 import { ErrorCode } from '../common/errors';
 import { toAppError } from '../common/http-exception.filter';
 import { createValidationPipe } from '../common/validation';
+import { NotDbBound, RateLimit } from '../limits/limits.decorators';
 import { MessagesService } from '../messages/messages.service';
 import { PersonasService } from '../personas/personas.service';
 import { RoomsService } from '../rooms/rooms.service';
@@ -28,12 +29,16 @@ import {
   RoomJoinPayload,
   RoomPayload,
 } from './dto';
+import { SocketSessionsService } from './socket-sessions.service';
+import { TypingService } from './typing.service';
 import type { ChatServer, ChatSocket } from './types';
 import { WsAckExceptionFilter, WsAckInterceptor } from './ws-ack';
 
 /**
  * The Socket.IO door to the same services REST uses. Handlers validate and delegate; the
  * handshake is authenticated in middleware, so an unauthenticated socket never connects.
+ * Writes name their bucket of the per-user rate-limit policy (`@RateLimit`, the same bucket as
+ * their REST twin); WsAckInterceptor applies it with the other per-user limits.
  */
 @WebSocketGateway()
 @UsePipes(createValidationPipe())
@@ -47,6 +52,8 @@ export class ChatGateway
 {
   constructor(
     private readonly chat: ChatService,
+    private readonly sessions: SocketSessionsService,
+    private readonly typing: TypingService,
     private readonly broadcaster: ChatBroadcaster,
     private readonly rooms: RoomsService,
     private readonly messages: MessagesService,
@@ -54,10 +61,11 @@ export class ChatGateway
   ) {}
 
   afterInit(server: ChatServer): void {
-    this.chat.attach(server);
+    this.sessions.attach(server);
+    this.typing.attach(server);
     this.broadcaster.attach(server);
     server.use((socket, next) => {
-      this.chat.authenticate(socket).then(
+      this.sessions.authenticate(socket).then(
         () => next(),
         (err: unknown) => {
           const e = toAppError(err);
@@ -76,59 +84,72 @@ export class ChatGateway
   }
 
   handleConnection(socket: ChatSocket): void {
-    this.chat.connected(socket);
+    this.sessions.connected(socket);
   }
 
   handleDisconnect(socket: ChatSocket): Promise<void> {
-    return this.chat.disconnected(socket);
+    return this.sessions.disconnected(socket);
   }
 
+  /** Counted in the `rooms` bucket only when it joins the membership (see ChatService.join). */
   @SubscribeMessage('room.join')
   join(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomJoinPayload) {
     return this.chat.join(s, dto);
   }
 
   @SubscribeMessage('room.leave')
+  @RateLimit('rooms')
   leave(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
     return this.chat.leave(s, dto.roomId);
   }
 
   @SubscribeMessage('message.send')
+  @RateLimit('send')
+  @NotDbBound()
   send(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: MessageSendPayload) {
     return this.chat.send(s, dto);
   }
 
   @SubscribeMessage('message.edit')
+  @RateLimit('edit')
   edit(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: MessageEditPayload) {
     return this.messages.edit(s.data.user, dto.messageId, dto.content);
   }
 
   @SubscribeMessage('message.delete')
+  @RateLimit('edit')
   remove(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: MessageDeletePayload) {
     return this.messages.remove(s.data.user, dto.messageId);
   }
 
   @SubscribeMessage('reaction.add')
+  @RateLimit('react')
   react(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: ReactionPayload) {
     return this.messages.react(s.data.user, dto.messageId, dto.emoji, true);
   }
 
   @SubscribeMessage('reaction.remove')
+  @RateLimit('react')
   unreact(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: ReactionPayload) {
     return this.messages.react(s.data.user, dto.messageId, dto.emoji, false);
   }
 
   @SubscribeMessage('typing.start')
+  @RateLimit('typing')
+  @NotDbBound()
   typingStart(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
-    return this.chat.typing(s, dto.roomId, true);
+    return this.typing.typing(s, dto.roomId, true);
   }
 
   @SubscribeMessage('typing.stop')
+  @RateLimit('typing')
+  @NotDbBound()
   typingStop(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
-    return this.chat.typing(s, dto.roomId, false);
+    return this.typing.typing(s, dto.roomId, false);
   }
 
   @SubscribeMessage('read.mark')
+  @RateLimit('read')
   markRead(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: ReadMarkPayload) {
     return this.rooms.markRead(s.data.user, dto.roomId, dto.messageId);
   }
@@ -147,7 +168,8 @@ export class ChatGateway
   }
 
   @SubscribeMessage('auth.refresh')
+  @NotDbBound()
   refresh(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: AuthRefreshPayload) {
-    return this.chat.refresh(s, dto.accessToken);
+    return this.sessions.refresh(s, dto.accessToken);
   }
 }

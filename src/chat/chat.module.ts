@@ -7,9 +7,18 @@ import { ChatBroadcaster } from './chat.broadcaster';
 import { ChatGateway } from './chat.gateway';
 import { ChatService } from './chat.service';
 import { PresenceService } from './presence.service';
+import { SocketSessionsService } from './socket-sessions.service';
+import { TypingService } from './typing.service';
 
 @Module({
   imports: [AuthModule, RoomsModule, MessagesModule, PersonasModule],
-  providers: [ChatGateway, ChatService, ChatBroadcaster, PresenceService],
+  providers: [
+    ChatGateway,
+    ChatService,
+    SocketSessionsService,
+    TypingService,
+    ChatBroadcaster,
+    PresenceService,
+  ],
 })
 export class ChatModule {}

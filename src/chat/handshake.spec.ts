@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { tokenOf } from './chat.service';
+import { tokenOf } from './socket-sessions.service';
 import { originAllowed } from './io-adapter';
 
 const handshake = (h: {

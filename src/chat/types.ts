@@ -8,6 +8,10 @@ export interface SocketData {
   expiresAt: number;
   /** This socket brought the user online (first socket anywhere); announced after `connect`. */
   cameOnline: boolean;
+  /** The socket holds one of its user's WS_MAX_SOCKETS_PER_USER slots (given back once). */
+  slotHeld: boolean;
+  /** The handshake completed and `connection` was handled (disconnect handling applies). */
+  live: boolean;
 }
 
 export type ChatServer = Server<ClientToServer, ServerToClient, Record<string, never>, SocketData>;

@@ -11,33 +11,44 @@ import {
 import { from, lastValueFrom, type Observable } from 'rxjs';
 import { AppError, ErrorCode } from '../common/errors';
 import { toAppError } from '../common/http-exception.filter';
+import { CommandTracker } from '../limits/command-tracker';
+import { commandLimitsOf } from '../limits/limits.decorators';
 import { MetricsService } from '../metrics/metrics.service';
-import { ChatService } from './chat.service';
 import type { Ack } from './contract';
+import type { ChatSocket } from './types';
 
 /**
  * Wraps every handler result as `{ ok: true, data }` for the ack callback, counts acks by
- * result code, times message.send, and tracks in-flight commands for graceful shutdown.
+ * result code, times message.send, and runs each command through the per-user limits
+ * (CommandTracker: in-flight caps, the handler's rate-limit bucket, the fair database budget),
+ * which also counts it for graceful shutdown.
  */
 @Injectable()
 export class WsAckInterceptor implements NestInterceptor {
   constructor(
-    private readonly chat: ChatService,
+    private readonly commands: CommandTracker,
     private readonly metrics: MetricsService,
   ) {}
 
   intercept(ctx: ExecutionContext, next: CallHandler): Observable<Ack<unknown>> {
-    const command = ctx.switchToWs().getPattern();
-    const socketId = ctx.switchToWs().getClient<{ id: string }>().id;
-    return from(this.ack(command, socketId, next));
+    const ws = ctx.switchToWs();
+    return from(this.ack(ws.getPattern(), ws.getClient<ChatSocket>(), ctx.getHandler(), next));
   }
 
-  private async ack(command: string, socketId: string, next: CallHandler): Promise<Ack<unknown>> {
+  private async ack(
+    command: string,
+    socket: ChatSocket,
+    handler: object,
+    next: CallHandler,
+  ): Promise<Ack<unknown>> {
     const timer = command === 'message.send' ? this.metrics.sendToAck.startTimer() : undefined;
     let code: string = 'ok';
     try {
-      const data: unknown = await this.chat.track(socketId, () =>
-        lastValueFrom(next.handle(), { defaultValue: null }),
+      const data: unknown = await this.commands.run(
+        socket.data.user.id,
+        socket.id,
+        commandLimitsOf(handler),
+        () => lastValueFrom(next.handle(), { defaultValue: null }),
       );
       return { ok: true, data: data ?? null };
     } catch (err) {

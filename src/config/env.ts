@@ -271,27 +271,70 @@ export class Env {
   @Min(1)
   WS_MAX_SOCKETS_PER_USER = 10;
 
-  /** message.send limits: per socket and per user, within WS_SEND_RATE_WINDOW_MS. */
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  WS_SEND_RATE_PER_SOCKET = 20;
-
-  @Transform(toInt)
-  @IsInt()
-  @Min(1)
-  WS_SEND_RATE_PER_USER = 40;
-
-  @Transform(toInt)
-  @IsInt()
-  @Min(100)
-  WS_SEND_RATE_WINDOW_MS = 10000;
-
   /** Commands one socket may have running at once; more are acked RATE_LIMITED. */
   @Transform(toInt)
   @IsInt()
   @Min(1)
   WS_MAX_INFLIGHT_PER_SOCKET = 32;
+
+  // --- per-user limits (REST and socket alike) ---
+
+  /** Requests and commands one user may have running at once, over all sockets and REST. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  USER_MAX_INFLIGHT = 16;
+
+  /**
+   * Database-bound requests and commands running at once on this instance; more wait, served
+   * round-robin between users. 0: DATABASE_POOL_SIZE - SEND_BATCH_CONCURRENCY (at least 1).
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  DB_FAIR_CONCURRENCY = 0;
+
+  /** Window of the per-user write limits below (RATE_LIMIT_*). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  RATE_LIMIT_WINDOW_MS = 10000;
+
+  /** Messages one user may send per window (socket and REST together; persona mentions too). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_SEND = 40;
+
+  /** Edits and deletions per user per window. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_EDIT = 40;
+
+  /** Reactions added or removed per user per window. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_REACT = 60;
+
+  /** Room joins, leaves, creations and member changes per user per window. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_ROOMS = 30;
+
+  /** typing.start / typing.stop per user per window. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_TYPING = 100;
+
+  /** Read markers (read.mark, PUT /rooms/:id/read) per user per window. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_READ = 200;
 
   /** A typing indicator ends by itself after this long without a new typing.start. */
   @Transform(toInt)

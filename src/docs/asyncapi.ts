@@ -73,8 +73,8 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
   'message.send': {
     summary:
       'Send a message. Idempotent per `clientMsgId`: a retry returns the first stored message ' +
-      'and is not broadcast again. Rate-limited per socket and per user (`RATE_LIMITED` with ' +
-      '`retryAfterMs`).',
+      'and is not broadcast again. Rate-limited per user, together with REST sends ' +
+      '(`RATE_LIMITED` with `retryAfterMs`); every other write has its own per-user bucket.',
     payload: s.ref(payloads.MessageSendPayload),
     result: s.ref(MessageDto),
   },

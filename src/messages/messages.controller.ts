@@ -41,6 +41,7 @@ import {
   SendMessageDto,
 } from './dto/message.dto';
 import { MessagesService } from './messages.service';
+import { NotDbBound, RateLimit } from '../limits/limits.decorators';
 
 @ApiTags('messages')
 @ApiBearerAuth()
@@ -50,6 +51,8 @@ export class MessagesController {
   constructor(private readonly messages: MessagesService) {}
 
   @Post('rooms/:id/messages')
+  @RateLimit('send')
+  @NotDbBound()
   @ApiOperation({
     summary: 'Send a message (idempotent on clientMsgId)',
     description:
@@ -111,6 +114,7 @@ export class MessagesController {
   }
 
   @Patch('messages/:id')
+  @RateLimit('edit')
   @ApiOperation({
     summary: 'Edit my message (history kept)',
     description:
@@ -128,6 +132,7 @@ export class MessagesController {
   }
 
   @Delete('messages/:id')
+  @RateLimit('edit')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a message (author or admin); it stays as a tombstone' })
   @ApiNoContentResponse()
@@ -152,6 +157,7 @@ export class MessagesController {
   }
 
   @Put('messages/:id/reactions/:emoji')
+  @RateLimit('react')
   @ApiOperation({ summary: 'React (one per user per emoji; idempotent)' })
   @ApiOkResponse({ type: ReactionsDto })
   @ApiErrors(400, 403, 404)
@@ -163,6 +169,7 @@ export class MessagesController {
   }
 
   @Delete('messages/:id/reactions/:emoji')
+  @RateLimit('react')
   @ApiOperation({ summary: 'Remove my reaction' })
   @ApiOkResponse({ type: ReactionsDto })
   @ApiErrors(400, 403, 404)

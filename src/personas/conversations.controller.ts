@@ -19,6 +19,7 @@ import {
   UpdateConversationDto,
 } from './dto/conversation.dto';
 import { ConversationsService } from './conversations.service';
+import { RateLimit } from '../limits/limits.decorators';
 
 const ISOLATION =
   'A conversation is its owner’s alone: anyone else, admins included, gets 404 here and on its ' +
@@ -43,6 +44,7 @@ export class ConversationsController {
   }
 
   @Post()
+  @RateLimit('rooms')
   @ApiOperation({
     summary: 'Start a private conversation with a persona',
     description:

@@ -8,6 +8,7 @@ import type { Env } from '../config/env';
 import { DomainEventMap, DomainEvents } from '../events/domain-events';
 import { AppError } from '../common/errors';
 import { RateLimiter } from '../common/rate-limiter';
+import { RateLimitPolicy } from '../limits/rate-limit.policy';
 import type { FinishReason, MessageDto } from '../messages/dto/message.dto';
 import { MessageStore } from '../messages/message-store';
 import { MessageWriter } from '../messages/message-writer';
@@ -80,8 +81,6 @@ export class PersonaRepliesService implements OnModuleDestroy {
     contextChars: number;
     contextMessages: number;
     flushMs: number;
-    triggerLimit: number;
-    triggerWindowMs: number;
   };
 
   constructor(
@@ -90,6 +89,7 @@ export class PersonaRepliesService implements OnModuleDestroy {
     private readonly writer: MessageWriter,
     private readonly events: DomainEvents,
     private readonly limiter: RateLimiter,
+    private readonly rateLimits: RateLimitPolicy,
     private readonly llm: LlmClient,
     private readonly access: AccessPolicy,
     private readonly metrics: MetricsService,
@@ -102,8 +102,6 @@ export class PersonaRepliesService implements OnModuleDestroy {
       contextChars: get('PERSONA_CONTEXT_CHARS'),
       contextMessages: get('PERSONA_CONTEXT_MESSAGES'),
       flushMs: get('PERSONA_STREAM_FLUSH_MS'),
-      triggerLimit: get('PERSONA_TRIGGER_RATE_LIMIT'),
-      triggerWindowMs: get('PERSONA_TRIGGER_RATE_WINDOW_MS'),
     };
     this.queue = new KeyedSerialQueue(get('PERSONA_QUEUE_MAX'), (err) =>
       this.logger.error(err instanceof Error ? err.stack : String(err)),
@@ -184,11 +182,8 @@ export class PersonaRepliesService implements OnModuleDestroy {
     if (!enabled.length) return;
 
     const user = message.author!;
-    const hit = this.limiter.hit(
-      `persona-trigger:${user.id}`,
-      this.s.triggerLimit,
-      this.s.triggerWindowMs,
-    );
+    // The per-user policy's `persona` bucket (shared across instances with Redis).
+    const hit = await this.rateLimits.hit('persona', user.id);
     if (!hit.allowed) {
       // One notice per window, not one per message: the notice must not become the flood.
       const notice = this.limiter.hit(`persona-trigger-notice:${user.id}`, 1, hit.retryAfterMs);

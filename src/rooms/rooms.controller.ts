@@ -38,6 +38,7 @@ import {
   UserIdOnlyParam,
 } from './dto/room.dto';
 import { RoomsService } from './rooms.service';
+import { RateLimit } from '../limits/limits.decorators';
 
 @ApiTags('rooms')
 @ApiBearerAuth()
@@ -97,6 +98,7 @@ export class RoomsController {
   }
 
   @Post('rooms/:id/join')
+  @RateLimit('rooms')
   @HttpCode(200)
   @ApiOperation({ summary: 'Join a public room (idempotent)' })
   @ApiOkResponse({ type: RoomDto })
@@ -106,6 +108,7 @@ export class RoomsController {
   }
 
   @Post('rooms/:id/leave')
+  @RateLimit('rooms')
   @HttpCode(204)
   @ApiOperation({ summary: 'Leave a group room' })
   @ApiNoContentResponse()
@@ -127,6 +130,7 @@ export class RoomsController {
   }
 
   @Post('rooms/:id/members')
+  @RateLimit('rooms')
   @ApiOperation({ summary: 'Add (invite) a user to a group room (admins and room owners)' })
   @ApiCreatedResponse({ type: MemberDto })
   @ApiErrors(400, 403, 404)
@@ -152,6 +156,7 @@ export class RoomsController {
   }
 
   @Put('rooms/:id/read')
+  @RateLimit('read')
   @ApiOperation({ summary: 'Mark messages read up to messageId (never moves backwards)' })
   @ApiOkResponse({ type: ReadStateDto })
   @ApiErrors(400, 403, 404)
@@ -164,6 +169,7 @@ export class RoomsController {
   }
 
   @Post('direct/:userId')
+  @RateLimit('rooms')
   @HttpCode(200)
   @ApiTags('direct')
   @ApiOperation({

@@ -58,8 +58,13 @@ async function main(): Promise<number> {
     ADMIN_USERNAME: admin.username,
     ADMIN_EMAIL: admin.email,
     ADMIN_PASSWORD: admin.password,
-    WS_SEND_RATE_PER_SOCKET: '1000000',
-    WS_SEND_RATE_PER_USER: '1000000',
+    RATE_LIMIT_SEND: '1000000',
+    RATE_LIMIT_EDIT: '1000000',
+    RATE_LIMIT_REACT: '1000000',
+    RATE_LIMIT_ROOMS: '1000000',
+    RATE_LIMIT_TYPING: '1000000',
+    RATE_LIMIT_READ: '1000000',
+    USER_MAX_INFLIGHT: '1000000',
   });
   const pid = server.proc.pid!;
   try {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { startApp, type TestApp } from '../support/app';
 import {
   ADMIN_ENV,
+  NO_WRITE_LIMITS,
   join,
   loginAdmin,
   newRoom,
@@ -25,7 +26,7 @@ describe('security: injection and bad data', () => {
   const messages = () => `/api/v1/rooms/${room.id}/messages`;
 
   beforeAll(async () => {
-    t = await startApp(ADMIN_ENV);
+    t = await startApp({ ...ADMIN_ENV, ...NO_WRITE_LIMITS });
     const admin = await loginAdmin(t);
     user = await newUser(t);
     room = await newRoom(t, admin);

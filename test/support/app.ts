@@ -3,7 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { AppModule } from '../../src/app.module';
-import { PG_ENDPOINT } from '../../src/database/database.module';
+import { PG_ENDPOINT, type PgEndpoint } from '../../src/database/database.module';
 import { configureApp } from '../../src/setup';
 import { testEndpoint } from './database';
 
@@ -27,8 +27,14 @@ export interface TestApp {
   close: () => Promise<void>;
 }
 
-/** Boots the whole app on a random port, on a fresh database, configured exactly as main.ts. */
-export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
+/**
+ * Boots the whole app on a random port, on a fresh database (or on `endpoint`, to run several
+ * instances on one database), configured exactly as main.ts.
+ */
+export async function startApp(
+  env: Record<string, string> = {},
+  endpoint?: PgEndpoint,
+): Promise<TestApp> {
   // @nestjs/config copies validated settings into process.env; undo that, so one test app's
   // settings (say METRICS_TOKEN) never leak into the next app booted in this process.
   const saved = { ...process.env };
@@ -38,7 +44,7 @@ export async function startApp(env: Record<string, string> = {}): Promise<TestAp
       imports: [AppModule.register({ ...TEST_ENV, ...env })],
     })
       .overrideProvider(PG_ENDPOINT)
-      .useFactory({ factory: testEndpoint })
+      .useFactory({ factory: endpoint ? () => endpoint : testEndpoint })
       .compile();
   } finally {
     for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];

@@ -1,0 +1,196 @@
+import { BeforeApplicationShutdown, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import type { AuthUser } from '../auth/auth-user';
+import { AuthService } from '../auth/auth.service';
+import type { Env } from '../config/env';
+import { AppError, ErrorCode } from '../common/errors';
+import { CommandTracker } from '../limits/command-tracker';
+import { MetricsService } from '../metrics/metrics.service';
+import { RoomsService } from '../rooms/rooms.service';
+import { PresenceService } from './presence.service';
+import { TypingService } from './typing.service';
+import {
+  type ChatServer,
+  type ChatSocket,
+  roomChannel,
+  sessionChannel,
+  userChannel,
+} from './types';
+
+/**
+ * A socket's session from handshake to disconnect: authentication, the per-user socket cap,
+ * presence announcements, `auth.refresh`, token expiry, revocation, and graceful shutdown.
+ */
+@Injectable()
+export class SocketSessionsService implements OnModuleDestroy, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Gateway');
+  private server?: ChatServer;
+  private draining = false;
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly maxSockets: number;
+
+  constructor(
+    private readonly auth: AuthService,
+    private readonly rooms: RoomsService,
+    private readonly presence: PresenceService,
+    private readonly typing: TypingService,
+    private readonly commands: CommandTracker,
+    private readonly config: ConfigService<Env, true>,
+    private readonly metrics: MetricsService,
+  ) {
+    this.presence.onOffline = (userId) => void this.announceOffline(userId);
+    this.maxSockets = config.get('WS_MAX_SOCKETS_PER_USER', { infer: true });
+  }
+
+  attach(server: ChatServer): void {
+    this.server = server;
+  }
+
+  /**
+   * Handshake: verified with the same rules as HTTP; nothing is joined before this passes.
+   * The user's socket slot is reserved right after the token is verified, before any other
+   * async work, so concurrent handshakes cannot all pass the cap. The socket is subscribed to
+   * the user's rooms here, before the client sees `connect`, so a command sent right after
+   * connecting already has its room's events flowing.
+   */
+  async authenticate(socket: ChatSocket): Promise<void> {
+    if (this.draining)
+      throw new AppError(ErrorCode.UNAVAILABLE, 'Server is shutting down', undefined, 1000);
+    const token = tokenOf(socket);
+    if (!token) throw AppError.unauthorized('Authentication required');
+    const { expiresAt, ...user } = await this.auth.verifyAccessToken(token);
+    const slot = await this.presence.reserve(user.id, this.maxSockets);
+    if (!slot) throw new AppError(ErrorCode.RATE_LIMITED, 'Too many connections for this user');
+    socket.data.slotHeld = true;
+    // A client that goes away mid-handshake never reaches `disconnect`: give the slot back here.
+    socket.conn.once('close', () => {
+      if (!socket.data.live) void this.releaseSlot(socket, user.id);
+    });
+    try {
+      // Subscribe to revocations and membership changes first, then read, then check again:
+      // a disable, logout or removal that commits while the handshake runs is never missed.
+      await socket.join([userChannel(user.id), sessionChannel(user.sessionId)]);
+      const roomIds = await this.rooms.roomIdsOf(user.id);
+      await socket.join(roomIds.map(roomChannel));
+      const [, still] = await Promise.all([
+        this.auth.verifyAccessToken(token),
+        this.rooms.roomIdsOf(user.id).then((ids) => new Set(ids)),
+      ]);
+      for (const id of roomIds) if (!still.has(id)) await socket.leave(roomChannel(id));
+    } catch (err) {
+      await this.releaseSlot(socket, user.id);
+      throw err;
+    }
+    socket.data.user = user;
+    socket.data.expiresAt = expiresAt;
+    socket.data.cameOnline = slot.first;
+  }
+
+  /** After the handshake: announce presence, arm token expiry. */
+  connected(socket: ChatSocket): void {
+    const { user } = socket.data;
+    socket.data.live = true;
+    this.metrics.socketsConnected.inc();
+    this.armExpiry(socket);
+    const rooms = [...socket.rooms].filter((r) => r.startsWith('room:'));
+    if (socket.data.cameOnline && rooms.length) {
+      this.io.to(rooms).emit('presence.changed', { userId: user.id, online: true });
+    }
+  }
+
+  async disconnected(socket: ChatSocket): Promise<void> {
+    const user = socket.data.user as AuthUser | undefined;
+    if (!user || !socket.data.live) return; // rejected during the handshake
+    this.metrics.socketsConnected.dec();
+    clearTimeout(this.expiryTimers.get(socket.id));
+    this.expiryTimers.delete(socket.id);
+    this.typing.socketGone(socket.id, user);
+    if (await this.releaseSlot(socket, user.id)) await this.announceOffline(user.id);
+  }
+
+  /** Gives the socket's slot back once; true when it was the user's last socket anywhere. */
+  private releaseSlot(socket: ChatSocket, userId: string): Promise<boolean> {
+    if (!socket.data.slotHeld) return Promise.resolve(false);
+    socket.data.slotHeld = false;
+    return this.presence.release(userId);
+  }
+
+  /** socket.rooms is already empty once a socket has disconnected: the rooms come from the DB. */
+  private async announceOffline(userId: string): Promise<void> {
+    try {
+      const channels = (await this.rooms.roomIdsOf(userId)).map(roomChannel);
+      if (channels.length) this.io.to(channels).emit('presence.changed', { userId, online: false });
+    } catch (err) {
+      this.logger.warn(`presence: could not announce ${userId} offline: ${(err as Error).message}`);
+    }
+  }
+
+  /** `auth.refresh`: a newer access token for the same user keeps the socket past expiry. */
+  async refresh(socket: ChatSocket, accessToken: string): Promise<{ expiresAt: number }> {
+    const { expiresAt, ...user } = await this.auth.verifyAccessToken(accessToken);
+    if (user.id !== socket.data.user.id) throw AppError.forbidden('Token belongs to another user');
+    if (user.sessionId !== socket.data.user.sessionId) {
+      await socket.leave(sessionChannel(socket.data.user.sessionId));
+      await socket.join(sessionChannel(user.sessionId));
+    }
+    socket.data.user = user;
+    socket.data.expiresAt = expiresAt;
+    this.armExpiry(socket);
+    return { expiresAt };
+  }
+
+  /** Tell the socket (or every socket in a channel, on any instance) why, then close it. */
+  revoke(target: ChatSocket | string, reason: string): void {
+    if (typeof target === 'string') {
+      this.io.to(target).emit('session.revoked', { reason });
+      this.io.in(target).disconnectSockets(true);
+    } else {
+      target.emit('session.revoked', { reason });
+      target.disconnect(true);
+    }
+  }
+
+  /**
+   * SIGTERM: refuse new connections, tell clients to reconnect elsewhere, let in-flight
+   * commands finish (bounded by SHUTDOWN_TIMEOUT_MS), then close this instance's sockets.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (!this.server) return;
+    this.draining = true;
+    this.io.local.emit('server.shutdown', { retryAfterMs: 1000 });
+    const deadline = Date.now() + this.config.get('SHUTDOWN_TIMEOUT_MS', { infer: true });
+    if (!(await this.commands.drain(deadline)))
+      this.logger.warn(`Shutting down with ${this.commands.running} command(s) unfinished`);
+    this.io.local.disconnectSockets(true);
+  }
+
+  onModuleDestroy(): void {
+    for (const t of this.expiryTimers.values()) clearTimeout(t);
+  }
+
+  private armExpiry(socket: ChatSocket): void {
+    clearTimeout(this.expiryTimers.get(socket.id));
+    const ms = Math.max(0, socket.data.expiresAt - Date.now());
+    this.expiryTimers.set(
+      socket.id,
+      setTimeout(() => this.revoke(socket, 'token_expired'), ms),
+    );
+  }
+
+  private get io(): ChatServer {
+    if (!this.server) throw new Error('Socket.IO server not attached');
+    return this.server;
+  }
+}
+
+/** Token from `auth.token` (preferred), `Authorization: Bearer …`, or `?token=`. */
+export function tokenOf(socket: Pick<ChatSocket, 'handshake'>): string | undefined {
+  const { auth, headers, query } = socket.handshake;
+  const fromAuth = (auth as { token?: unknown } | undefined)?.token;
+  if (typeof fromAuth === 'string' && fromAuth) return fromAuth.replace(/^Bearer\s+/i, '');
+  const header = headers.authorization;
+  if (typeof header === 'string' && /^Bearer\s+\S/i.test(header))
+    return header.replace(/^Bearer\s+/i, '');
+  const fromQuery = query.token;
+  return typeof fromQuery === 'string' && fromQuery ? fromQuery : undefined;
+}
