@@ -3,6 +3,7 @@ import { startApp, TestApp } from './support/app';
 import {
   ADMIN_ENV,
   join,
+  NO_WRITE_LIMITS,
   loginAdmin,
   newRoom,
   newUser,
@@ -46,7 +47,14 @@ describe('message races (e2e; real concurrency on server PostgreSQL)', () => {
   const api = (path: string) => `/api/v1${path}`;
 
   beforeAll(async () => {
-    t = await startApp({ ...ADMIN_ENV, MESSAGE_MAX_EDITS: String(MAX_EDITS) });
+    // Races need many concurrent writes from one user: the rate limits and the per-user
+    // in-flight cap (covered in limits.e2e-spec) are raised out of the way.
+    t = await startApp({
+      ...ADMIN_ENV,
+      ...NO_WRITE_LIMITS,
+      USER_MAX_INFLIGHT: '1000',
+      MESSAGE_MAX_EDITS: String(MAX_EDITS),
+    });
     db = t.app.get(DataSource);
     const admin = await loginAdmin(t);
     [alice, bob] = [await newUser(t), await newUser(t)];

@@ -53,14 +53,14 @@ export class ChatBroadcaster {
   /** The new member's sockets start receiving the room at once. */
   @OnEvent('member.joined')
   memberJoined(e: DomainEventMap['member.joined']) {
-    this.server?.in(userChannel(e.user.id)).socketsJoin(roomChannel(e.roomId));
+    this.subscribe(userChannel(e.user.id), roomChannel(e.roomId));
     this.send(roomChannel(e.roomId), 'member.joined', e);
   }
 
   /** A member who left or was removed stops receiving the room before anything else is sent. */
   @OnEvent('member.left')
   memberLeft(e: DomainEventMap['member.left']) {
-    this.server?.in(userChannel(e.userId)).socketsLeave(roomChannel(e.roomId));
+    this.unsubscribe(userChannel(e.userId), roomChannel(e.roomId));
     this.send([roomChannel(e.roomId), userChannel(e.userId)], 'member.left', e);
   }
 
@@ -68,7 +68,7 @@ export class ChatBroadcaster {
   @OnEvent('room.created')
   roomCreated({ room, memberIds }: DomainEventMap['room.created']) {
     const members = memberIds.map(userChannel);
-    this.server?.in(members).socketsJoin(roomChannel(room.id));
+    this.subscribe(members, roomChannel(room.id));
     if (room.kind === 'group' && room.visibility === 'public' && this.server) {
       this.metrics.emits.inc({ event: 'room.created' });
       this.server.except(members).emit('room.created', { ...room, joined: false, myRole: null });
@@ -91,7 +91,7 @@ export class ChatBroadcaster {
     } else {
       this.send([roomChannel(roomId), ...memberIds.map(userChannel)], 'room.deleted', { roomId });
     }
-    this.server?.in(roomChannel(roomId)).socketsLeave(roomChannel(roomId));
+    this.unsubscribe(roomChannel(roomId), roomChannel(roomId));
   }
 
   /** Read markers sync across the user's own tabs and devices. */
@@ -115,7 +115,7 @@ export class ChatBroadcaster {
       const ids = [...subscribed].map((r) => r.slice(ROOM_PREFIX.length));
       const readable = await this.access.readableRooms(userId, ids);
       const revoked = ids.filter((id) => !readable.has(id)).map(roomChannel);
-      if (revoked.length) this.server.in(userChannel(userId)).socketsLeave(revoked);
+      if (revoked.length) this.unsubscribe(userChannel(userId), revoked);
     } catch (err) {
       // Could not tell which subscriptions to drop (an instance did not answer): drop them
       // all. The client reconnects and subscribes to what it may read now.
@@ -146,6 +146,25 @@ export class ChatBroadcaster {
   @OnEvent('persona.stream.end')
   personaEnd(e: DomainEventMap['persona.stream.end']) {
     this.send(roomChannel(e.roomId), 'persona.stream.end', e);
+  }
+
+  /**
+   * Subscribes the sockets in `who` to `room`: this instance's at once, then the others'
+   * (with the Redis adapter a join travels through Redis; an emit that follows, such as the
+   * "joined" notice, reaches this instance's sockets immediately, so they must be in already;
+   * other instances receive the join request before the emit, in publish order).
+   */
+  private subscribe(who: string | string[], room: string | string[]): void {
+    if (!this.server) return;
+    this.server.local.in(who).socketsJoin(room);
+    this.server.in(who).socketsJoin(room);
+  }
+
+  /** As `subscribe`: this instance's sockets stop receiving the room before anything else. */
+  private unsubscribe(who: string | string[], room: string | string[]): void {
+    if (!this.server) return;
+    this.server.local.in(who).socketsLeave(room);
+    this.server.in(who).socketsLeave(room);
   }
 
   /** Every broadcast goes through here, so each is counted once. */

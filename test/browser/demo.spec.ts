@@ -13,6 +13,7 @@ import {
   ADMIN,
   ADMIN_ENV,
   loginAdmin,
+  NO_WRITE_LIMITS,
   newRoom,
   newUser,
   send,
@@ -100,7 +101,13 @@ suite('demo web client in Chromium', () => {
     // The page is served from dist/web: build it (esbuild, well under a second) before the app starts.
     execFileSync(process.execPath, ['web/build.mjs'], { stdio: 'pipe' });
     fake = await FakeLlm.start();
-    t = await startApp({ ...ADMIN_ENV, LLM_BASE_URL: fake.url, PERSONA_STREAM_FLUSH_MS: '20' });
+    // The scroll-back test seeds history faster than a person types.
+    t = await startApp({
+      ...ADMIN_ENV,
+      ...NO_WRITE_LIMITS,
+      LLM_BASE_URL: fake.url,
+      PERSONA_STREAM_FLUSH_MS: '20',
+    });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
     admin = await loginAdmin(t);
     alice = await newUser(t);
