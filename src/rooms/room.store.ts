@@ -57,47 +57,23 @@ export class RoomStore {
   /** Named cross-module read (users.role): the facts AccessPolicy decides from. */
   async accessFacts(userId: string, roomId: string): Promise<AccessFacts> {
     const rows = await this.db.query<
-      {
-        user_role: Role | null;
-        id: string | null;
-        name: string;
-        description: string;
-        theme: string;
-        kind: Room['kind'];
-        visibility: Room['visibility'];
-        direct_key: string | null;
-        created_by: string | null;
-        created_at: Date;
-        updated_at: Date;
-        member_role: Membership['role'] | null;
-      }[]
+      ({ user_role: Role | null; member_role: Membership['role'] | null } & Partial<Room>)[]
     >(
-      `SELECT u.role AS user_role, r.id, r.name, r.description, r.theme, r.kind, r.visibility,
-              r.direct_key, r.created_by, r.created_at, r.updated_at, ms.role AS member_role
+      `SELECT u.role AS user_role, ms.role AS member_role,
+              r.id, r.name, r.description, r.theme, r.kind, r.visibility,
+              r.direct_key AS "directKey", r.created_by AS "createdBy",
+              r.created_at AS "createdAt", r.updated_at AS "updatedAt"
          FROM (SELECT $2::uuid AS room_id) q
          LEFT JOIN users u ON u.id = $1 AND NOT u.disabled
          LEFT JOIN rooms r ON r.id = q.room_id
          LEFT JOIN memberships ms ON ms.room_id = r.id AND ms.user_id = $1`,
       [userId, roomId],
     );
-    const r = rows[0];
+    const { user_role, member_role, ...room } = rows[0] ?? {};
     return {
-      role: r?.user_role ?? null,
-      room: r?.id
-        ? Object.assign(new Room(), {
-            id: r.id,
-            name: r.name,
-            description: r.description,
-            theme: r.theme,
-            kind: r.kind,
-            visibility: r.visibility,
-            directKey: r.direct_key,
-            createdBy: r.created_by,
-            createdAt: r.created_at,
-            updatedAt: r.updated_at,
-          })
-        : null,
-      membership: r?.member_role ? { role: r.member_role } : null,
+      role: user_role ?? null,
+      room: room.id ? Object.assign(new Room(), room) : null,
+      membership: member_role ? { role: member_role } : null,
     };
   }
 
