@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Env, validateEnv } from '../src/config/env';
 
 /**
- * `.env.example` and the README's configuration table document every variable Parlor reads
- * (src/config/env.ts), no more, and `.env.example`'s values are the real defaults.
+ * `.env.example` and the configuration table in docs/configuration.md document every variable
+ * Parlor reads (src/config/env.ts), no more, and the defaults both give are the real ones.
  */
 const ROOT = process.cwd();
 
@@ -22,6 +22,17 @@ function envExample(): Record<string, string> {
   );
 }
 
+/** docs/configuration.md's table: variable → its Default cell. */
+function configurationTable(): Record<string, string> {
+  const page = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
+  return Object.fromEntries(
+    [...page.matchAll(/^\| `([A-Z][A-Z0-9_]*)` *\| *([^|]*?) *\|/gm)].map(([, key, cell]) => [
+      key,
+      cell,
+    ]),
+  );
+}
+
 describe('configuration docs', () => {
   it('.env.example lists every variable of env.ts, and nothing else', () => {
     expect(Object.keys(envExample()).sort()).toEqual(envVariables());
@@ -31,9 +42,25 @@ describe('configuration docs', () => {
     expect(validateEnv(envExample())).toEqual(validateEnv({}));
   });
 
-  it("the README's configuration table lists every variable of env.ts, and nothing else", () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const rows = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]*)` *\|/gm)].map(([, key]) => key);
-    expect(rows.sort()).toEqual(envVariables());
+  it("docs/configuration.md's table lists every variable of env.ts, and nothing else", () => {
+    expect(Object.keys(configurationTable()).sort()).toEqual(envVariables());
+  });
+
+  it("docs/configuration.md's defaults are the defaults", () => {
+    const defaults = validateEnv({}) as unknown as Record<string, unknown>;
+    for (const [key, cell] of Object.entries(configurationTable())) {
+      const literal = /^`([^`]*)`$/.exec(cell);
+      if (literal) {
+        // The documented default, given as the setting, changes nothing.
+        const given = validateEnv({ [key]: literal[1] }) as unknown as Record<string, unknown>;
+        expect({ [key]: given[key] }).toEqual({ [key]: defaults[key] });
+      } else {
+        // "_(empty)_", "_(generated)_": no value of its own.
+        expect({ [key]: cell }).toEqual({
+          [key]: expect.stringMatching(/^_\((empty|generated)\)_$/),
+        });
+        expect([undefined, '', []]).toContainEqual(defaults[key]);
+      }
+    }
   });
 });

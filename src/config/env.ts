@@ -90,8 +90,8 @@ function IsTrustProxy(): PropertyDecorator {
 }
 
 /**
- * Every environment variable Parlor reads, with its default. `.env.example` and the README
- * list the same set; boot fails listing every invalid one.
+ * Every environment variable Parlor reads, with its default. `.env.example` and
+ * docs/configuration.md list the same set; boot fails listing every invalid one.
  */
 export class Env {
   @IsIn(['development', 'production', 'test'])
