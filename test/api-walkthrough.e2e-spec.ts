@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startApp, type TestApp } from './support/app';
 import { ADMIN, ADMIN_ENV } from './support/factories';
 import { FakeLlm } from './support/fake-llm';
+import { shellBlocks } from './support/markdown';
 
 /**
  * docs/api.md's curl walkthrough, executed: every ```sh block of the page, in order, as one
@@ -11,10 +12,6 @@ import { FakeLlm } from './support/fake-llm';
  * and a model server, so the page cannot drift from the API.
  */
 const PAGE = join(process.cwd(), 'docs', 'api.md');
-
-export function shellBlocks(markdown: string): string[] {
-  return [...markdown.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map(([, body]) => body);
-}
 
 function bash(
   script: string,
