@@ -43,7 +43,7 @@ const FORMATS: Record<string, string> = { url: 'uri' };
 
 /** A DTO's properties as JSON Schema, from its class-validator rules (inherited ones included). */
 export function validatorSchema(cls: Ctor): Record<string, JsonSchema> {
-  const schema = targetConstructorToSchema(cls as new () => unknown, {
+  const schema = targetConstructorToSchema(cls, {
     additionalConverters: {
       // Min/Max must not turn IsInt's integer back into a number.
       min: (meta) => ({ minimum: meta.constraints[0] as number }),
@@ -128,17 +128,17 @@ export function addValidationRules(
       const body = rules.find((r) => r.cls.name === bodyName);
       if (body && bodyName && schemas[bodyName]?.properties) {
         for (const [name, prop] of Object.entries(schemas[bodyName].properties))
-          merge(prop as SchemaObject, body.props[name]);
+          merge(prop, body.props[name]);
       }
       for (const param of operation.parameters ?? []) {
         if (param.in !== 'query' && param.in !== 'path') continue;
         const found = rules.find((r) => r.cls !== body?.cls && r.props[param.name]);
-        if (found && param.schema) merge(param.schema as SchemaObject, found.props[param.name]);
+        if (found && param.schema) merge(param.schema, found.props[param.name]);
       }
     }
   }
   for (const name of ['SendMessageDto', 'EditMessageDto']) {
-    const content = schemas[name]?.properties?.content as SchemaObject | undefined;
+    const content = schemas[name]?.properties?.content;
     if (content) content.maxLength = limits.messageMaxLength;
   }
   return document;
