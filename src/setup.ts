@@ -11,6 +11,7 @@ import { createRootLogger, PinoNestLogger, requestLogger } from './common/logger
 import { createValidationPipe } from './common/validation';
 import { ParlorIoAdapter } from './chat/io-adapter';
 import { setupAsyncApi } from './docs/asyncapi';
+import { addValidationRules } from './docs/openapi';
 import { serveDemo } from './docs/demo';
 
 /** Everything main.ts and the e2e tests both need, so tests boot the app exactly as production. */
@@ -46,19 +47,23 @@ export function configureApp(app: NestExpressApplication): INestApplication {
   app.useWebSocketAdapter(new ParlorIoAdapter(app));
   app.enableShutdownHooks();
 
-  const document = SwaggerModule.createDocument(
+  const document = addValidationRules(
     app,
-    new DocumentBuilder()
-      .setTitle('Parlor API')
-      .setDescription(
-        'Real-time chat backend. REST under `/api/v1`; live events over Socket.IO at `/socket.io`. ' +
-          'Errors are `{ statusCode, code, message, details? }`; switch on `code`. ' +
-          'The socket contract (commands, acknowledgements, events): ' +
-          '[AsyncAPI](/docs/asyncapi) ([JSON](/docs/asyncapi.json)). A demo client is served at [/](/).',
-      )
-      .setVersion('1')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
-      .build(),
+    SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('Parlor API')
+        .setDescription(
+          'Real-time chat backend. REST under `/api/v1`; live events over Socket.IO at `/socket.io`. ' +
+            'Errors are `{ statusCode, code, message, details? }`; switch on `code`. ' +
+            'The socket contract (commands, acknowledgements, events): ' +
+            '[AsyncAPI](/docs/asyncapi) ([JSON](/docs/asyncapi.json)). A demo client is served at [/](/).',
+        )
+        .setVersion('1')
+        .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+        .build(),
+    ),
+    { messageMaxLength: config.get('MESSAGE_MAX_LENGTH', { infer: true }) },
   );
   setupAsyncApi(app, document);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });

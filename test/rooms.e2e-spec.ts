@@ -104,6 +104,36 @@ describe('rooms (e2e)', () => {
       .expect(400);
   });
 
+  it('a room created without visibility is public; a PATCH without it changes nothing', async () => {
+    const created = await t
+      .http()
+      .post(api('/rooms'))
+      .set(admin.auth)
+      .send({ name: `default-${Date.now()}`, description: 'no visibility given' })
+      .expect(201);
+    expect(created.body.visibility).toBe('public');
+    const user = await newUser(t);
+    await t
+      .http()
+      .post(api(`/rooms/${created.body.id}/join`))
+      .set(user.auth)
+      .expect(200);
+    await t
+      .http()
+      .post(api('/rooms'))
+      .set(admin.auth)
+      .send({ name: `null-visibility-${Date.now()}`, visibility: null })
+      .expect(400);
+    const secret = await newRoom(t, admin, { visibility: 'private' });
+    const patched = await t
+      .http()
+      .patch(api(`/rooms/${secret.id}`))
+      .set(admin.auth)
+      .send({ theme: 'still private' })
+      .expect(200);
+    expect(patched.body.visibility).toBe('private');
+  });
+
   it('join/leave public rooms writes system messages once; members listed', async () => {
     const room = await newRoom(t, admin);
     const alice = await newUser(t);

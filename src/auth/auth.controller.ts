@@ -45,7 +45,10 @@ export class AuthController {
   @UseGuards(AuthThrottleGuard)
   @Post(['signup', 'register'])
   @ApiOperation({ summary: 'Create an account (never an admin) and start a session' })
-  @ApiCreatedResponse({ type: TokensDto })
+  @ApiCreatedResponse({
+    type: TokensDto,
+    description: 'Account created: access and refresh tokens and the new user',
+  })
   @ApiErrors(400, 409, 429)
   async signup(
     @Body() dto: SignupDto,
@@ -60,8 +63,19 @@ export class AuthController {
   @Post('login')
   @HttpCode(200)
   @ApiOperation({ summary: 'Log in with username (or email) and password' })
-  @ApiOkResponse({ type: TokensDto })
-  @ApiErrors(400, 401, 429)
+  @ApiOkResponse({
+    type: TokensDto,
+    description: 'Logged in: access and refresh tokens and the user',
+  })
+  @ApiErrors(
+    400,
+    [
+      401,
+      'Invalid credentials: no such user, wrong password, or the account is disabled',
+      'Invalid username or password',
+    ],
+    429,
+  )
   async login(
     @Body() dto: LoginDto,
     @Headers('user-agent') ua: string | undefined,
@@ -78,8 +92,19 @@ export class AuthController {
     summary: 'Rotate the refresh token',
     description: 'Presenting an already-rotated refresh token revokes the whole session.',
   })
-  @ApiOkResponse({ type: TokensDto })
-  @ApiErrors(400, 401, 429)
+  @ApiOkResponse({
+    type: TokensDto,
+    description: 'A new token pair (the presented refresh token is now used up)',
+  })
+  @ApiErrors(
+    400,
+    [
+      401,
+      'No refresh token (body or cookie), or one that is invalid, expired, already used or of an ended session',
+      'Refresh token is no longer valid',
+    ],
+    429,
+  )
   async refresh(
     @Body() dto: RefreshDto,
     @Req() req: Request,
@@ -95,7 +120,9 @@ export class AuthController {
   @HttpCode(204)
   @ApiBearerAuth()
   @ApiOperation({ summary: 'End this session: its access and refresh tokens stop working at once' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({
+    description: 'Session ended (the refresh cookie is cleared when AUTH_COOKIE is on)',
+  })
   @ApiErrors(401)
   async logout(
     @CurrentUser() user: AuthUser,
@@ -115,8 +142,15 @@ export class AuthController {
       'Needs the current password. Every other session of the user ends at once (REST and ' +
       'sockets, `session.revoked` reason `password_changed`); this session stays signed in.',
   })
-  @ApiNoContentResponse()
-  @ApiErrors(400, 401, 429)
+  @ApiNoContentResponse({ description: 'Password changed; the other sessions are ended' })
+  @ApiErrors(
+    [
+      400,
+      'Invalid input, a wrong currentPassword, or a newPassword equal to it (per-field details)',
+    ],
+    401,
+    429,
+  )
   changePassword(@CurrentUser() user: AuthUser, @Body() dto: ChangePasswordDto): Promise<void> {
     return this.auth.changePassword(user, dto);
   }
@@ -124,7 +158,7 @@ export class AuthController {
   @Get('me')
   @ApiBearerAuth()
   @ApiOperation({ summary: 'The current user' })
-  @ApiOkResponse({ type: UserDto })
+  @ApiOkResponse({ type: UserDto, description: 'The user the access token belongs to' })
   @ApiErrors(401)
   async me(@CurrentUser() user: AuthUser): Promise<UserDto> {
     const found = await this.users.findById(user.id);

@@ -24,4 +24,4 @@ export function PageLimit(max: number, byDefault?: number): PropertyDecorator {
  * uuid (a 500) — "1_------------------------------------" is a 400.
  */
 export const ACTIVITY_CURSOR =
-  /^\d{1,16}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  /^\d{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;

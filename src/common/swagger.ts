@@ -26,20 +26,29 @@ const DESCRIPTIONS: Record<number, [ErrorCode, string]> = {
   429: [ErrorCode.RATE_LIMITED, 'Too many requests; see Retry-After'],
 };
 
-/** Documents the error responses of a route with the one error shape. */
-export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorator {
+/** A route's own wording of an error (`[401, 'Wrong username or password']`). */
+export type ErrorDoc = number | [status: number, description: string, message?: string];
+
+/**
+ * Documents the error responses of a route with the one error shape. A status alone takes the
+ * generic description; `[status, description, message?]` says what it means on this route
+ * (and the `message` the server really sends, for the example).
+ */
+export function ApiErrors(...statuses: ErrorDoc[]): MethodDecorator & ClassDecorator {
   return applyDecorators(
-    ...statuses.map((status) =>
-      ApiResponse({
+    ...statuses.map((doc) => {
+      const [status, description, message] =
+        typeof doc === 'number' ? [doc, DESCRIPTIONS[doc][1]] : doc;
+      return ApiResponse({
         status,
-        description: DESCRIPTIONS[status][1],
+        description,
         type: ErrorResponseDto,
         example: {
           statusCode: status,
           code: DESCRIPTIONS[status][0],
-          message: DESCRIPTIONS[status][1],
+          message: message ?? description,
         },
-      }),
-    ),
+      });
+    }),
   );
 }

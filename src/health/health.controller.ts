@@ -1,5 +1,10 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiOkResponse,
+  ApiOperation,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import {
   HealthCheck,
   HealthCheckService,
@@ -24,6 +29,7 @@ export class HealthController {
   @Get()
   @HealthCheck()
   @ApiOperation({ summary: 'Liveness: the process is up' })
+  @ApiOkResponse({ description: 'The process is up (`status: ok`)' })
   live() {
     return this.health.check([]);
   }
@@ -32,6 +38,10 @@ export class HealthController {
   @HealthCheck()
   @ApiOperation({
     summary: 'Readiness: the database (and Redis, when configured) answer; 503 when not',
+  })
+  @ApiOkResponse({ description: 'Ready: every dependency answered (`status: ok`)' })
+  @ApiServiceUnavailableResponse({
+    description: 'Not ready: a dependency did not answer (`status: error`, details per check)',
   })
   ready() {
     return this.health.check([

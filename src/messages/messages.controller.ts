@@ -13,6 +13,7 @@ import {
 } from '@nestjs/common';
 import {
   ApiBearerAuth,
+  ApiBody,
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiOkResponse,
@@ -58,7 +59,20 @@ export class MessagesController {
     description:
       '201 with the new message; 200 with the first message when the clientMsgId was already used.',
   })
-  @ApiCreatedResponse({ type: MessageDto })
+  @ApiBody({
+    type: SendMessageDto,
+    // Without `replyToId`: an example id would not exist on the reader's server.
+    examples: {
+      message: {
+        summary: 'A message',
+        value: { clientMsgId: 'c6b1f7e0-4c1e-4a7b-9a57-2b0f1c9e8d11', content: 'Hello, world' },
+      },
+    },
+  })
+  @ApiCreatedResponse({
+    type: MessageDto,
+    description: 'The new message (also broadcast as message.created)',
+  })
   @ApiOkResponse({ type: MessageDto, description: 'A retry: the message stored the first time' })
   @ApiErrors(400, 403, 404, 409)
   async send(
@@ -76,7 +90,7 @@ export class MessagesController {
   @ApiOperation({
     summary: 'History page, chronological, keyset cursors (before | after | around)',
   })
-  @ApiOkResponse({ type: HistoryPageDto })
+  @ApiOkResponse({ type: HistoryPageDto, description: 'A page of messages, oldest first' })
   @ApiErrors(400, 403, 404)
   history(
     @CurrentUser() user: AuthUser,
@@ -91,7 +105,10 @@ export class MessagesController {
     summary: 'Everything created, edited, deleted or reacted to after a version',
     description: 'What reconnecting clients use to catch up: follow `cursor` while `hasMore`.',
   })
-  @ApiOkResponse({ type: ChangesPageDto })
+  @ApiOkResponse({
+    type: ChangesPageDto,
+    description: 'Messages created or changed after `since`, in version order',
+  })
   @ApiErrors(400, 403, 404)
   changes(
     @CurrentUser() user: AuthUser,
@@ -103,7 +120,7 @@ export class MessagesController {
 
   @Get('rooms/:id/messages/search')
   @ApiOperation({ summary: 'Full-text search in a room (members), newest first' })
-  @ApiOkResponse({ type: SearchPageDto })
+  @ApiOkResponse({ type: SearchPageDto, description: 'Matching messages, newest first' })
   @ApiErrors(400, 403, 404)
   search(
     @CurrentUser() user: AuthUser,
@@ -121,7 +138,10 @@ export class MessagesController {
       'At most MESSAGE_MAX_EDITS edits per message: the next one is a 409 CONFLICT ' +
       '("Edit limit reached"). A deleted message is a 404.',
   })
-  @ApiOkResponse({ type: MessageDto })
+  @ApiOkResponse({
+    type: MessageDto,
+    description: 'The edited message (also broadcast as message.updated)',
+  })
   @ApiErrors(400, 403, 404, 409)
   edit(
     @CurrentUser() user: AuthUser,
@@ -135,7 +155,9 @@ export class MessagesController {
   @RateLimit('edit')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a message (author or admin); it stays as a tombstone' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({
+    description: 'Deleted: the message is now a tombstone (broadcast as message.deleted)',
+  })
   @ApiErrors(400, 403, 404)
   remove(@CurrentUser() user: AuthUser, @Param() { id }: MessageIdParam): Promise<void> {
     return this.messages.remove(user, id);
@@ -146,7 +168,10 @@ export class MessagesController {
     summary: 'Edit history of a message (previous contents, oldest first), paged',
     description: 'Follow `nextCursor` (as `cursor`) until it is null.',
   })
-  @ApiOkResponse({ type: MessageEditPageDto })
+  @ApiOkResponse({
+    type: MessageEditPageDto,
+    description: 'A page of previous contents, oldest first',
+  })
   @ApiErrors(400, 403, 404)
   edits(
     @CurrentUser() user: AuthUser,
@@ -159,7 +184,7 @@ export class MessagesController {
   @Put('messages/:id/reactions/:emoji')
   @RateLimit('react')
   @ApiOperation({ summary: 'React (one per user per emoji; idempotent)' })
-  @ApiOkResponse({ type: ReactionsDto })
+  @ApiOkResponse({ type: ReactionsDto, description: "The message's reactions after the change" })
   @ApiErrors(400, 403, 404)
   react(
     @CurrentUser() user: AuthUser,
@@ -171,7 +196,7 @@ export class MessagesController {
   @Delete('messages/:id/reactions/:emoji')
   @RateLimit('react')
   @ApiOperation({ summary: 'Remove my reaction' })
-  @ApiOkResponse({ type: ReactionsDto })
+  @ApiOkResponse({ type: ReactionsDto, description: "The message's reactions after the change" })
   @ApiErrors(400, 403, 404)
   unreact(
     @CurrentUser() user: AuthUser,

@@ -34,7 +34,7 @@ export class ConversationsController {
 
   @Get()
   @ApiOperation({ summary: 'My conversations with personas, newest activity first' })
-  @ApiOkResponse({ type: ConversationPageDto })
+  @ApiOkResponse({ type: ConversationPageDto, description: 'A page of my conversations' })
   @ApiErrors(400)
   list(
     @CurrentUser() user: AuthUser,
@@ -52,7 +52,7 @@ export class ConversationsController {
       'persona in it. Every message I send there is answered by the persona. ' +
       ISOLATION,
   })
-  @ApiCreatedResponse({ type: ConversationDto })
+  @ApiCreatedResponse({ type: ConversationDto, description: 'The new conversation' })
   @ApiErrors(400, 404)
   create(
     @CurrentUser() user: AuthUser,
@@ -63,7 +63,7 @@ export class ConversationsController {
 
   @Get(':id')
   @ApiOperation({ summary: 'One of my conversations', description: ISOLATION })
-  @ApiOkResponse({ type: ConversationDto })
+  @ApiOkResponse({ type: ConversationDto, description: 'The conversation' })
   @ApiErrors(400, 404)
   get(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<ConversationDto> {
     return this.conversations.get(user, id);
@@ -71,7 +71,7 @@ export class ConversationsController {
 
   @Patch(':id')
   @ApiOperation({ summary: 'Rename one of my conversations', description: ISOLATION })
-  @ApiOkResponse({ type: ConversationDto })
+  @ApiOkResponse({ type: ConversationDto, description: 'The renamed conversation' })
   @ApiErrors(400, 404)
   rename(
     @CurrentUser() user: AuthUser,
@@ -87,7 +87,7 @@ export class ConversationsController {
     summary: 'Delete one of my conversations and all its messages',
     description: ISOLATION,
   })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'Deleted, with its messages' })
   @ApiErrors(400, 404)
   remove(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<void> {
     return this.conversations.remove(user, id);

@@ -41,7 +41,7 @@ export class PersonasController {
 
   @Get('personas')
   @ApiOperation({ summary: 'Personas, by handle', description: PROMPT_NOTE })
-  @ApiOkResponse({ type: PersonaPageDto })
+  @ApiOkResponse({ type: PersonaPageDto, description: 'A page of personas' })
   @ApiErrors(400)
   list(@CurrentUser() user: AuthUser, @Query() q: ListPersonasQuery): Promise<PersonaPageDto> {
     return this.personas.list(user, q);
@@ -49,7 +49,7 @@ export class PersonasController {
 
   @Get('personas/:id')
   @ApiOperation({ summary: 'One persona', description: PROMPT_NOTE })
-  @ApiOkResponse({ type: PersonaDto })
+  @ApiOkResponse({ type: PersonaDto, description: 'The persona' })
   @ApiErrors(400, 404)
   get(@CurrentUser() user: AuthUser, @Param() { id }: PersonaIdParam): Promise<PersonaDto> {
     return this.personas.get(user, id);
@@ -58,7 +58,7 @@ export class PersonasController {
   @Post('personas')
   @Roles('admin')
   @ApiOperation({ summary: 'Create a persona (admin)' })
-  @ApiCreatedResponse({ type: PersonaDto })
+  @ApiCreatedResponse({ type: PersonaDto, description: 'The new persona' })
   @ApiErrors(400, 403, 409)
   create(@CurrentUser() user: AuthUser, @Body() dto: CreatePersonaDto): Promise<PersonaDto> {
     return this.personas.create(user, dto);
@@ -67,7 +67,7 @@ export class PersonasController {
   @Patch('personas/:id')
   @Roles('admin')
   @ApiOperation({ summary: 'Change a persona (admin); `enabled: false` silences it everywhere' })
-  @ApiOkResponse({ type: PersonaDto })
+  @ApiOkResponse({ type: PersonaDto, description: 'The changed persona' })
   @ApiErrors(400, 403, 404, 409)
   update(
     @CurrentUser() user: AuthUser,
@@ -86,7 +86,7 @@ export class PersonasController {
       'It leaves every room. Its past replies stay (author id kept, no handle); conversations ' +
       'with it stay readable but nothing answers there any more.',
   })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'Deleted' })
   @ApiErrors(400, 403, 404)
   remove(@CurrentUser() user: AuthUser, @Param() { id }: PersonaIdParam): Promise<void> {
     return this.personas.remove(user, id);
@@ -98,7 +98,7 @@ export class PersonasController {
     summary: 'Personas in a room (members, admins): who answers an @handle there',
     description: PROMPT_NOTE,
   })
-  @ApiOkResponse({ type: [PersonaDto] })
+  @ApiOkResponse({ type: [PersonaDto], description: 'The personas in the room' })
   @ApiErrors(400, 403, 404)
   inRoom(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<PersonaDto[]> {
     return this.personas.inRoom(user, id);
@@ -112,7 +112,7 @@ export class PersonasController {
     summary: 'Put a persona in a group room (admin; idempotent)',
     description: 'Answers with the personas now in the room. The room gets a system message.',
   })
-  @ApiOkResponse({ type: [PersonaDto] })
+  @ApiOkResponse({ type: [PersonaDto], description: 'The personas now in the room' })
   @ApiErrors(400, 403, 404)
   attach(
     @CurrentUser() user: AuthUser,
@@ -126,7 +126,7 @@ export class PersonasController {
   @HttpCode(204)
   @ApiTags('rooms')
   @ApiOperation({ summary: 'Take a persona out of a group room (admin)' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'Taken out of the room' })
   @ApiErrors(400, 403, 404)
   detach(
     @CurrentUser() user: AuthUser,
@@ -143,7 +143,9 @@ export class PersonasController {
       'The person whose message called the persona, or an admin (not in conversations). The ' +
       'text produced so far is saved, with `finishReason: "cancelled"`. 404 once it has ended.',
   })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({
+    description: 'Cancelled: the partial reply is saved and persona.stream.end follows',
+  })
   @ApiErrors(400, 403, 404)
   cancel(@CurrentUser() user: AuthUser, @Param() { streamId }: StreamIdParam): Promise<void> {
     return this.personas.cancel(user, streamId);

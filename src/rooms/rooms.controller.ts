@@ -51,7 +51,7 @@ export class RoomsController {
   @ApiOperation({
     summary: 'Rooms visible to me (joined and public), with unread counts and last message',
   })
-  @ApiOkResponse({ type: RoomPageDto })
+  @ApiOkResponse({ type: RoomPageDto, description: 'A page of rooms' })
   @ApiErrors(400)
   list(@CurrentUser() user: AuthUser, @Query() q: ListRoomsQuery): Promise<RoomPageDto> {
     return this.rooms.list(user, q);
@@ -60,7 +60,10 @@ export class RoomsController {
   @Post('rooms')
   @Roles('admin')
   @ApiOperation({ summary: 'Create a group room (admin); the creator becomes its owner' })
-  @ApiCreatedResponse({ type: RoomDto })
+  @ApiCreatedResponse({
+    type: RoomDto,
+    description: 'The new room (also broadcast as room.created)',
+  })
   @ApiErrors(400, 403, 409)
   create(@CurrentUser() user: AuthUser, @Body() dto: CreateRoomDto): Promise<RoomDto> {
     return this.rooms.create(user, dto);
@@ -68,7 +71,7 @@ export class RoomsController {
 
   @Get('rooms/:id')
   @ApiOperation({ summary: 'One room (members; anyone for public rooms; admins)' })
-  @ApiOkResponse({ type: RoomDto })
+  @ApiOkResponse({ type: RoomDto, description: 'The room' })
   @ApiErrors(400, 404)
   get(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<RoomDto> {
     return this.rooms.get(user, id);
@@ -77,7 +80,10 @@ export class RoomsController {
   @Patch('rooms/:id')
   @Roles('admin')
   @ApiOperation({ summary: 'Rename or change a group room (admin)' })
-  @ApiOkResponse({ type: RoomDto })
+  @ApiOkResponse({
+    type: RoomDto,
+    description: 'The changed room (also broadcast as room.updated)',
+  })
   @ApiErrors(400, 403, 404, 409)
   update(
     @CurrentUser() user: AuthUser,
@@ -91,7 +97,7 @@ export class RoomsController {
   @Roles('admin')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a room and its messages (admin); members are told live' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'Deleted, with its messages' })
   @ApiErrors(400, 403, 404)
   remove(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<void> {
     return this.rooms.remove(user, id);
@@ -101,7 +107,7 @@ export class RoomsController {
   @RateLimit('rooms')
   @HttpCode(200)
   @ApiOperation({ summary: 'Join a public room (idempotent)' })
-  @ApiOkResponse({ type: RoomDto })
+  @ApiOkResponse({ type: RoomDto, description: 'The room, now joined' })
   @ApiErrors(400, 403, 404)
   join(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<RoomDto> {
     return this.rooms.join(user, id);
@@ -111,7 +117,7 @@ export class RoomsController {
   @RateLimit('rooms')
   @HttpCode(204)
   @ApiOperation({ summary: 'Leave a group room' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'Left the room' })
   @ApiErrors(400, 404)
   leave(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<void> {
     return this.rooms.leave(user, id);
@@ -119,7 +125,7 @@ export class RoomsController {
 
   @Get('rooms/:id/members')
   @ApiOperation({ summary: 'Members of a room (members and admins)' })
-  @ApiOkResponse({ type: MemberPageDto })
+  @ApiOkResponse({ type: MemberPageDto, description: 'A page of members, by username' })
   @ApiErrors(400, 403, 404)
   members(
     @CurrentUser() user: AuthUser,
@@ -132,7 +138,7 @@ export class RoomsController {
   @Post('rooms/:id/members')
   @RateLimit('rooms')
   @ApiOperation({ summary: 'Add (invite) a user to a group room (admins and room owners)' })
-  @ApiCreatedResponse({ type: MemberDto })
+  @ApiCreatedResponse({ type: MemberDto, description: 'The new member' })
   @ApiErrors(400, 403, 404)
   addMember(
     @CurrentUser() user: AuthUser,
@@ -146,7 +152,7 @@ export class RoomsController {
   @Roles('admin')
   @HttpCode(204)
   @ApiOperation({ summary: 'Remove a member (admin); their live delivery stops at once' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'Removed from the room' })
   @ApiErrors(400, 403, 404)
   removeMember(
     @CurrentUser() user: AuthUser,
@@ -158,7 +164,7 @@ export class RoomsController {
   @Put('rooms/:id/read')
   @RateLimit('read')
   @ApiOperation({ summary: 'Mark messages read up to messageId (never moves backwards)' })
-  @ApiOkResponse({ type: ReadStateDto })
+  @ApiOkResponse({ type: ReadStateDto, description: 'The read state after the change' })
   @ApiErrors(400, 403, 404)
   markRead(
     @CurrentUser() user: AuthUser,
@@ -175,7 +181,7 @@ export class RoomsController {
   @ApiOperation({
     summary: 'The direct room with a user (created on first call, the same room after)',
   })
-  @ApiOkResponse({ type: RoomDto })
+  @ApiOkResponse({ type: RoomDto, description: 'The direct room (the same one on every call)' })
   @ApiErrors(400, 404)
   direct(@CurrentUser() user: AuthUser, @Param() { userId }: UserIdOnlyParam): Promise<RoomDto> {
     return this.rooms.direct(user, userId);

@@ -73,7 +73,11 @@ export class RoomsService {
 
   async create(admin: AuthUser, dto: CreateRoomDto): Promise<RoomDto> {
     const room = await this.writer.transaction(({ em }) =>
-      this.store.insertRoom(em, { ...dto, kind: 'group', createdBy: admin.id }, admin.id),
+      this.store.insertRoom(
+        em,
+        { ...dto, visibility: dto.visibility ?? 'public', kind: 'group', createdBy: admin.id },
+        admin.id,
+      ),
     );
     return this.announceCreated(room.id, admin.id, [admin.id]);
   }

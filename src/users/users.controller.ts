@@ -22,7 +22,7 @@ export class UsersController {
   @Get()
   @Roles('admin')
   @ApiOperation({ summary: 'List users (admin)' })
-  @ApiOkResponse({ type: UserPageDto })
+  @ApiOkResponse({ type: UserPageDto, description: 'A page of users, by username' })
   @ApiErrors(400, 401, 403)
   list(@Query() query: ListUsersQuery): Promise<UserPageDto> {
     return this.users.list(query);
@@ -30,7 +30,7 @@ export class UsersController {
 
   @Get(':id')
   @ApiOperation({ summary: "A user's public profile" })
-  @ApiOkResponse({ type: PublicUserDto })
+  @ApiOkResponse({ type: PublicUserDto, description: 'The public profile' })
   @ApiErrors(400, 401, 404)
   get(@Param() { id }: UserIdParam): Promise<PublicUserDto> {
     return this.users.profile(id);
@@ -39,7 +39,7 @@ export class UsersController {
   @Patch(':id')
   @Roles('admin')
   @ApiOperation({ summary: 'Change role or disable a user (admin)' })
-  @ApiOkResponse({ type: UserDto })
+  @ApiOkResponse({ type: UserDto, description: 'The changed user' })
   @ApiErrors(400, 401, 403, 404, 409)
   update(
     @CurrentUser() actor: AuthUser,

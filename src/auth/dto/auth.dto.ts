@@ -62,6 +62,8 @@ export class SignupDto {
     description: '3–32 letters, digits, `_`, `.` or `-`; unique in any case',
   })
   @IsString()
+  @MinLength(3)
+  @MaxLength(32)
   @Matches(/^[A-Za-z0-9_.-]{3,32}$/, {
     message: 'username must be 3–32 letters, digits, underscores, dots or hyphens',
   })

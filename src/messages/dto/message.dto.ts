@@ -117,7 +117,7 @@ export class SendMessageDto {
 
   @ApiProperty({
     example: 'Hello, world',
-    description: '1–4000 characters after trimming (MESSAGE_MAX_LENGTH)',
+    description: 'At least 1 character after trimming; maxLength is MESSAGE_MAX_LENGTH',
   })
   @Transform(trim)
   @IsString()
@@ -125,14 +125,17 @@ export class SendMessageDto {
   @MaxLength(CONTENT_HARD_CAP)
   content: string;
 
-  @ApiPropertyOptional({ example: 1041 })
+  @ApiPropertyOptional({ example: 1041, description: 'Id of an existing message of this room' })
   @IsOptional()
   @IsCursor()
   replyToId?: number;
 }
 
 export class EditMessageDto {
-  @ApiProperty({ example: 'Hello, world (edited)' })
+  @ApiProperty({
+    example: 'Hello, world (edited)',
+    description: 'At least 1 character after trimming; maxLength is MESSAGE_MAX_LENGTH',
+  })
   @Transform(trim)
   @IsString()
   @MinLength(1, { message: 'content must not be empty' })

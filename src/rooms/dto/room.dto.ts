@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength } from 'class-validator';
 import { IsCursor, MessageDto } from '../../messages/dto/message.dto';
@@ -57,13 +57,31 @@ export class CreateRoomDto {
   @MaxLength(200)
   theme?: string;
 
-  @ApiProperty({ enum: VISIBILITIES, example: 'public' })
+  /**
+   * Defaults to public in RoomsService.create, not with an initialiser here: mapped types
+   * (PartialType, OmitType) copy initialisers, and a PATCH without `visibility` must never make
+   * a private room public.
+   */
+  @ApiPropertyOptional({
+    enum: VISIBILITIES,
+    example: 'public',
+    default: 'public',
+    description: 'Who can see and join the room; `public` when left out',
+  })
+  @Omittable()
   @IsIn(VISIBILITIES)
-  visibility: Visibility;
+  visibility?: Visibility;
 }
 
 /** Every field may be left out; none may be null (the columns are NOT NULL). */
-export class UpdateRoomDto extends PartialType(CreateRoomDto, { skipNullProperties: false }) {}
+export class UpdateRoomDto extends PartialType(OmitType(CreateRoomDto, ['visibility']), {
+  skipNullProperties: false,
+}) {
+  @ApiPropertyOptional({ enum: VISIBILITIES, example: 'public' })
+  @Omittable()
+  @IsIn(VISIBILITIES)
+  visibility?: Visibility;
+}
 
 export class RoomDto {
   @ApiProperty({ format: 'uuid' })
@@ -161,13 +179,20 @@ export class MemberPageDto {
 }
 
 export class AddMemberDto {
-  @ApiProperty({ format: 'uuid', example: '3f0c9a52-8e1d-4b7a-9c2e-5d6f7a8b9c0d' })
+  @ApiProperty({
+    format: 'uuid',
+    example: '3f0c9a52-8e1d-4b7a-9c2e-5d6f7a8b9c0d',
+    description: 'Id of an existing user',
+  })
   @IsUUID()
   userId: string;
 }
 
 export class MarkReadDto {
-  @ApiProperty({ example: 1042, description: 'The newest message the user has seen' })
+  @ApiProperty({
+    example: 1042,
+    description: 'The newest message the user has seen (of this room)',
+  })
   @IsCursor()
   messageId: number;
 }
