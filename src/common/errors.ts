@@ -1,4 +1,5 @@
 import { HttpStatus } from '@nestjs/common';
+import type { ErrorCodeName, SameShape } from './wire';
 
 /** The one error vocabulary: clients switch on `code`, never on `message`. */
 export enum ErrorCode {
@@ -13,6 +14,9 @@ export enum ErrorCode {
   UNAVAILABLE = 'UNAVAILABLE',
   INTERNAL = 'INTERNAL',
 }
+
+/** The codes the socket contract and the client package name as strings (./wire.ts). */
+const _wire: SameShape<`${ErrorCode}`, ErrorCodeName> = true;
 
 export const HTTP_STATUS: Record<ErrorCode, HttpStatus> = {
   [ErrorCode.UNAUTHORIZED]: HttpStatus.UNAUTHORIZED,

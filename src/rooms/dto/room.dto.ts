@@ -11,6 +11,8 @@ import {
 } from '../room.entity';
 import { PageLimit, ACTIVITY_CURSOR } from '../../common/pagination';
 import { Omittable } from '../../common/validation';
+import type { SameShape } from '../../common/wire';
+import type * as Wire from '../../common/wire';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -65,7 +67,7 @@ export class CreateRoomDto {
 /** Every field may be left out; none may be null (the columns are NOT NULL). */
 export class UpdateRoomDto extends PartialType(CreateRoomDto, { skipNullProperties: false }) {}
 
-export class RoomDto {
+export class RoomDto implements Wire.RoomDto {
   @ApiProperty({ format: 'uuid' })
   id: string;
   @ApiProperty({ example: 'general' })
@@ -129,7 +131,7 @@ export class RoomPageDto {
   nextCursor: string | null;
 }
 
-export class MemberDto {
+export class MemberDto implements Wire.MemberDto {
   @ApiProperty({ format: 'uuid' })
   userId: string;
   @ApiProperty({ example: 'alice' })
@@ -172,7 +174,7 @@ export class MarkReadDto {
   messageId: number;
 }
 
-export class ReadStateDto {
+export class ReadStateDto implements Wire.ReadStateDto {
   @ApiProperty({ format: 'uuid' })
   roomId: string;
   @ApiProperty({ example: 1042, description: 'Never moves backwards' })
@@ -180,3 +182,13 @@ export class ReadStateDto {
   @ApiProperty({ example: 0 })
   unreadCount: number;
 }
+
+/** The DTOs have exactly the fields of their wire shapes (src/common/wire.ts). */
+const _wire: [
+  SameShape<RoomDto, Wire.RoomDto>,
+  SameShape<MemberDto, Wire.MemberDto>,
+  SameShape<ReadStateDto, Wire.ReadStateDto>,
+  SameShape<RoomKind, Wire.RoomKind>,
+  SameShape<Visibility, Wire.Visibility>,
+  SameShape<MemberRole, Wire.MemberRole>,
+] = [true, true, true, true, true, true];
