@@ -39,6 +39,8 @@ export type {
   ServerEvents,
 } from '../src/chat/contract.js';
 export type * from '../src/common/wire.js';
+/** The server's error codes (`ParlorError.code` also has the client's own, e.g. TIMEOUT). */
+export { ErrorCode } from '../src/common/wire.js';
 
 export type ParlorSocket = Socket<ServerToClient, ClientToServer>;
 

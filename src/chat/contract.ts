@@ -8,7 +8,7 @@
  */
 import type {
   AuthRefreshPayload,
-  ErrorCodeName,
+  ErrorCode,
   HistoryFetchPayload,
   HistoryPageDto,
   MemberDto,
@@ -34,7 +34,7 @@ import type {
 } from '../common/wire.js';
 
 export type AckError = {
-  code: ErrorCodeName;
+  code: ErrorCode;
   message: string;
   retryAfterMs?: number;
   details?: unknown;

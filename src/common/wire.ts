@@ -8,18 +8,24 @@
  * are still named once.
  */
 
-/** `ErrorCode` (src/common/errors.ts) as strings: what a client switches on. */
-export type ErrorCodeName =
-  | 'UNAUTHORIZED'
-  | 'TOKEN_EXPIRED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'VALIDATION_FAILED'
-  | 'CONFLICT'
-  | 'RATE_LIMITED'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNAVAILABLE'
-  | 'INTERNAL';
+/**
+ * The one error vocabulary (re-exported by src/common/errors.ts): clients switch on `code`,
+ * never on `message`. The only runtime code here, so the client package exports it too.
+ */
+export enum ErrorCode {
+  UNAUTHORIZED = 'UNAUTHORIZED',
+  TOKEN_EXPIRED = 'TOKEN_EXPIRED',
+  FORBIDDEN = 'FORBIDDEN',
+  NOT_FOUND = 'NOT_FOUND',
+  VALIDATION_FAILED = 'VALIDATION_FAILED',
+  CONFLICT = 'CONFLICT',
+  RATE_LIMITED = 'RATE_LIMITED',
+  PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
+  UNAVAILABLE = 'UNAVAILABLE',
+  INTERNAL = 'INTERNAL',
+}
+/** The codes as plain strings (`ParlorError.code` in the client). */
+export type ErrorCodeName = `${ErrorCode}`;
 
 export type MessageRole = 'user' | 'assistant' | 'system';
 /**
