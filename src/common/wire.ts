@@ -2,8 +2,8 @@
  * The shapes on the wire, as plain TypeScript: what the socket contract (src/chat/contract.ts)
  * and the domain events carry, and what the typed client (client/) publishes to other projects.
  *
- * This file and contract.ts import nothing else and hold no decorators, so the client package
- * compiles them as they are. The server's DTO classes (class-validator, Swagger) `implements`
+ * This file imports nothing, contract.ts imports only this file, and neither holds a decorator,
+ * so the client package compiles both as they are. The server's DTO classes (class-validator, Swagger) `implements`
  * these interfaces and are checked to match them exactly (`SameShape` below), so the payloads
  * are still named once.
  */
