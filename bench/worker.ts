@@ -5,9 +5,9 @@
  * Driven by the orchestrator over the fork IPC channel (see lib/protocol.ts).
  */
 import { io, type Socket } from 'socket.io-client';
-import { ParlorClient } from '../client';
+import { ParlorClient } from '../client/index.js';
 import type { Ack, ClientToServer, ServerToClient } from '../src/chat/contract';
-import type { MessageDto } from '../src/messages/dto/message.dto';
+import type { MessageDto } from '../src/common/wire.js';
 import { encode, type Histogram, newHistogram, recordMs } from './lib/hist';
 import type { ConnKind, ConnSpec, FromWorker, StepSpec, StepStats, ToWorker } from './lib/protocol';
 import { mono, pool, within } from './lib/util';
@@ -71,7 +71,10 @@ async function openOne(kind: ConnKind, spec: ConnSpec): Promise<Conn> {
       'Parlor connect',
     );
     client.on('message.created', (m: MessageDto) => onCreated(m.content));
-    return { socket: client.socket, sendTo: spec.sendTo, close: () => client.close() };
+    // The client package is ESM: its Socket type is socket.io-client's ESM build, the same
+    // class as this file's (CommonJS) import at run time (the bundle holds one copy).
+    const socket = client.socket as unknown as WireSocket;
+    return { socket, sendTo: spec.sendTo, close: () => client.close() };
   }
   const socket: WireSocket = io(spec.url, { ...options, auth: { rooms: spec.rooms ?? [] } });
   await within(

@@ -1,8 +1,10 @@
 /**
  * ParlorClient: a thin, typed wrapper over socket.io-client for Parlor's socket contract.
  *
- * Everything it knows about the wire comes from `src/chat/contract.ts` (type-only imports, so
- * a browser bundle pulls in no server code). What it adds on top of a bare socket:
+ * Everything it knows about the wire comes from `src/chat/contract.ts` and the plain shapes of
+ * `src/common/wire.ts` (type-only imports of decorator-free files: the package build compiles
+ * them into its declarations, and a browser bundle pulls in no server code). What it adds on
+ * top of a bare socket:
  * - the access token is renewed through a hook before it expires (`auth.refresh` on the live
  *   socket) and whenever the server says it expired;
  * - `send` picks a clientMsgId and retries until the server acknowledges (a retry reuses the id,
@@ -11,7 +13,8 @@
  *   re-joins with `since`, paging until `hasMore` is false; the catch-up reaches the same
  *   handlers as live events, and a change is delivered once even if it arrives both ways.
  *
- * Works in Node and in browsers. Imported as `parlor/client` (package.json `exports`).
+ * Works in Node and in browsers. Published as the package `@parlor/client` (client/package.json;
+ * `npm run client:pack` builds the tarball; docs/client.md).
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import type {
@@ -23,8 +26,8 @@ import type {
   RoomJoinResult,
   ServerEvents,
   ServerToClient,
-} from '../src/chat/contract';
-import type { MessageDto } from '../src/messages/dto/message.dto';
+} from '../src/chat/contract.js';
+import type { MessageDto } from '../src/common/wire.js';
 
 export type {
   Ack,
@@ -34,8 +37,10 @@ export type {
   RoomJoinResult,
   ServerEventName,
   ServerEvents,
-} from '../src/chat/contract';
-export type { MessageDto } from '../src/messages/dto/message.dto';
+} from '../src/chat/contract.js';
+export type * from '../src/common/wire.js';
+/** The server's error codes (`ParlorError.code` also has the client's own, e.g. TIMEOUT). */
+export { ErrorCode } from '../src/common/wire.js';
 
 export type ParlorSocket = Socket<ServerToClient, ClientToServer>;
 

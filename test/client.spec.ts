@@ -4,7 +4,7 @@ import {
   ParlorError,
   type MessageDto,
   type ParlorClientOptions,
-} from 'parlor/client';
+} from '../client/index';
 import { startApp, type TestApp } from './support/app';
 import {
   ADMIN_ENV,

@@ -2,31 +2,36 @@
  * The Socket.IO contract, typed once: commands (client → server, each with an ack), their
  * payloads and results, and server events. The gateway, the tests, the bench harness, the
  * typed client and the AsyncAPI document all derive from this file.
+ *
+ * It imports only the plain shapes of src/common/wire.ts (never a decorated DTO class), so the
+ * client package (client/) compiles it as it is and ships it in its type declarations.
  */
-import type { ErrorCode } from '../common/errors';
-import type {
-  MemberJoined,
-  MemberLeft,
-  PersonaStreamDelta,
-  PersonaStreamEnd,
-  PersonaStreamStart,
-  ReactionUpdated,
-  ReadUpdated,
-} from '../events/domain-events';
-import type { HistoryPageDto, MessageDto, ReactionSummaryDto } from '../messages/dto/message.dto';
-import type { MemberDto, ReadStateDto, RoomDto } from '../rooms/dto/room.dto';
 import type {
   AuthRefreshPayload,
+  ErrorCode,
   HistoryFetchPayload,
+  HistoryPageDto,
+  MemberDto,
+  MemberJoined,
+  MemberLeft,
   MessageDeletePayload,
+  MessageDto,
   MessageEditPayload,
   MessageSendPayload,
   PersonaCancelPayload,
+  PersonaStreamDelta,
+  PersonaStreamEnd,
+  PersonaStreamStart,
   ReactionPayload,
+  ReactionSummaryDto,
+  ReactionUpdated,
   ReadMarkPayload,
+  ReadStateDto,
+  ReadUpdated,
+  RoomDto,
   RoomJoinPayload,
   RoomPayload,
-} from './dto';
+} from '../common/wire.js';
 
 export type AckError = {
   code: ErrorCode;

@@ -1,18 +1,8 @@
 import { HttpStatus } from '@nestjs/common';
+import { ErrorCode } from './wire';
 
-/** The one error vocabulary: clients switch on `code`, never on `message`. */
-export enum ErrorCode {
-  UNAUTHORIZED = 'UNAUTHORIZED',
-  TOKEN_EXPIRED = 'TOKEN_EXPIRED',
-  FORBIDDEN = 'FORBIDDEN',
-  NOT_FOUND = 'NOT_FOUND',
-  VALIDATION_FAILED = 'VALIDATION_FAILED',
-  CONFLICT = 'CONFLICT',
-  RATE_LIMITED = 'RATE_LIMITED',
-  PAYLOAD_TOO_LARGE = 'PAYLOAD_TOO_LARGE',
-  UNAVAILABLE = 'UNAVAILABLE',
-  INTERNAL = 'INTERNAL',
-}
+/** The one error vocabulary, defined with the wire shapes so the client package has it too. */
+export { ErrorCode };
 
 export const HTTP_STATUS: Record<ErrorCode, HttpStatus> = {
   [ErrorCode.UNAUTHORIZED]: HttpStatus.UNAUTHORIZED,

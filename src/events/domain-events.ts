@@ -1,58 +1,32 @@
 import { Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import type { MessageDto, ReactionSummaryDto } from '../messages/dto/message.dto';
+import type {
+  MemberJoined,
+  MemberLeft,
+  PersonaStreamDelta,
+  PersonaStreamEnd,
+  PersonaStreamStart,
+  ReactionUpdated,
+  ReadUpdated,
+} from '../common/wire';
+import type { MessageDto } from '../messages/dto/message.dto';
 import type { RoomDto } from '../rooms/dto/room.dto';
 import type { Role } from '../users/user.entity';
 
 /*
- * Payloads named once: the domain events below and the socket contract (src/chat/contract.ts)
- * share these types, so what a service announces and what a client receives cannot drift.
+ * Payloads named once, in src/common/wire.ts (plain interfaces the client package compiles too):
+ * the domain events below and the socket contract (src/chat/contract.ts) share them, so what a
+ * service announces and what a client receives cannot drift.
  */
-export interface ReactionUpdated {
-  roomId: string;
-  messageId: number;
-  version: number;
-  reactions: ReactionSummaryDto[];
-  userId: string;
-  emoji: string;
-  added: boolean;
-}
-export interface MemberJoined {
-  roomId: string;
-  user: { id: string; username: string; displayName: string | null };
-}
-export interface MemberLeft {
-  roomId: string;
-  userId: string;
-  reason: 'left' | 'removed';
-}
-export interface ReadUpdated {
-  roomId: string;
-  userId: string;
-  lastReadMessageId: number;
-}
-export interface PersonaStreamStart {
-  /** Id of this stream; the persisted message gets its own id (see persona.stream.end). */
-  messageId: string;
-  roomId: string;
-  personaId: string;
-  /** The user message that triggered the reply. */
-  replyToId: number | null;
-}
-export interface PersonaStreamDelta {
-  messageId: string;
-  roomId: string;
-  /** 0, 1, 2, … per stream: apply in order. */
-  seq: number;
-  delta: string;
-}
-export interface PersonaStreamEnd {
-  messageId: string;
-  roomId: string;
-  finishReason: 'stop' | 'length' | 'cancelled' | 'error' | 'timeout';
-  /** The persisted message (also broadcast as message.created); null when nothing was kept. */
-  message: MessageDto | null;
-}
+export type {
+  MemberJoined,
+  MemberLeft,
+  PersonaStreamDelta,
+  PersonaStreamEnd,
+  PersonaStreamStart,
+  ReactionUpdated,
+  ReadUpdated,
+};
 
 /**
  * Events services publish after their transaction commits. The chat module is the one place

@@ -14,6 +14,8 @@ import {
 } from 'class-validator';
 import { MESSAGE_ROLES, type MessageRole } from '../message.entity';
 import { PageLimit } from '../../common/pagination';
+import type { SameShape } from '../../common/wire';
+import type * as Wire from '../../common/wire';
 
 /** Message ids and versions are bigints in PostgreSQL and plain integers on the wire. */
 export function IsCursor(): PropertyDecorator {
@@ -40,7 +42,7 @@ export const CLIENT_MSG_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** Hard cap on any message body before the configurable MESSAGE_MAX_LENGTH check. */
 export const CONTENT_HARD_CAP = 100_000;
 
-export class ReactionSummaryDto {
+export class ReactionSummaryDto implements Wire.ReactionSummaryDto {
   @ApiProperty({ example: '👍' })
   emoji: string;
   @ApiProperty({ example: 2 })
@@ -53,7 +55,7 @@ export class ReactionSummaryDto {
   me?: boolean;
 }
 
-export class MessageAuthorDto {
+export class MessageAuthorDto implements Wire.MessageAuthorDto {
   @ApiProperty({ format: 'uuid' })
   id: string;
   @ApiProperty({ enum: ['user', 'persona'] })
@@ -66,7 +68,7 @@ export class MessageAuthorDto {
   displayName?: string | null;
 }
 
-export class MessageDto {
+export class MessageDto implements Wire.MessageDto {
   @ApiProperty({ example: 1042, description: 'History cursor (one sequence for all rooms)' })
   id: number;
   @ApiProperty({
@@ -102,6 +104,16 @@ export class MessageDto {
   })
   finishReason?: FinishReason;
 }
+
+/** The REST and socket DTOs have exactly the fields of their wire shapes (src/common/wire.ts). */
+const _wire: [
+  SameShape<ReactionSummaryDto, Wire.ReactionSummaryDto>,
+  SameShape<MessageAuthorDto, Wire.MessageAuthorDto>,
+  SameShape<MessageDto, Wire.MessageDto>,
+  SameShape<HistoryPageDto, Wire.HistoryPageDto>,
+  SameShape<FinishReason, Wire.FinishReason>,
+  SameShape<MessageRole, Wire.MessageRole>,
+] = [true, true, true, true, true, true];
 
 export class SendMessageDto {
   @ApiProperty({
@@ -163,7 +175,7 @@ export class HistoryQuery {
   limit: number = 50;
 }
 
-export class HistoryPageDto {
+export class HistoryPageDto implements Wire.HistoryPageDto {
   @ApiProperty({
     type: [MessageDto],
     description: 'Chronological (oldest first), tombstones included',

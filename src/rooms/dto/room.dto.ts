@@ -11,6 +11,8 @@ import {
 } from '../room.entity';
 import { PageLimit, ACTIVITY_CURSOR } from '../../common/pagination';
 import { Omittable } from '../../common/validation';
+import type { SameShape } from '../../common/wire';
+import type * as Wire from '../../common/wire';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -83,7 +85,7 @@ export class UpdateRoomDto extends PartialType(OmitType(CreateRoomDto, ['visibil
   visibility?: Visibility;
 }
 
-export class RoomDto {
+export class RoomDto implements Wire.RoomDto {
   @ApiProperty({ format: 'uuid' })
   id: string;
   @ApiProperty({ example: 'general' })
@@ -147,7 +149,7 @@ export class RoomPageDto {
   nextCursor: string | null;
 }
 
-export class MemberDto {
+export class MemberDto implements Wire.MemberDto {
   @ApiProperty({ format: 'uuid' })
   userId: string;
   @ApiProperty({ example: 'alice' })
@@ -197,7 +199,7 @@ export class MarkReadDto {
   messageId: number;
 }
 
-export class ReadStateDto {
+export class ReadStateDto implements Wire.ReadStateDto {
   @ApiProperty({ format: 'uuid' })
   roomId: string;
   @ApiProperty({ example: 1042, description: 'Never moves backwards' })
@@ -205,3 +207,13 @@ export class ReadStateDto {
   @ApiProperty({ example: 0 })
   unreadCount: number;
 }
+
+/** The DTOs have exactly the fields of their wire shapes (src/common/wire.ts). */
+const _wire: [
+  SameShape<RoomDto, Wire.RoomDto>,
+  SameShape<MemberDto, Wire.MemberDto>,
+  SameShape<ReadStateDto, Wire.ReadStateDto>,
+  SameShape<RoomKind, Wire.RoomKind>,
+  SameShape<Visibility, Wire.Visibility>,
+  SameShape<MemberRole, Wire.MemberRole>,
+] = [true, true, true, true, true, true];
