@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { AppModule } from './app.module';
 import { AuthService } from './auth/auth.service';
 import { AppError } from './common/errors';
+import { createRootLogger, PinoNestLogger } from './common/logger';
 import { validate } from 'class-validator';
 import { plainToInstance } from 'class-transformer';
 import { SignupDto } from './auth/dto/auth.dto';
@@ -26,8 +27,13 @@ async function main(argv: string[]): Promise<number> {
   // as the server would. (Not `= process.env.X`: assigning undefined stores "undefined".)
   if (command !== 'create-admin') process.env.MIGRATIONS_RUN = 'false';
   process.env.LOG_LEVEL ??= 'warn';
+  // Warnings and errors only, as readable lines (no colour unless a terminal); a failed start
+  // (say, the data directory in use) reaches the caller below as one line.
   const app = await NestFactory.createApplicationContext(AppModule.register(), {
-    logger: ['error', 'warn'],
+    logger: new PinoNestLogger(createRootLogger(cliLogLevel(process.env.LOG_LEVEL), true), {
+      ExceptionHandler: 'debug',
+    }),
+    abortOnError: false,
   });
   try {
     if (command === 'migration:run') {
@@ -70,6 +76,12 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await app.close();
   }
+}
+
+/** LOG_LEVEL if it is a level (the app's validation reports it otherwise), else warn. */
+function cliLogLevel(level: string | undefined): string {
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  return level && levels.includes(level) ? level : 'warn';
 }
 
 main(process.argv.slice(2)).then(

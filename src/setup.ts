@@ -5,6 +5,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import cookieParser from 'cookie-parser';
 import helmet from 'helmet';
+import type { Logger } from 'pino';
 import { type Env, trustProxySetting } from './config/env';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { createRootLogger, PinoNestLogger, requestLogger } from './common/logger';
@@ -14,14 +15,20 @@ import { setupAsyncApi } from './docs/asyncapi';
 import { addValidationRules } from './docs/openapi';
 import { serveDemo } from './docs/demo';
 
-/** Everything main.ts and the e2e tests both need, so tests boot the app exactly as production. */
-export function configureApp(app: NestExpressApplication): INestApplication {
+/**
+ * Everything main.ts and the e2e tests both need, so tests boot the app exactly as production.
+ * `logger`: the root logger main.ts made before the app (Nest already logs through it); made
+ * from the configuration otherwise.
+ */
+export function configureApp(app: NestExpressApplication, root?: Logger): INestApplication {
   const config = app.get<ConfigService<Env, true>>(ConfigService);
-  const logger = createRootLogger(
-    config.get('LOG_LEVEL', { infer: true }),
-    config.get('NODE_ENV', { infer: true }) === 'development',
-  );
-  app.useLogger(new PinoNestLogger(logger));
+  const logger =
+    root ??
+    createRootLogger(
+      config.get('LOG_LEVEL', { infer: true }),
+      config.get('NODE_ENV', { infer: true }) === 'development',
+    );
+  if (!root) app.useLogger(new PinoNestLogger(logger));
   app.use(requestLogger(logger));
   app.useBodyParser('json', { limit: config.get('HTTP_BODY_LIMIT', { infer: true }) });
   app.use(cookieParser());
@@ -45,7 +52,9 @@ export function configureApp(app: NestExpressApplication): INestApplication {
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useWebSocketAdapter(new ParlorIoAdapter(app));
-  app.enableShutdownHooks();
+  // On SIGTERM/SIGINT: the shutdown hooks, then exit(0), so 'exit' listeners run (main.ts logs
+  // the stop there).
+  app.enableShutdownHooks([], { useProcessExit: true });
 
   const document = addValidationRules(
     app,

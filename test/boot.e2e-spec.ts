@@ -104,6 +104,79 @@ describe('boot: invalid configuration', () => {
   );
 });
 
+/** Terminal colour and cursor codes: never in output that goes to a pipe or a file. */
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[/;
+
+describe('boot: a quiet start', () => {
+  it(
+    'npm start on a fresh data directory: a few lines at info, no warning, the database, migrations, admin, probes unlogged, one line at stop',
+    async () => {
+      const dataDir = tempDataDir();
+      // What `npm start` runs with the defaults of .env.example: development, readable lines.
+      const server = await startServer(
+        MAIN,
+        serverEnv(dataDir, {
+          NODE_ENV: 'development',
+          LOG_LEVEL: 'info',
+          ADMIN_USERNAME: 'admin',
+          ADMIN_EMAIL: 'admin@example.com',
+          ADMIN_PASSWORD: 'admin-password-1',
+        }),
+      );
+      const boot = server.out.stdout.trim().split('\n');
+      for (const probe of ['/health', '/health/ready', '/metrics']) {
+        expect((await fetch(server.url + probe)).status).toBe(200);
+      }
+      const exit = await server.stop();
+      expectCleanStop(exit, dataDir);
+      const lines = exit.stdout.trim().split('\n');
+
+      expect(boot.length).toBeLessThanOrEqual(20);
+      expect(boot.at(-1)).toMatch(/^Parlor listening on http:\/\//);
+      expect(exit.stdout + exit.stderr).not.toMatch(/\b(WARN|ERROR|FATAL)\b/);
+      expect(exit.stderr).toBe('');
+      expect(exit.stdout).not.toMatch(ANSI);
+      expect(boot).toContainEqual(
+        expect.stringContaining(`embedded PostgreSQL (PGlite) in ${dataDir}`),
+      );
+      expect(boot).toContainEqual(expect.stringMatching(/applied (\d+) of \1 migrations/));
+      expect(boot).toContainEqual(expect.stringContaining('Created admin user "admin"'));
+      // Nest's module and route chatter is at debug.
+      expect(exit.stdout).not.toMatch(/InstanceLoader|RoutesResolver|RouterExplorer|Mapped \{/);
+      // Probes and scrapes are not logged at info.
+      expect(lines.slice(boot.length).filter((l) => /\/health|\/metrics/.test(l))).toEqual([]);
+      // One line at stop, the last one.
+      expect(lines.slice(boot.length)).toEqual([expect.stringContaining('Parlor stopped')]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'a server database is named by host, database and user, never its password',
+    async () => {
+      // Nothing listens on port 9: the start fails, after saying which database it tried.
+      const exit = await runServerToExit(
+        MAIN,
+        serverEnv(tempDataDir(), {
+          LOG_LEVEL: 'info',
+          NODE_ENV: 'development',
+          DATABASE_URL: 'postgres://parlor:pw-CANARY@127.0.0.1:9/chat',
+        }),
+      );
+      expect(exit.code).not.toBe(0);
+      expect(exit.stdout).toContain('PostgreSQL server 127.0.0.1:9/chat as parlor');
+      // Each retry of the first connection: one warning line that says why.
+      expect(exit.stdout).toMatch(/WARN: TypeOrmModule: Unable to connect .*ECONNREFUSED/);
+      expect(exit.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(/^Parlor failed to start: .*ECONNREFUSED/),
+      ]);
+      expect(exit.stdout + exit.stderr).not.toContain('pw-CANARY');
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
 describe('boot: logs', () => {
   it(
     'JSON lines; a request id on every HTTP line; no password, token or message text at info',
@@ -158,6 +231,12 @@ describe('boot: logs', () => {
         .split('\n')
         .filter((l) => !l.startsWith('Parlor listening on')) // the one plain line, for humans
         .map((l) => JSON.parse(l) as Record<string, unknown>);
+      // Nothing at warn or above; the database named; the stop said in one line.
+      expect(lines.filter((l) => (l.level as number) >= 40)).toEqual([]);
+      expect(lines.some((l) => String(l.msg).startsWith('embedded PostgreSQL (PGlite) in'))).toBe(
+        true,
+      );
+      expect(lines.at(-1)).toMatchObject({ msg: 'Parlor stopped', signal: 'SIGTERM' });
       const http = lines.filter((l) => l.req);
       expect(http.length).toBeGreaterThanOrEqual(6);
       for (const l of http) expect((l.req as { id?: string }).id).toEqual(expect.any(String));
@@ -220,10 +299,20 @@ describe('boot: embedded database in PARLOR_DATA_DIR', () => {
       const dataDir = tempDataDir();
       const first = await startServer(MAIN, serverEnv(dataDir));
 
-      const second = await runServerToExit(MAIN, serverEnv(dataDir));
+      // Readable-lines mode, where Nest's own logger used to print a coloured stack.
+      const second = await runServerToExit(
+        MAIN,
+        serverEnv(dataDir, { NODE_ENV: 'development', LOG_LEVEL: 'info' }),
+      );
       expect(second.code).not.toBe(0);
       expect(second.stderr).toContain(`Data directory ${dataDir} is already in use`);
       expect(second.stderr).toContain(`pid ${first.proc.pid}`);
+      // One line, no stack, no terminal codes: the output is a pipe.
+      expect(second.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(/^Parlor failed to start: Data directory /),
+      ]);
+      expect(second.stdout + second.stderr).not.toMatch(ANSI);
+      expect(second.stdout).not.toMatch(/ERROR|\n\s+at /);
 
       // The first one is unharmed and still owns its database.
       expect((await api(first.url, 'GET', '/health/ready')).status).toBe(200);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { startApp, TestApp } from './support/app';
 import { ADMIN_ENV, join, loginAdmin, newRoom, newUser, TestUser } from './support/factories';
 import { FakeLlm } from './support/fake-llm';
@@ -24,6 +25,70 @@ function sample(
     if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
   }
   return undefined;
+}
+
+/** Every `expr` in a Grafana dashboard, panels inside rows included. */
+function dashboardExprs(dashboard: unknown): string[] {
+  const out: string[] = [];
+  const visit = (node: unknown) => {
+    if (Array.isArray(node)) node.forEach(visit);
+    else if (node && typeof node === 'object') {
+      for (const [key, value] of Object.entries(node)) {
+        if (key === 'expr' && typeof value === 'string') out.push(value);
+        else visit(value);
+      }
+    }
+  };
+  visit(dashboard);
+  return out;
+}
+
+const PROMQL_WORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'offset',
+  'and',
+  'or',
+  'unless',
+]);
+
+/**
+ * The metric names a PromQL expression reads: identifiers left once label matchers `{…}`,
+ * ranges `[…]`, strings, grouping clauses `by (…)` and function names `f(` are taken out.
+ */
+function promqlMetrics(expr: string): string[] {
+  const bare = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  const names = [...bare.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?/g)]
+    .filter((m) => !m[2] && !PROMQL_WORDS.has(m[1]))
+    .map((m) => m[1]);
+  return [...new Set(names)];
+}
+
+/** Series names a scrape declares or samples: `x`, and `x_bucket`/`x_sum`/`x_count` of histograms. */
+function exposedNames(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    const declared = /^# TYPE (\S+) (\w+)/.exec(line);
+    if (declared) {
+      names.add(declared[1]);
+      if (declared[2] === 'histogram' || declared[2] === 'summary') {
+        for (const suffix of ['_bucket', '_sum', '_count']) names.add(declared[1] + suffix);
+      }
+      continue;
+    }
+    const sampled = /^([a-zA-Z_:][\w:]*)/.exec(line);
+    if (sampled) names.add(sampled[1]);
+  }
+  return names;
 }
 
 describe('metrics (e2e)', () => {
@@ -75,7 +140,14 @@ describe('metrics (e2e)', () => {
     expect(value('parlor_http_request_duration_seconds_bucket', { ...join200, le: '+Inf' })).toBe(
       1,
     );
-    expect(value('parlor_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
+    // prom-client's default metrics under their standard names (stock Node.js dashboards).
+    expect(value('nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
+    expect(value('process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(value('nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(text).not.toMatch(/^parlor_(process|nodejs)_/m);
+    // Parlor's own series, and only they, carry the prefix.
+    const own = [...exposedNames(text)].filter((n) => !/^(process|nodejs)_/.test(n));
+    expect(own.filter((n) => !n.startsWith('parlor_'))).toEqual([]);
     expect(value('parlor_db_pool_connections', { state: 'total' })).toBeGreaterThanOrEqual(1);
     // Declared with no sample yet: no persona has replied.
     expect(text).toContain('# TYPE parlor_persona_generations_total counter');
@@ -149,6 +221,48 @@ describe('metrics (e2e)', () => {
     expect(delta0('parlor_ws_emits_total', { event: 'persona.stream.end' })).toBe(3);
     expect(delta0('parlor_ws_acks_total', { command: 'persona.cancel', result: 'ok' })).toBe(1);
     s.close();
+  });
+});
+
+describe('the Grafana dashboard (deploy/grafana/parlor-dashboard.json)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ METRICS_TOKEN: TOKEN });
+  });
+  afterAll(() => t.close());
+
+  it('queries only metrics that /metrics exposes', async () => {
+    const dashboard = JSON.parse(
+      readFileSync('deploy/grafana/parlor-dashboard.json', 'utf8'),
+    ) as unknown;
+    const exprs = dashboardExprs(dashboard);
+    expect(exprs.length).toBeGreaterThanOrEqual(20);
+    const queried = [...new Set(exprs.flatMap(promqlMetrics))].sort();
+    // The parser found the names: Parlor's own and the standard Node.js ones.
+    expect(queried).toEqual(
+      expect.arrayContaining([
+        'parlor_sockets_connected',
+        'parlor_send_ack_seconds_bucket',
+        'process_cpu_seconds_total',
+        'nodejs_eventloop_lag_p99_seconds',
+      ]),
+    );
+    const text = (
+      await t.http().get('/metrics').set('Authorization', `Bearer ${TOKEN}`).expect(200)
+    ).text;
+    const exposed = exposedNames(text);
+    expect(queried.filter((name) => !exposed.has(name))).toEqual([]);
+  });
+
+  it('the PromQL reader finds metric names, not functions, labels or keywords', () => {
+    expect(
+      promqlMetrics(
+        'histogram_quantile(0.95, sum by (le, route) (rate(parlor_http_request_duration_seconds_bucket{route!~"/health.*", instance=~"$instance"}[$__rate_interval])))',
+      ),
+    ).toEqual(['parlor_http_request_duration_seconds_bucket']);
+    expect(promqlMetrics('time() - max by (instance) (process_start_time_seconds{a="b"})')).toEqual(
+      ['process_start_time_seconds'],
+    );
   });
 });
 

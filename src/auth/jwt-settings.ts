@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,5 +40,6 @@ function persistentDevSecret(config: ConfigService<Env, true>): string {
   mkdirSync(dir, { recursive: true });
   const secret = randomBytes(48).toString('base64url');
   writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
+  new Logger('Auth').log(`JWT_SECRET not set: generated a signing secret, kept in ${file}`);
   return secret;
 }

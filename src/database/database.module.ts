@@ -1,7 +1,8 @@
-import { Global, Inject, Module, OnApplicationShutdown } from '@nestjs/common';
+import { Global, Inject, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { resolve } from 'node:path';
+import { DataSource, type Migration } from 'typeorm';
 import type { Env } from '../config/env';
 import { EmbeddedPostgres } from './embedded-postgres';
 import { dataSourceOptions } from './data-source-options';
@@ -15,6 +16,20 @@ export interface PgEndpoint {
 }
 export const PG_ENDPOINT = Symbol('PG_ENDPOINT');
 
+const logger = new Logger('Database');
+
+/** Which database, for the boot log: host, port, database and user of a URL, never its password. */
+export function describeServer(url: string): string {
+  try {
+    const u = new URL(url);
+    const db = decodeURIComponent(u.pathname.replace(/^\//, '')) || '(default database)';
+    const user = u.username ? ` as ${decodeURIComponent(u.username)}` : '';
+    return `PostgreSQL server ${u.host || '(local socket)'}/${db}${user}`;
+  } catch {
+    return 'PostgreSQL server (DATABASE_URL is not a URL)';
+  }
+}
+
 @Global()
 @Module({
   providers: [
@@ -23,11 +38,16 @@ export const PG_ENDPOINT = Symbol('PG_ENDPOINT');
       inject: [ConfigService],
       useFactory: async (config: ConfigService<Env, true>): Promise<PgEndpoint> => {
         const url = config.get('DATABASE_URL', { infer: true });
-        if (url) return { url };
+        if (url) {
+          logger.log(describeServer(url));
+          return { url };
+        }
+        const dataDir = config.get('PARLOR_DATA_DIR', { infer: true });
         const embedded = await EmbeddedPostgres.start({
-          dataDir: config.get('PARLOR_DATA_DIR', { infer: true }),
+          dataDir,
           maxConnections: config.get('DATABASE_POOL_SIZE', { infer: true }) + 2,
         });
+        logger.log(`embedded PostgreSQL (PGlite) in ${resolve(dataDir)}`);
         return { url: embedded.url, embedded };
       },
     },
@@ -40,12 +60,12 @@ export class PgEndpointModule {}
  * Several replicas may start at once (docker compose): a session-level advisory lock makes
  * them apply pending migrations one after another instead of racing.
  */
-async function runMigrationsLocked(dataSource: DataSource): Promise<void> {
+async function runMigrationsLocked(dataSource: DataSource): Promise<Migration[]> {
   const lock = dataSource.createQueryRunner();
   await lock.connect();
   try {
     await lock.query('SELECT pg_advisory_lock(7402281001)');
-    await dataSource.runMigrations({ transaction: 'each' });
+    return await dataSource.runMigrations({ transaction: 'each' });
   } finally {
     await lock.query('SELECT pg_advisory_unlock(7402281001)').catch(() => undefined);
     await lock.release();
@@ -79,8 +99,21 @@ async function runMigrationsLocked(dataSource: DataSource): Promise<void> {
           migrationsLocked?: boolean;
         };
         const dataSource = await new DataSource({ ...options!, migrationsRun: false }).initialize();
-        if (migrationsRun && migrationsLocked) await runMigrationsLocked(dataSource);
-        else if (migrationsRun) await dataSource.runMigrations({ transaction: 'each' });
+        if (!migrationsRun) {
+          if (await dataSource.showMigrations()) {
+            logger.warn('Migrations pending and MIGRATIONS_RUN=false: run `npm run migration:run`');
+          }
+          return dataSource;
+        }
+        const applied = migrationsLocked
+          ? await runMigrationsLocked(dataSource)
+          : await dataSource.runMigrations({ transaction: 'each' });
+        const total = dataSource.migrations.length;
+        logger.log(
+          applied.length
+            ? `applied ${applied.length} of ${total} migrations (${applied.map((m) => m.name).join(', ')})`
+            : `schema up to date (${total} migrations)`,
+        );
         return dataSource;
       },
     }),

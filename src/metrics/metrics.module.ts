@@ -27,6 +27,7 @@ export class MetricsModule implements NestModule {
         });
         next();
       })
-      .forRoutes('*');
+      // `{*path}`: every path (Express 5's path-to-regexp has no bare `*`).
+      .forRoutes('{*path}');
   }
 }

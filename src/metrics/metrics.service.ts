@@ -11,7 +11,10 @@ interface PgPool {
 
 /**
  * Every Prometheus series Parlor exposes, on a registry of this app's own (several apps in one
- * test process must not share one). Default Node metrics include event-loop lag.
+ * test process must not share one). Parlor's own series are named `parlor_*`; prom-client's
+ * default Node.js and process metrics keep their standard names (`process_cpu_seconds_total`,
+ * `nodejs_eventloop_lag_seconds`, ...), so stock Node.js dashboards work unchanged.
+ * deploy/grafana/parlor-dashboard.json charts them.
  */
 @Injectable()
 export class MetricsService {
@@ -67,7 +70,7 @@ export class MetricsService {
   });
 
   constructor(@InjectDataSource() dataSource: DataSource) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'parlor_' });
+    collectDefaultMetrics({ register: this.registry });
     const pool = () => (dataSource.driver as unknown as { master?: PgPool }).master;
     const registry = this.registry;
     new Gauge({

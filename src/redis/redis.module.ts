@@ -31,6 +31,16 @@ export function createRedis(url: string, name: string, offlineQueue = false): Re
   return client;
 }
 
+/** Host, port and database of a Redis URL for the boot log, never its password. */
+function redisHost(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname.length > 1 ? u.pathname : ''}`;
+  } catch {
+    return '(REDIS_URL is not a URL)';
+  }
+}
+
 @Global()
 @Module({
   providers: [
@@ -39,7 +49,11 @@ export function createRedis(url: string, name: string, offlineQueue = false): Re
       inject: [ConfigService],
       useFactory: (config: ConfigService<Env, true>) => {
         const url = config.get('REDIS_URL', { infer: true });
-        return url ? createRedis(url, 'main') : null;
+        if (!url) return null;
+        new Logger('Redis').log(
+          `${redisHost(url)} (Socket.IO adapter, presence and rate limits across instances)`,
+        );
+        return createRedis(url, 'main');
       },
     },
   ],

@@ -33,8 +33,8 @@ const rssMb = (pid: number) =>
 async function lagMs(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const m =
-    /^parlor_nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(text) ??
-    /^parlor_nodejs_eventloop_lag_seconds (\S+)/m.exec(text);
+    /^nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(text) ??
+    /^nodejs_eventloop_lag_seconds (\S+)/m.exec(text);
   return m ? Number(m[1]) * 1000 : NaN;
 }
 

@@ -44,6 +44,8 @@ export interface Exit {
 export interface Running {
   url: string;
   proc: ChildProcess;
+  /** What it printed so far. */
+  out: { stdout: string; stderr: string };
   /** SIGTERM, then wait for the process to end. */
   stop: () => Promise<Exit>;
 }
@@ -94,6 +96,7 @@ export async function startServer(main: string, env: NodeJS.ProcessEnv): Promise
   return {
     url,
     proc,
+    out,
     stop: () => {
       proc.kill('SIGTERM');
       return exited;
