@@ -1,4 +1,4 @@
-/* global console, process */
+/* global console, process, setInterval */
 /**
  * `npm run start:dev` (and `start:debug`, which passes --inspect): the server restarted on
  * every change. `tsc -w` recompiles changed sources into dist/; `node --watch` restarts
@@ -38,6 +38,9 @@ function stop(code) {
 }
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
+// `kill <npm's pid>` stops npm and its shell but not this process: stop when orphaned too.
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && stop(0), 1000).unref();
 
 const { buildWeb } = await import('../web/build.mjs');
 await buildWeb();
