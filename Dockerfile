@@ -7,11 +7,12 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# `npm install`, not `npm ci`: see README ("Design notes").
-RUN npm install --no-audit --no-fund
+# Exactly the committed lockfile (docs/development.md, "Installing").
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ormconfig.ts ./
 COPY migrations ./migrations
 COPY src ./src
+COPY scripts ./scripts
 # The demo web client (served at /) is bundled from web/ and the typed client in client/.
 COPY client ./client
 COPY web ./web

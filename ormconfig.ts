@@ -3,8 +3,9 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions } from './src/database/data-source-options';
 
 /**
- * The DataSource the TypeORM CLI uses (`npm run migration:run|revert|generate`). It needs a
- * server: DATABASE_URL. (The embedded database runs migrations itself at start-up.)
+ * A DataSource for running the TypeORM CLI by hand against a server (DATABASE_URL), e.g.
+ * `npx typeorm migration:show -d dist/ormconfig.js`. The npm scripts do not use it: they go
+ * through src/cli.ts, which works on the embedded database too (docs/development.md).
  */
 const url = process.env.DATABASE_URL;
 if (!url) {

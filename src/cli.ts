@@ -10,18 +10,110 @@ import { validate } from 'class-validator';
 import { plainToInstance } from 'class-transformer';
 import { SignupDto } from './auth/dto/auth.dto';
 import { flattenValidationErrors } from './common/validation';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dataSourceOptions } from './database/data-source-options';
+import { EmbeddedPostgres } from './database/embedded-postgres';
+import { addMigration, pendingSchemaChanges } from './database/migration-files';
 
 const USAGE = `Usage: npm run cli -- <command>
   create-admin --username NAME --email EMAIL [--password PASSWORD]
       Creates an admin (password from --password or the ADMIN_PASSWORD variable).
   migration:run       Apply pending migrations (embedded or DATABASE_URL database)
-  migration:revert    Revert the last migration`;
+  migration:revert    Revert the last migration
+  migration:create NAME
+      Writes an empty migration migrations/<timestamp>-NAME.ts and lists it in migrations/index.ts
+  migration:generate NAME [--check]
+      Writes the SQL that brings the migrated schema in line with the entities as a new migration
+      (listed in migrations/index.ts). Diffs against a fresh in-memory embedded database with
+      every migration applied: needs no server and no DATABASE_URL. With --check: writes nothing,
+      exits 1 if a migration would be generated.`;
+
+const COMMANDS = [
+  'create-admin',
+  'migration:run',
+  'migration:revert',
+  'migration:create',
+  'migration:generate',
+];
+
+/** The repository's migrations/ folder (this file runs as dist/src/cli.js). */
+const MIGRATIONS_DIR = join(__dirname, '..', '..', 'migrations');
+
+/** Formats the new migration and index.ts with the project's Prettier (a dev dependency). */
+async function prettify(files: string[]): Promise<void> {
+  let prettier: typeof import('prettier');
+  try {
+    prettier = await import('prettier');
+  } catch {
+    return; // production install: leave the files as written
+  }
+  for (const file of files) {
+    const options = (await prettier.resolveConfig(file)) ?? {};
+    const source = readFileSync(file, 'utf8');
+    writeFileSync(file, await prettier.format(source, { ...options, filepath: file }));
+  }
+}
+
+async function generate(name: string | undefined, check: boolean): Promise<number> {
+  const pg = await EmbeddedPostgres.start({ maxConnections: 4 });
+  const dataSource = new DataSource({
+    ...dataSourceOptions({ url: pg.url, poolSize: 1 }),
+    entities: [join(__dirname, '**', '*.entity.js')],
+  });
+  try {
+    await dataSource.initialize();
+    await dataSource.runMigrations({ transaction: 'each' });
+    const { up, down } = await pendingSchemaChanges(dataSource);
+    if (!up.length) {
+      process.stdout.write('No changes: the migrations match the entities\n');
+      return 0;
+    }
+    if (check) {
+      process.stdout.write(
+        `The entities differ from the migrations; a migration would run:\n${up.map((q) => `  ${q.query};`).join('\n')}\n`,
+      );
+      return 1;
+    }
+    const file = addMigration(MIGRATIONS_DIR, name!, up, down);
+    await prettify([file, join(MIGRATIONS_DIR, 'index.ts')]);
+    process.stdout.write(
+      `Wrote ${file} (${up.length} statements) and listed it in migrations/index.ts\n`,
+    );
+    return 0;
+  } finally {
+    if (dataSource.isInitialized) await dataSource.destroy();
+    await pg.stop();
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || !['create-admin', 'migration:run', 'migration:revert'].includes(command)) {
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (!command || !COMMANDS.includes(command)) {
     process.stderr.write(USAGE + '\n');
     return 2;
+  }
+  if (command === 'migration:create' || command === 'migration:generate') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { check: { type: 'boolean', default: false } },
+    });
+    const name = positionals[0];
+    const check = command === 'migration:generate' && values.check;
+    if (!check && (positionals.length !== 1 || !/^[A-Z][A-Za-z0-9]*$/.test(name))) {
+      process.stderr.write(`${command} needs one PascalCase NAME, e.g. AddRoomTopic\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (command === 'migration:generate') return generate(name, check);
+    const file = addMigration(MIGRATIONS_DIR, name);
+    await prettify([file, join(MIGRATIONS_DIR, 'index.ts')]);
+    process.stdout.write(`Wrote ${file} and listed it in migrations/index.ts\n`);
+    return 0;
   }
   // The migration commands apply migrations themselves; create-admin migrates a new database
   // as the server would. (Not `= process.env.X`: assigning undefined stores "undefined".)

@@ -1,7 +1,7 @@
 import type { DataSourceOptions } from 'typeorm';
 import { migrations } from '../../migrations';
 
-/** One definition for the app and the TypeORM CLI (ormconfig.ts). `synchronize` is never on. */
+/** One definition for the app, src/cli.ts and ormconfig.ts. `synchronize` is never on. */
 export function dataSourceOptions(opts: {
   url: string;
   options?: string;
