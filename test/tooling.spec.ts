@@ -131,3 +131,17 @@ describe('package-lock.json', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('the Nest CLI', () => {
+  it('runs with nest-cli.json: generates into src/ and registers the module (dry run)', () => {
+    const colored = execFileSync(
+      join(ROOT, 'node_modules', '.bin', 'nest'),
+      ['g', 'module', 'widgets', '--dry-run', '--no-spec'],
+      { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } },
+    );
+    const out = colored.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), ''); // its schematics colour regardless
+    expect(out).toMatch(/CREATE src\/widgets\/widgets\.module\.ts/);
+    expect(out).toMatch(/UPDATE src\/app\.module\.ts/);
+    expect(existsSync(join(ROOT, 'src', 'widgets'))).toBe(false);
+  }, 60_000);
+});
