@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { AuthUser } from '../auth/auth-user';
+import { AccessPolicy } from '../access/access.policy';
 import { AuthService } from '../auth/auth.service';
 import type { Env } from '../config/env';
 import { AppError, ErrorCode } from '../common/errors';
@@ -12,6 +13,7 @@ import { TypingService } from './typing.service';
 import {
   type ChatServer,
   type ChatSocket,
+  ROOM_PREFIX,
   roomChannel,
   sessionChannel,
   userChannel,
@@ -31,6 +33,7 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
 
   constructor(
     private readonly auth: AuthService,
+    private readonly access: AccessPolicy,
     private readonly rooms: RoomsService,
     private readonly presence: PresenceService,
     private readonly typing: TypingService,
@@ -95,6 +98,37 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     const rooms = [...socket.rooms].filter((r) => r.startsWith('room:'));
     if (socket.data.cameOnline && rooms.length) {
       this.io.to(rooms).emit('presence.changed', { userId: user.id, online: true });
+    }
+    void this.recheck(socket);
+  }
+
+  /**
+   * The handshake's last look. While the middleware runs, the socket is not yet one of the
+   * namespace's sockets, so a revocation or a removal emitted then (disconnectSockets,
+   * socketsLeave) passes it by. Now that it is reachable, the session and its rooms are read
+   * once more: whatever changed before this point is applied here, whatever changes after it
+   * reaches the socket through its channels.
+   */
+  private async recheck(socket: ChatSocket): Promise<void> {
+    const { user } = socket.data;
+    const subscribed = [...socket.rooms].filter((r) => r.startsWith(ROOM_PREFIX));
+    try {
+      const [session, readable] = await Promise.all([
+        this.auth.verifyAccessToken(tokenOf(socket) ?? '').then(
+          () => true,
+          () => false,
+        ),
+        this.access.readableRooms(
+          user.id,
+          subscribed.map((r) => r.slice(ROOM_PREFIX.length)),
+        ),
+      ]);
+      if (!session) return this.revoke(socket, 'session_ended');
+      const gone = subscribed.filter((r) => !readable.has(r.slice(ROOM_PREFIX.length)));
+      for (const r of gone) await socket.leave(r);
+    } catch (err) {
+      this.logger.warn({ msg: `Re-checking socket ${socket.id} after its handshake failed`, err });
+      this.revoke(socket, 'access_changed');
     }
   }
 
