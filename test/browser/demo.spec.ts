@@ -325,6 +325,43 @@ suite('demo web client in Chromium', () => {
   );
 
   it(
+    'shows Stop on a streaming reply only to whoever triggered it, and Stop cuts it short',
+    async () => {
+      const handle = `sprout_${Date.now() % 100000}`;
+      const persona = await t
+        .http()
+        .post('/api/v1/personas')
+        .set(admin.auth)
+        .send({ handle, displayName: 'Sprout', systemPrompt: 'You are Sprout.', style: 'Brief.' })
+        .expect(201);
+      await t
+        .http()
+        .post(`/api/v1/rooms/${room.id}/personas/${persona.body.id}`)
+        .set(admin.auth)
+        .expect(200);
+      fake.enqueue({
+        chunks: ['Once', ' upon', ' a', ' time', ...Array(30).fill(' more')],
+        delayMs: 200,
+      });
+      await openRoom(pa, room.name);
+      await openRoom(pb, room.name);
+      await say(pa, `@${handle} tell a story`);
+      const streamA = pa.locator('li.streaming').filter({ hasText: 'Once upon' });
+      const streamB = pb.locator('li.streaming').filter({ hasText: 'Once upon' });
+      await streamA.waitFor();
+      await streamB.waitFor();
+      expect(await streamB.getByRole('button', { name: 'Stop' }).count()).toBe(0);
+      await shot(pb, 'persona-streaming-no-stop');
+      await streamA.getByRole('button', { name: 'Stop' }).click();
+      const cut = pb.locator('li.msg.assistant:not(.streaming)', { hasText: '(cancelled)' });
+      await cut.filter({ hasText: 'Once upon' }).waitFor();
+      expect(await pa.locator('li.streaming').count()).toBe(0);
+      expect(await pa.locator('#error').textContent()).toBe('');
+    },
+    SLOW,
+  );
+
+  it(
     'shows a failed signup\'s per-field errors, not only "Validation failed"',
     async () => {
       const page = await newPage();
