@@ -320,6 +320,11 @@ suite('demo web client in Chromium', () => {
       expect(await streaming.count()).toBe(0);
       // Private: bob does not see alice's conversation.
       expect(await pb.locator('[data-conversation="Sage"]').count()).toBe(0);
+      // Deleting the conversation asks first.
+      await pa.click('[data-conversation="Sage"] button[title="Delete conversation"]');
+      expect(confirms.splice(0)).toEqual(['Delete the conversation with Sage?']);
+      await pa.locator('[data-conversation="Sage"]').waitFor({ state: 'detached' });
+      await pa.locator('[data-testid=room-title]').waitFor({ state: 'detached' });
     },
     SLOW,
   );
