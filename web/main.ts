@@ -249,7 +249,11 @@ function renderRooms(): void {
             {
               class: 'danger',
               title: 'Delete room',
-              on: { click: () => void act(() => session.api('DELETE', `/rooms/${r.id}`)) },
+              on: {
+                click: () =>
+                  confirm(`Delete room ${r.name} for everyone?`) &&
+                  void act(() => session.api('DELETE', `/rooms/${r.id}`)),
+              },
             },
             '×',
           ),
@@ -278,6 +282,7 @@ async function loadConversations(): Promise<void> {
             title: 'Delete conversation',
             on: {
               click: () =>
+                confirm(`Delete the conversation with ${c.title}?`) &&
                 void act(async () => {
                   await session.api('DELETE', `/conversations/${c.id}`);
                   if (open?.id === c.id) closeRoom();
@@ -469,6 +474,7 @@ function renderMessage(m: MessageDto): HTMLLIElement {
       attrs: { 'data-id': String(m.id) },
     },
     author && h('span', { class: 'author' }, author),
+    timestamp(m.createdAt),
     text,
     m.editedAt && !m.deletedAt && h('span', { class: 'meta' }, ' (edited)'),
     m.finishReason &&
@@ -507,7 +513,9 @@ function renderMessage(m: MessageDto): HTMLLIElement {
         {
           class: 'small danger',
           on: {
-            click: () => void act(() => client.request('message.delete', { messageId: m.id })),
+            click: () =>
+              confirm('Delete this message?') &&
+              void act(() => client.request('message.delete', { messageId: m.id })),
           },
         },
         'Delete',
@@ -515,6 +523,22 @@ function renderMessage(m: MessageDto): HTMLLIElement {
     );
   }
   return li;
+}
+
+/** The message's time in the reader's local time zone (the date too when not today). */
+function timestamp(at: Date | string): HTMLElement {
+  const d = new Date(at);
+  const today = d.toDateString() === new Date().toDateString();
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return h(
+    'time',
+    {
+      class: 'meta time',
+      title: d.toLocaleString(),
+      attrs: { datetime: d.toISOString(), 'data-testid': 'time' },
+    },
+    today ? time : `${d.toLocaleDateString()} ${time}`,
+  );
 }
 
 function editInPlace(li: HTMLElement, text: HTMLElement, m: MessageDto): void {
@@ -650,17 +674,21 @@ function streamStart(e: ServerEvents['persona.stream.start']): void {
   if (open?.id !== e.roomId) return;
   const text = h('span', { class: 'text' });
   streams.set(e.messageId, text);
-  const cancel = h(
-    'button',
-    {
-      class: 'small',
-      on: {
-        click: () =>
-          void client.request('persona.cancel', { messageId: e.messageId }).catch(() => undefined),
+  // Only whoever triggered the reply, or an admin, may stop it: others get no Stop button.
+  const trigger = e.replyToId === null ? undefined : shown.get(e.replyToId);
+  const mayStop = session.user.role === 'admin' || trigger?.author?.id === session.user.id;
+  const cancel =
+    mayStop &&
+    h(
+      'button',
+      {
+        class: 'small',
+        on: {
+          click: () => void act(() => client.request('persona.cancel', { messageId: e.messageId })),
+        },
       },
-    },
-    'Stop',
-  );
+      'Stop',
+    );
   $('#messages').append(
     h(
       'li',

@@ -19,6 +19,7 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly details?: unknown,
   ) {
     super(message);
   }
@@ -122,14 +123,29 @@ async function request<T>(
   const data = (await res.json().catch(() => ({}))) as {
     code?: string;
     message?: string | string[];
+    details?: unknown;
   };
   if (!res.ok) {
     const message = Array.isArray(data.message)
       ? data.message.join(', ')
       : (data.message ?? res.statusText);
-    throw new ApiError(res.status, data.code ?? 'ERROR', message);
+    const fields = fieldErrors(data.details);
+    throw new ApiError(
+      res.status,
+      data.code ?? 'ERROR',
+      fields ? `${message}: ${fields}` : message,
+      data.details,
+    );
   }
   return data as T;
+}
+
+/** `{ field: [messages] }` (the API's validation details) as "field: m1, m2; other: m3". */
+function fieldErrors(details: unknown): string {
+  if (!details || typeof details !== 'object' || Array.isArray(details)) return '';
+  return Object.entries(details as Record<string, unknown>)
+    .map(([field, msgs]) => `${field}: ${Array.isArray(msgs) ? msgs.join(', ') : String(msgs)}`)
+    .join('; ');
 }
 
 function read(): Tokens | null {

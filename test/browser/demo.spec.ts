@@ -54,16 +54,23 @@ suite('demo web client in Chromium', () => {
   let alice: TestUser;
   let bob: { username: string; password: string };
   let room: { id: string; name: string };
-  const dialogs: string[] = [];
+  const dialogs: string[] = []; // alerts and prompts: none is expected
+  const confirms: string[] = []; // window.confirm: answered with `confirmAnswer`
+  let confirmAnswer = true;
   const pageErrors: string[] = [];
   let pa: Page; // alice
   let pb: Page; // bob
 
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  async function newPage(viewport = { width: 1100, height: 720 }): Promise<Page> {
+    const context = await browser.newContext({ viewport });
     const page = await context.newPage();
     page.setDefaultTimeout(10_000);
     page.on('dialog', (d) => {
+      if (d.type() === 'confirm') {
+        confirms.push(d.message());
+        void (confirmAnswer ? d.accept() : d.dismiss());
+        return;
+      }
       dialogs.push(d.message());
       void d.dismiss();
     });
@@ -71,8 +78,11 @@ suite('demo web client in Chromium', () => {
     await page.goto(t.url);
     return page;
   }
-  async function logIn(user: { username: string; password: string }): Promise<Page> {
-    const page = await newPage();
+  async function logIn(
+    user: { username: string; password: string },
+    viewport?: { width: number; height: number },
+  ): Promise<Page> {
+    const page = await newPage(viewport);
     await page.fill('input[name=username]', user.username);
     await page.fill('input[name=password]', user.password);
     await page.click('button[type=submit]');
@@ -144,6 +154,16 @@ suite('demo web client in Chromium', () => {
       await say(pa, 'hello bob, live from alice');
       await message(pb, 'hello bob, live from alice').waitFor();
       expect(await pb.locator('#typing').textContent()).toBe('');
+      // Each message shows its time (createdAt, in the reader's local time).
+      const time = message(pb, 'hello bob, live from alice').locator('[data-testid=time]');
+      const at = new Date((await time.getAttribute('datetime'))!);
+      expect(Math.abs(Date.now() - at.getTime())).toBeLessThan(60_000);
+      expect(await time.textContent()).toBe(
+        await pb.evaluate(
+          (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
+          at.toISOString(),
+        ),
+      );
       await shot(pb, 'room-view');
     },
     SLOW,
@@ -182,7 +202,17 @@ suite('demo web client in Chromium', () => {
       await message(pa, 'a message, changed').getByRole('button', { name: '👍' }).click();
       await theirs.getByRole('button', { name: '👍 1' }).waitFor();
 
+      // Delete asks first; "Cancel" keeps the message.
+      confirmAnswer = false;
       await message(pa, 'a message, changed').getByRole('button', { name: 'Delete' }).click();
+      expect(confirms.splice(0)).toEqual(['Delete this message?']);
+      await pa.waitForTimeout(300);
+      expect(await message(pa, 'a message, changed').locator('.text').textContent()).toBe(
+        'a message, changed',
+      );
+      confirmAnswer = true;
+      await message(pa, 'a message, changed').getByRole('button', { name: 'Delete' }).click();
+      expect(confirms.splice(0)).toEqual(['Delete this message?']);
       await pb.locator('li.msg.deleted', { hasText: 'message deleted' }).waitFor();
       expect(await message(pb, 'a message, changed').count()).toBe(0);
       // Only the author gets Edit and Delete.
@@ -253,6 +283,7 @@ suite('demo web client in Chromium', () => {
       // Bob goes in; when the admin deletes the room, it leaves his list and his view.
       await openRoom(pb, name);
       await pr.click(`[data-room="${name}"] button[title="Delete room"]`);
+      expect(confirms.splice(0)).toEqual([`Delete room ${name} for everyone?`]);
       await pb.locator(`[data-room="${name}"]`).waitFor({ state: 'detached' });
       await pb.locator('[data-testid=room-title]').waitFor({ state: 'detached' });
       await pr.context().close();
@@ -289,6 +320,94 @@ suite('demo web client in Chromium', () => {
       expect(await streaming.count()).toBe(0);
       // Private: bob does not see alice's conversation.
       expect(await pb.locator('[data-conversation="Sage"]').count()).toBe(0);
+      // Deleting the conversation asks first.
+      await pa.click('[data-conversation="Sage"] button[title="Delete conversation"]');
+      expect(confirms.splice(0)).toEqual(['Delete the conversation with Sage?']);
+      await pa.locator('[data-conversation="Sage"]').waitFor({ state: 'detached' });
+      await pa.locator('[data-testid=room-title]').waitFor({ state: 'detached' });
+    },
+    SLOW,
+  );
+
+  it(
+    'shows Stop on a streaming reply only to whoever triggered it, and Stop cuts it short',
+    async () => {
+      const handle = `sprout_${Date.now() % 100000}`;
+      const persona = await t
+        .http()
+        .post('/api/v1/personas')
+        .set(admin.auth)
+        .send({ handle, displayName: 'Sprout', systemPrompt: 'You are Sprout.', style: 'Brief.' })
+        .expect(201);
+      await t
+        .http()
+        .post(`/api/v1/rooms/${room.id}/personas/${persona.body.id}`)
+        .set(admin.auth)
+        .expect(200);
+      fake.enqueue({
+        chunks: ['Once', ' upon', ' a', ' time', ...Array(30).fill(' more')],
+        delayMs: 200,
+      });
+      await openRoom(pa, room.name);
+      await openRoom(pb, room.name);
+      await say(pa, `@${handle} tell a story`);
+      const streamA = pa.locator('li.streaming').filter({ hasText: 'Once upon' });
+      const streamB = pb.locator('li.streaming').filter({ hasText: 'Once upon' });
+      await streamA.waitFor();
+      await streamB.waitFor();
+      expect(await streamB.getByRole('button', { name: 'Stop' }).count()).toBe(0);
+      await shot(pb, 'persona-streaming-no-stop');
+      await streamA.getByRole('button', { name: 'Stop' }).click();
+      const cut = pb.locator('li.msg.assistant:not(.streaming)', { hasText: '(cancelled)' });
+      await cut.filter({ hasText: 'Once upon' }).waitFor();
+      expect(await pa.locator('li.streaming').count()).toBe(0);
+      expect(await pa.locator('#error').textContent()).toBe('');
+    },
+    SLOW,
+  );
+
+  it(
+    'shows a failed signup\'s per-field errors, not only "Validation failed"',
+    async () => {
+      const page = await newPage();
+      await page.fill('input[name=username]', uniqueName('shorty'));
+      await page.fill('input[name=email]', 'not-an-email');
+      await page.fill('input[name=password]', 'x');
+      await page.click('[data-testid=signup]');
+      const error = page.locator('[data-testid=auth-error]');
+      await error.filter({ hasText: 'password' }).waitFor();
+      const text = (await error.textContent())!;
+      expect(text).toMatch(/password: \S/);
+      expect(text).toMatch(/email: \S/);
+      await shot(page, 'signup-errors');
+      await page.context().close();
+    },
+    SLOW,
+  );
+
+  it(
+    'works on a phone (390×844): the room list stacks, Send stays on screen',
+    async () => {
+      const phone = { width: 390, height: 844 };
+      const pp = await logIn(alice, phone);
+      await openRoom(pp, room.name);
+      const sendButton = pp.getByRole('button', { name: 'Send' });
+      const box = (await sendButton.boundingBox())!;
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.y).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width).toBeLessThanOrEqual(phone.width);
+      expect(box.y + box.height).toBeLessThanOrEqual(phone.height);
+      // Nothing is wider than the screen (no sideways scrolling).
+      expect(await pp.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(
+        phone.width,
+      );
+      await pp.fill('input[name=message]', 'hello from a phone');
+      await sendButton.click();
+      const sent = message(pp, 'hello from a phone');
+      await sent.waitFor();
+      expect(await sent.isVisible()).toBe(true);
+      await pp.screenshot({ path: join(SHOTS, 'phone-room.png') });
+      await pp.context().close();
     },
     SLOW,
   );
