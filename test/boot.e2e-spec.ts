@@ -236,7 +236,12 @@ describe('boot: logs', () => {
       expect(lines.some((l) => String(l.msg).startsWith('embedded PostgreSQL (PGlite) in'))).toBe(
         true,
       );
-      expect(lines.at(-1)).toMatchObject({ msg: 'Parlor stopped', signal: 'SIGTERM' });
+      // The stop line is the last but for request lines (a keep-alive request's line can be
+      // flushed after it on a loaded machine: seen once in CI's server pass).
+      expect(lines.filter((l) => !l.req).at(-1)).toMatchObject({
+        msg: 'Parlor stopped',
+        signal: 'SIGTERM',
+      });
       const http = lines.filter((l) => l.req);
       expect(http.length).toBeGreaterThanOrEqual(6);
       for (const l of http) expect((l.req as { id?: string }).id).toEqual(expect.any(String));

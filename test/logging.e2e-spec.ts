@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { PinoNestLogger } from '../src/common/logger';
 import { startApp, type TestApp } from './support/app';
 import { ADMIN_ENV, join, loginAdmin, newRoom, newUser } from './support/factories';
-import { call, connect } from './support/socket';
+import { call, connect, sleep } from './support/socket';
 
 /**
  * Server errors are logged as structured lines with the error's message, stack and code — never
@@ -33,6 +33,9 @@ describe('error logs', () => {
     const room = await newRoom(t, admin);
     await join(t, u, room.id);
     const socket = await connect(t, u.accessToken);
+    // Let the handshake's last look (session and rooms, read once the socket is connected)
+    // finish before the database goes away.
+    await sleep(500);
     const db = t.app.get(DataSource);
     // The database goes away under a live socket: every command now fails inside the server.
     await db.destroy();

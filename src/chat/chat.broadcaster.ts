@@ -108,14 +108,9 @@ export class ChatBroadcaster {
   async roleChanged({ userId }: DomainEventMap['user.role.changed']): Promise<void> {
     if (!this.server) return;
     try {
-      const sockets = await this.server.in(userChannel(userId)).fetchSockets();
-      const subscribed = new Set(
-        sockets.flatMap((s) => [...s.rooms].filter((r) => r.startsWith(ROOM_PREFIX))),
-      );
-      const ids = [...subscribed].map((r) => r.slice(ROOM_PREFIX.length));
-      const readable = await this.access.readableRooms(userId, ids);
-      const revoked = ids.filter((id) => !readable.has(id)).map(roomChannel);
-      if (revoked.length) this.unsubscribe(userChannel(userId), revoked);
+      // This instance's sockets at once (no round trip), then every instance's.
+      await this.dropUnreadable(userId, true);
+      await this.dropUnreadable(userId, false);
     } catch (err) {
       // Could not tell which subscriptions to drop (an instance did not answer): drop them
       // all. The client reconnects and subscribes to what it may read now.
@@ -125,6 +120,20 @@ export class ChatBroadcaster {
         `re-evaluating the sockets of ${userId} after a role change failed: ${why}`,
       );
     }
+  }
+
+  private async dropUnreadable(userId: string, local: boolean): Promise<void> {
+    const server = local ? this.server!.local : this.server!;
+    const sockets = await server.in(userChannel(userId)).fetchSockets();
+    const subscribed = new Set(
+      sockets.flatMap((s) => [...s.rooms].filter((r) => r.startsWith(ROOM_PREFIX))),
+    );
+    const ids = [...subscribed].map((r) => r.slice(ROOM_PREFIX.length));
+    const readable = await this.access.readableRooms(userId, ids);
+    const revoked = ids.filter((id) => !readable.has(id)).map(roomChannel);
+    if (!revoked.length) return;
+    if (local) this.server!.local.in(userChannel(userId)).socketsLeave(revoked);
+    else this.unsubscribe(userChannel(userId), revoked);
   }
 
   @OnEvent('session.revoked')
