@@ -6,12 +6,15 @@ import { pinoHttp } from 'pino-http';
 import pretty from 'pino-pretty';
 
 /**
- * JSON lines in production (and tests); in development one readable line per entry, written
+ * JSON lines in production (and tests); in development one readable line per entry; both written
  * synchronously in this thread (so the order of lines is the order of events, and the last
  * line before an exit is not lost), coloured only when stdout is a terminal.
  */
 export function createRootLogger(level: string, readable: boolean): Logger {
-  if (!readable) return pino({ level });
+  // Synchronous in production too: the last lines before an exit (the stop line, a fatal error)
+  // must not sit in a buffer the exiting process never flushes. (Node writes stdout to a pipe or
+  // a file synchronously anyway.)
+  if (!readable) return pino({ level }, pino.destination({ dest: 1, sync: true }));
   return pino(
     { level },
     pretty({
