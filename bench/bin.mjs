@@ -19,6 +19,7 @@ await build({
     'reference-server': 'bench/reference-server/index.ts',
     'server-hook': 'bench/server-hook.ts',
     'bcrypt-raw': 'bench/bcrypt-raw.ts',
+    'redis-subscriber': 'bench/redis-subscriber.ts',
   },
   outdir,
   bundle: true,

@@ -6,6 +6,10 @@
  *   history      keyset pages at depth 0 … 990k of a 1M-message room, vs OFFSET
  *   login        logins/s vs raw bcrypt hashes/s at the configured cost
  *   scaleout     2 instances + Redis vs 1 instance: delivery and throughput
+ *   attachments  10 MB upload/download through Parlor vs raw disk and raw S3 (s3rver)
+ *   parts        ceilings of the parts on their own: the send statement on PostgreSQL by batch
+ *                size, Redis PUBLISH/SPUBLISH, one instance per core (docs/scaling.md)
+ *   sendcost     PostgreSQL CPU per row of the send statement, unnamed vs prepared, by batch size
  *   profile      hot functions of a saved .cpuprofile (written by --profile)
  *
  * Common flags: --quick (smaller, minutes), --smoke (tiny, seconds; CI), --server
@@ -15,11 +19,14 @@ import { parseOptions } from './lib/options';
 import { printProfile, summariseProfile } from './lib/profile';
 import { cleanup } from './lib/run';
 import { log } from './lib/util';
+import { attachments } from './scenarios/attachments';
 import { connections } from './scenarios/connections';
 import { fanout } from './scenarios/fanout';
 import { history } from './scenarios/history';
 import { login } from './scenarios/login';
+import { parts } from './scenarios/parts';
 import { scaleout } from './scenarios/scaleout';
+import { sendcost } from './scenarios/sendcost';
 import type { Options } from './lib/options';
 
 const SCENARIOS: Record<string, (o: Options) => Promise<void>> = {
@@ -28,6 +35,9 @@ const SCENARIOS: Record<string, (o: Options) => Promise<void>> = {
   history,
   login,
   scaleout,
+  attachments,
+  parts,
+  sendcost,
   // `npm run bench -- profile <file.cpuprofile>`: the hot functions of a saved profile.
   profile: (o) => {
     const file = typeof o.raw.file === 'string' ? o.raw.file : process.argv[3];

@@ -76,6 +76,8 @@ export interface ParlorClientOptions {
 
 export interface SendOptions {
   replyToId?: number;
+  /** Uploads to send with the message (POST /api/v1/rooms/:id/attachments answers their ids). */
+  attachmentIds?: string[];
   /** Defaults to a random UUID; pass your own to make a send idempotent across page reloads. */
   clientMsgId?: string;
   /** Give up (reject) after this many attempts (default: no limit). */
@@ -284,6 +286,7 @@ export class ParlorClient {
       clientMsgId,
       content,
       ...(opts.replyToId ? { replyToId: opts.replyToId } : {}),
+      ...(opts.attachmentIds?.length ? { attachmentIds: opts.attachmentIds } : {}),
     };
     const { initialDelayMs = 250, maxDelayMs = 5000 } = this.opts.retry ?? {};
     for (let attempt = 1; ; attempt++) {

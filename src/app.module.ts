@@ -2,6 +2,8 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { AccessModule } from './access/access.module';
+import { AttachmentsModule } from './attachments/attachments.module';
+import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { ChatModule } from './chat/chat.module';
 
@@ -15,7 +17,10 @@ import { MetricsModule } from './metrics/metrics.module';
 import { RedisModule } from './redis/redis.module';
 
 import { MessagesModule } from './messages/messages.module';
+import { ModerationModule } from './moderation/moderation.module';
+import { NotificationsModule } from './notifications/notifications.module';
 import { PersonasModule } from './personas/personas.module';
+import { PushModule } from './push/push.module';
 import { RoomsModule } from './rooms/rooms.module';
 import { UsersModule } from './users/users.module';
 
@@ -43,11 +48,16 @@ export class AppModule {
         LimitsModule,
         DatabaseModule,
         AccessModule,
+        AuditModule,
         UsersModule,
         AuthModule,
         RoomsModule,
         MessagesModule,
+        AttachmentsModule,
         PersonasModule,
+        ModerationModule,
+        PushModule,
+        NotificationsModule,
         ChatModule,
         HealthModule,
         MetricsModule,

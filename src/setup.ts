@@ -14,6 +14,8 @@ import { ParlorIoAdapter } from './chat/io-adapter';
 import { setupAsyncApi } from './docs/asyncapi';
 import { addValidationRules } from './docs/openapi';
 import { serveDemo } from './docs/demo';
+import { ATTACHMENT_STORAGE } from './attachments/attachments.service';
+import type { AttachmentStorage } from './attachments/storage';
 
 /**
  * Everything main.ts and the e2e tests both need, so tests boot the app exactly as production.
@@ -76,7 +78,7 @@ export function configureApp(app: NestExpressApplication, root?: Logger): INestA
   );
   setupAsyncApi(app, document);
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
-  serveDemo(app);
+  serveDemo(app, { storageOrigin: app.get<AttachmentStorage>(ATTACHMENT_STORAGE).origin });
   return app;
 }
 

@@ -36,7 +36,14 @@ describe('docs/api.md walkthrough', () => {
   beforeAll(async () => {
     llm = await FakeLlm.start();
     llm.respond = () => ({ chunks: ['Sirius', ', by far.'] });
-    t = await startApp({ ...ADMIN_ENV, LLM_BASE_URL: llm.url, LLM_MODEL: 'fake-model' });
+    t = await startApp({
+      ...ADMIN_ENV,
+      LLM_BASE_URL: llm.url,
+      LLM_MODEL: 'fake-model',
+      // As the page starts its server: push on, the example gateway's host allowed.
+      PUSH_HMAC_SECRET: 'walkthrough-push-secret-0123456789abcdef',
+      PUSH_ALLOWED_HOSTS: 'push.example.com',
+    });
   });
 
   afterAll(async () => {

@@ -76,6 +76,17 @@ describe('AsyncAPI document of the socket contract', () => {
     expect(doc.components.schemas.MessageDto.properties.editedAt.type).toEqual(['string', 'null']);
   });
 
+  it('room.updated is the room without the per-viewer joined/myRole (room.join keeps them)', () => {
+    const updated = schemaOf(doc.components.messages['room.updated'].payload);
+    const room = doc.components.schemas.RoomDto;
+    expect(Object.keys(room.properties)).toEqual(expect.arrayContaining(['joined', 'myRole']));
+    expect(Object.keys(updated.properties).sort()).toEqual(
+      Object.keys(room.properties)
+        .filter((k) => k !== 'joined' && k !== 'myRole')
+        .sort(),
+    );
+  });
+
   it('serves a readable HTML page naming every command and event, with no script', async () => {
     const res = await t.http().get('/docs/asyncapi').expect(200);
     expect(res.headers['content-type']).toMatch(/text\/html/);

@@ -20,7 +20,7 @@ import {
  * these behaviours belong to embedded mode.
  */
 /** Per test: several boots of the real server each (Jest's global 30 s is too short). */
-const TEST_TIMEOUT_MS = 90_000;
+const TEST_TIMEOUT_MS = 180_000; // the CLI test builds the app first (`--if-stale`): slow on a busy runner
 
 const tempDirs: string[] = [];
 

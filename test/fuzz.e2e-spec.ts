@@ -185,12 +185,15 @@ const COMMAND_PAYLOADS = {
   'message.send': Payloads.MessageSendPayload,
   'message.edit': Payloads.MessageEditPayload,
   'message.delete': Payloads.MessageDeletePayload,
+  'message.report': Payloads.MessageReportPayload,
   'reaction.add': Payloads.ReactionPayload,
   'reaction.remove': Payloads.ReactionPayload,
   'typing.start': Payloads.RoomPayload,
   'typing.stop': Payloads.RoomPayload,
   'read.mark': Payloads.ReadMarkPayload,
+  'notification.read': Payloads.NotificationReadPayload,
   'history.fetch': Payloads.HistoryFetchPayload,
+  'thread.fetch': Payloads.ThreadFetchPayload,
   'persona.cancel': Payloads.PersonaCancelPayload,
   'auth.refresh': Payloads.AuthRefreshPayload,
 } satisfies Record<CommandName, new () => object>;
@@ -222,6 +225,14 @@ describe('generated bad input (fast-check)', () => {
       RATE_LIMIT_READ: '1000000',
       USER_MAX_INFLIGHT: '1000000',
       WS_MAX_SOCKETS_PER_USER: '50',
+      // Push on, so its routes validate what they are given (off, they answer 503 to anything);
+      // an allow-list, so no generated URL sends a DNS lookup out.
+      PUSH_HMAC_SECRET: 'fuzz-push-secret-fuzz-push-secret-0123',
+      PUSH_ALLOWED_HOSTS: 'push.example.test',
+      RATE_LIMIT_PUSH: '1000000',
+      RATE_LIMIT_UPLOAD: '1000000',
+      // A 5xx is logged with its cause (only INTERNAL and UNAVAILABLE log at this level).
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
     });
     admin = await loginAdmin(t);
     user = await newUser(t);
@@ -236,8 +247,21 @@ describe('generated bad input (fast-check)', () => {
       .set(admin.auth)
       .send({ handle: 'fuzzbot', displayName: 'Fuzz' })
       .expect(201);
+    const upload = await t
+      .http()
+      .post(`/api/v1/rooms/${room.id}/attachments`)
+      .set(user.auth)
+      .attach('file', Buffer.from('fuzz attachment'), 'fuzz.txt')
+      .expect(201);
     pools = {
-      uuids: [room.id, priv.id, victim.id, persona.body.id as string, randomUUID()],
+      uuids: [
+        room.id,
+        priv.id,
+        victim.id,
+        persona.body.id as string,
+        upload.body.id as string,
+        randomUUID(),
+      ],
       messageIds: [m.id, 0, 1],
     };
     console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} reproduces), ${RUNS} cases`);

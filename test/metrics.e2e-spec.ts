@@ -152,7 +152,11 @@ describe('metrics (e2e)', () => {
     // Declared with no sample yet: no persona has replied.
     expect(text).toContain('# TYPE parlor_persona_generations_total counter');
     expect(value('parlor_persona_generations_total')).toBeUndefined();
-    expect(value('parlor_persona_generation_seconds_count')).toBe(0);
+    expect(text).toContain('# TYPE parlor_persona_generation_seconds histogram');
+    expect(text).toContain('# TYPE parlor_persona_first_token_seconds histogram');
+    expect(text).toContain('# TYPE parlor_persona_tokens_total counter');
+    // Labelled by persona and outcome: no series until a reply ends.
+    expect(value('parlor_persona_generation_seconds_count')).toBeUndefined();
     s.close();
   });
 
@@ -205,14 +209,40 @@ describe('metrics (e2e)', () => {
     const value = (name: string, labels?: Record<string, string>) => sample(text, name, labels);
     const delta0 = (name: string, labels?: Record<string, string>) =>
       (value(name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
-    for (const finish of ['stop', 'cancelled', 'error']) {
-      expect(value('parlor_persona_generations_total', { finish_reason: finish })).toBe(1);
+    const p = persona.handle;
+    for (const outcome of ['stop', 'cancelled', 'error']) {
+      expect(value('parlor_persona_generations_total', { persona: p, outcome })).toBe(1);
+      expect(value('parlor_persona_generation_seconds_count', { persona: p, outcome })).toBe(1);
     }
-    expect(value('parlor_persona_generations_total', { finish_reason: 'timeout' })).toBeUndefined();
-    expect(value('parlor_persona_generation_seconds_count')).toBe(3);
-    expect(value('parlor_persona_generation_seconds_bucket', { le: '+Inf' })).toBe(3);
+    expect(
+      value('parlor_persona_generations_total', { persona: p, outcome: 'timeout' }),
+    ).toBeUndefined();
     // The cancelled reply streamed 40 ms per chunk before it was stopped.
-    expect(value('parlor_persona_generation_seconds_sum')).toBeGreaterThan(0.04);
+    expect(
+      value('parlor_persona_generation_seconds_sum', { persona: p, outcome: 'cancelled' }),
+    ).toBeGreaterThan(0.04);
+    // Time to first token: the two replies that produced text (20 and 40 ms before the first).
+    for (const outcome of ['stop', 'cancelled']) {
+      expect(value('parlor_persona_first_token_seconds_count', { persona: p, outcome })).toBe(1);
+      expect(
+        value('parlor_persona_first_token_seconds_sum', { persona: p, outcome }),
+      ).toBeGreaterThanOrEqual(0.015);
+    }
+    expect(
+      value('parlor_persona_first_token_seconds_count', { persona: p, outcome: 'error' }),
+    ).toBeUndefined();
+    // Tokens: the fake server's `usage` for the finished reply (prompt 11, one per chunk)…
+    const tokens = (outcome: string, kind: string, source: string) =>
+      value('parlor_persona_tokens_total', { persona: p, outcome, kind, source });
+    expect(tokens('stop', 'prompt', 'usage')).toBe(11);
+    expect(tokens('stop', 'completion', 'usage')).toBe(2);
+    // …and the documented estimate (1 token per 4 characters) for the one cut short, which
+    // never got to the usage chunk.
+    expect(tokens('cancelled', 'completion', 'estimate')).toBeGreaterThan(0);
+    expect(tokens('cancelled', 'prompt', 'estimate')).toBeGreaterThan(0);
+    expect(tokens('cancelled', 'completion', 'usage')).toBeUndefined();
+    // No generation recorded without a persona label.
+    expect(text).not.toMatch(/^parlor_persona_generations_total\{outcome=/m);
     // Two replies with text saved; three messages of u; one failure notice.
     expect(delta0('parlor_messages_persisted_total', { role: 'assistant' })).toBe(2);
     expect(delta0('parlor_messages_persisted_total', { role: 'user' })).toBe(3);

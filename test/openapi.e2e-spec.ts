@@ -1,4 +1,5 @@
 import { startApp, TestApp } from './support/app';
+import { startS3 } from './support/s3';
 import {
   ADMIN_ENV,
   loginAdmin,
@@ -27,7 +28,7 @@ interface MediaType {
 }
 interface Operation {
   operationId: string;
-  parameters?: { name: string; in: string; schema: Schema }[];
+  parameters?: { name: string; in: string; description?: string; schema: Schema }[];
   responses: Record<string, { description?: string }>;
   requestBody?: { content: Record<string, MediaType> };
 }
@@ -69,7 +70,14 @@ describe('OpenAPI document (e2e)', () => {
   let t: TestApp;
   let doc: Doc;
   beforeAll(async () => {
-    t = await startApp({ ...ADMIN_ENV, ...NO_WRITE_LIMITS, MESSAGE_MAX_LENGTH: '1234' });
+    t = await startApp({
+      ...ADMIN_ENV,
+      ...NO_WRITE_LIMITS,
+      MESSAGE_MAX_LENGTH: '1234',
+      // Push on, and the example gateway's host allowed (no DNS look-up for a listed host).
+      PUSH_HMAC_SECRET: 'openapi-push-secret-openapi-push-secret',
+      PUSH_ALLOWED_HOSTS: 'push.example.com',
+    });
     doc = await fetchDoc(t);
   });
   afterAll(() => t.close());
@@ -110,7 +118,13 @@ describe('OpenAPI document (e2e)', () => {
     expect(props('SignupDto').password).toMatchObject({ minLength: 8 });
     expect(props('SignupDto').displayName).toMatchObject({ minLength: 1, maxLength: 64 });
     // MESSAGE_MAX_LENGTH, as configured (the DTO's own cap is a higher hard limit).
-    expect(props('SendMessageDto').content).toMatchObject({ minLength: 1, maxLength: 1234 });
+    // May be empty when attachmentIds are given (the service says so, not a minLength).
+    expect(props('SendMessageDto').content).toMatchObject({ maxLength: 1234 });
+    expect(props('SendMessageDto').content.minLength).toBeUndefined();
+    expect(props('SendMessageDto').attachmentIds).toMatchObject({
+      type: 'array',
+      items: { format: 'uuid' },
+    });
     expect(props('EditMessageDto').content).toMatchObject({ minLength: 1, maxLength: 1234 });
     expect(props('SendMessageDto').clientMsgId.pattern).toBe('^[A-Za-z0-9_.:-]{1,64}$');
     expect(props('SendMessageDto').replyToId).toMatchObject({ type: 'integer', minimum: 0 });
@@ -145,6 +159,57 @@ describe('OpenAPI document (e2e)', () => {
       minimum: 0,
     });
     expect(param('/api/v1/messages/{id}/reactions/{emoji}', 'put', 'emoji').maxLength).toBe(32);
+    expect(param('/api/v1/admin/audit', 'get', 'action')).toMatchObject({
+      type: 'array',
+      items: { enum: expect.arrayContaining(['user.role', 'member.ban']) as unknown },
+    });
+    expect(param('/api/v1/admin/audit', 'get', 'from').format).toBe('date-time');
+    expect(param('/api/v1/admin/audit', 'get', 'before')).toMatchObject({
+      type: 'integer',
+      minimum: 1,
+    });
+    expect(param('/api/v1/admin/audit/export', 'get', 'actorId').format).toBe('uuid');
+    expect(param('/api/v1/admin/usage', 'get', 'groupBy').enum).toEqual([
+      'user',
+      'room',
+      'persona',
+      'day',
+    ]);
+    expect(param('/api/v1/admin/usage', 'get', 'from').format).toBe('date');
+    expect(props('CreatePersonaDto').dailyTokenBudget).toMatchObject({
+      type: 'integer',
+      minimum: 0,
+      maximum: 2147483647,
+    });
+  });
+
+  it('every id in a path says where a real one comes from, and offers no example that would 404', () => {
+    const gaps: string[] = [];
+    for (const [where, op] of operations(doc))
+      for (const p of op.parameters ?? [])
+        if (p.in === 'path' && p.name !== 'emoji') {
+          if (!/ id: `\w+` of /.test(p.description ?? ''))
+            gaps.push(`${where} {${p.name}}: no source`);
+          if (p.schema.example !== undefined) gaps.push(`${where} {${p.name}}: an example id`);
+        }
+    expect(gaps).toEqual([]);
+    const param = (path: string, method: string, name: string) =>
+      doc.paths[path][method].parameters!.find((p) => p.name === name)!;
+    expect(param('/api/v1/messages/{id}', 'patch', 'id').description).toMatch(
+      /^Message id: .*GET \/api\/v1\/rooms\/\{id\}\/messages/,
+    );
+    expect(param('/api/v1/rooms/{id}/members/{userId}', 'delete', 'id').description).toMatch(
+      /^Room id: .*GET \/api\/v1\/rooms\b/,
+    );
+    expect(param('/api/v1/rooms/{id}/members/{userId}', 'delete', 'userId').description).toMatch(
+      /^User id: .*GET \/api\/v1\/rooms\/\{id\}\/members/,
+    );
+    expect(
+      param('/api/v1/rooms/{id}/personas/{personaId}', 'post', 'personaId').description,
+    ).toMatch(/^Persona id: /);
+    expect(param('/api/v1/conversations/{id}', 'get', 'id').description).toMatch(
+      /^Conversation id: /,
+    );
   });
 
   it('every documented example request body is accepted by the server', async () => {
@@ -173,6 +238,18 @@ describe('OpenAPI document (e2e)', () => {
     let message: { id: number } | undefined;
     let persona: { id: string } | undefined;
     let conversation: { id: string } | undefined;
+    let report: { id: string } | undefined;
+    /** A new user the admin adds to the room (reports are filed by members). */
+    const newMember = async () => {
+      const u = await newUser(t);
+      await t
+        .http()
+        .post(api(`/rooms/${room!.id}/members`))
+        .set(admin.auth)
+        .send({ userId: u.id })
+        .expect(201);
+      return u;
+    };
 
     // In order: each step may use what an earlier one created. Keyed by the documented route,
     // so a new route with a body must be added here.
@@ -217,6 +294,7 @@ describe('OpenAPI document (e2e)', () => {
         req('post', () => '/rooms'),
         (res) => {
           room = res.body as { id: string };
+          real.roomId = room.id;
         },
       ],
       ['PATCH /api/v1/rooms/{id}', req('patch', () => `/rooms/${room!.id}`), () => {}],
@@ -233,10 +311,23 @@ describe('OpenAPI document (e2e)', () => {
       ['PATCH /api/v1/messages/{id}', req('patch', () => `/messages/${message!.id}`), () => {}],
       ['PUT /api/v1/rooms/{id}/read', req('put', () => `/rooms/${room!.id}/read`), () => {}],
       [
+        'PUT /api/v1/rooms/{id}/notifications',
+        req('put', () => `/rooms/${room!.id}/notifications`),
+        () => {},
+      ],
+      ['POST /api/v1/notifications/read', req('post', () => '/notifications/read'), () => {}],
+      [
         'POST /api/v1/rooms/{id}/members',
         req('post', () => `/rooms/${room!.id}/members`),
         () => {},
       ],
+      [
+        'PUT /api/v1/rooms/{id}/members/{userId}/role',
+        req('put', () => `/rooms/${room!.id}/members/${bob.id}/role`),
+        () => {},
+      ],
+      ['POST /api/v1/rooms/{id}/mutes', req('post', () => `/rooms/${room!.id}/mutes`), () => {}],
+      ['POST /api/v1/rooms/{id}/bans', req('post', () => `/rooms/${room!.id}/bans`), () => {}],
       [
         'POST /api/v1/personas',
         req('post', () => '/personas'),
@@ -266,6 +357,115 @@ describe('OpenAPI document (e2e)', () => {
         () => {},
       ],
       ['PATCH /api/v1/personas/{id}', req('patch', () => `/personas/${persona!.id}`), () => {}],
+      [
+        'PUT /api/v1/rooms/{id}/slow-mode',
+        req('put', () => `/rooms/${room!.id}/slow-mode`),
+        () => {},
+      ],
+      [
+        'PUT /api/v1/rooms/{id}/persona-policy',
+        req('put', () => `/rooms/${room!.id}/persona-policy`),
+        () => {},
+      ],
+      [
+        'POST /api/v1/rooms/{id}/filters',
+        req('post', () => `/rooms/${room!.id}/filters`),
+        () => {},
+      ],
+      ['POST /api/v1/admin/filters', req('post', () => '/admin/filters'), () => {}],
+      [
+        'POST /api/v1/users/{id}/suspension',
+        async (body) => {
+          const target = await newUser(t);
+          return req('post', () => `/users/${target.id}/suspension`)(body);
+        },
+        () => {},
+      ],
+      [
+        'POST /api/v1/messages/{id}/reports',
+        async (body) => {
+          // bob was banned by the example above: a member of its own reports.
+          const u = await newMember();
+          return req(
+            'post',
+            () => `/messages/${message!.id}/reports`,
+            () => u,
+          )(body);
+        },
+        (res) => {
+          report = res.body as { id: string };
+        },
+      ],
+      [
+        'POST /api/v1/reports/{id}/dismiss',
+        req('post', () => `/reports/${report!.id}/dismiss`),
+        () => {},
+      ],
+      [
+        'POST /api/v1/reports/{id}/resolve',
+        async (body) => {
+          // Each example resolves a report of its own.
+          const u = await newMember();
+          const r = await t
+            .http()
+            .post(api(`/messages/${message!.id}/reports`))
+            .set(u.auth)
+            .send({ category: 'other' })
+            .expect(201);
+          return req('post', () => `/reports/${(r.body as { id: string }).id}/resolve`)(body);
+        },
+        () => {},
+      ],
+      [
+        'POST /api/v1/push/pushers',
+        req(
+          'post',
+          () => '/push/pushers',
+          () => bob,
+        ),
+        () => {},
+      ],
+      [
+        'PUT /api/v1/push/settings',
+        req(
+          'put',
+          () => '/push/settings',
+          () => bob,
+        ),
+        () => {},
+      ],
+      // multipart/form-data: no JSON example to send (test/attachments.e2e-spec.ts uploads).
+      [
+        'POST /api/v1/rooms/{id}/attachments',
+        req('post', () => `/rooms/${room!.id}/attachments`),
+        () => {},
+      ],
+      [
+        'POST /api/v1/rooms/{id}/attachments/uploads',
+        async (body) => {
+          // Direct uploads need S3 storage: on a server with a local S3-compatible store.
+          const s3 = await startS3();
+          const other = await startApp({ ...ADMIN_ENV, ...s3.env });
+          try {
+            const root = await loginAdmin(other);
+            const r = await other
+              .http()
+              .post(api('/rooms'))
+              .set(root.auth)
+              .send({ name: 'uploads' })
+              .expect(201);
+            return await other
+              .http()
+              .post(api(`/rooms/${(r.body as { id: string }).id}/attachments/uploads`))
+              .set(root.auth)
+              .send(body);
+          } finally {
+            await other.close();
+            await s3.close();
+          }
+        },
+        () => {},
+      ],
     ];
     // The alias of signup: the same example, so on a server where it was not used yet.
     const aliases = ['POST /api/v1/auth/register'];
@@ -311,5 +511,5 @@ describe('OpenAPI document (e2e)', () => {
     } finally {
       await other.close();
     }
-  });
+  }, 120_000); // two more servers (the register alias; direct uploads on S3 storage)
 });

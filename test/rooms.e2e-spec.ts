@@ -1,5 +1,6 @@
 import { startApp, TestApp } from './support/app';
 import { ADMIN_ENV, join, loginAdmin, newRoom, newUser, send, TestUser } from './support/factories';
+import { connect, next } from './support/socket';
 
 describe('rooms (e2e)', () => {
   let t: TestApp;
@@ -301,10 +302,27 @@ describe('rooms (e2e)', () => {
         }[]
       ).find((r) => r.id === room.id)!;
     const before = await find(u1);
-    // the "u2 joined" system message counts too: it came after u1 joined
-    expect(before.unreadCount).toBe(4);
+    // u2's three messages; the "u2 joined" notice after u1 joined is not a message to read
+    expect(before.unreadCount).toBe(3);
     expect(before.lastMessage.id).toBe(m3.id);
-    expect((await find(u2)).unreadCount).toBe(0); // own messages are not unread... system one is
+    expect((await find(u2)).unreadCount).toBe(0); // own messages are not unread
+    // Notices never count: a third member comes and goes, a message is deleted.
+    const u3 = await newUser(t);
+    await join(t, u3, room.id);
+    await t
+      .http()
+      .post(api(`/rooms/${room.id}/leave`))
+      .set(u3.auth)
+      .expect(204);
+    const m4 = await send(t, u2, room.id, 'four, soon deleted');
+    expect((await find(u1)).unreadCount).toBe(4);
+    await t
+      .http()
+      .delete(api(`/messages/${m4.id}`))
+      .set(u2.auth)
+      .expect(204);
+    expect((await find(u1)).unreadCount).toBe(3);
+    expect((await find(u2)).unreadCount).toBe(0);
     const r1 = await t
       .http()
       .put(api(`/rooms/${room.id}/read`))
@@ -339,5 +357,41 @@ describe('rooms (e2e)', () => {
     } while (cursor);
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen).toContain(room.id);
+  });
+
+  it("room.updated is the room as every member sees it: never the changer's joined/myRole", async () => {
+    const member = await newUser(t);
+    const room = await newRoom(t, admin, { name: `Upd-${member.username}` });
+    await join(t, member, room.id);
+    const s = await connect(t, member.accessToken);
+    try {
+      const updated = next(s, 'room.updated', (r) => r.id === room.id);
+      const res = await t
+        .http()
+        .patch(api(`/rooms/${room.id}`))
+        .set(admin.auth)
+        .send({ description: 'changed by the owner' })
+        .expect(200);
+      // The changer's own answer keeps their view ...
+      expect(res.body).toMatchObject({ joined: true, myRole: 'owner' });
+      // ... the event every member gets carries none.
+      const event = await updated;
+      expect(event).toMatchObject({ id: room.id, description: 'changed by the owner' });
+      expect(event).not.toHaveProperty('joined');
+      expect(event).not.toHaveProperty('myRole');
+      const mine = await t
+        .http()
+        .get(api(`/rooms/${room.id}`))
+        .set(member.auth)
+        .expect(200);
+      expect(mine.body).toMatchObject({ joined: true, myRole: 'member' });
+      expect(Object.keys(event).sort()).toEqual(
+        Object.keys(mine.body)
+          .filter((k) => k !== 'joined' && k !== 'myRole')
+          .sort(),
+      );
+    } finally {
+      s.disconnect();
+    }
   });
 });

@@ -189,6 +189,17 @@ async function until(
     }
   };
 
+  /** parlor_adapter_messages_received_total of an instance, by channel kind. */
+  const adapterReceived = async (server: Running) => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const out = { room: 0, server: 0, response: 0 };
+    for (const m of text.matchAll(
+      /^parlor_adapter_messages_received_total\{channel="(\w+)"\} (\d+)$/gm,
+    ))
+      out[m[1] as keyof typeof out] = Number(m[2]);
+    return out;
+  };
+
   beforeAll(async () => {
     main = join(buildServer('scaleout'), 'src', 'main.js');
     dbName = `parlor_so_${randomBytes(4).toString('hex')}`;
@@ -245,6 +256,245 @@ async function until(
     }
   }, 60_000);
 
+  it.each([
+    // sharded: each instance receives its rooms' messages (its own publishes included) only
+    { adapter: 'sharded', want: [100, 60, 100] },
+    // classic: every instance receives every message
+    { adapter: 'classic', want: [200, 200, 200] },
+  ])(
+    'three instances, $adapter adapter: each receives from Redis $want messages of a 200-message burst, and delivery is 100 %',
+    async ({ adapter, want }) => {
+      const extra = { REDIS_ADAPTER: adapter };
+      const [a3, b3, c3] = [
+        await startServer(main, env(extra)),
+        await startServer(main, env(extra)),
+        await startServer(main, env(extra)),
+      ];
+      try {
+        // R1: sockets on A only; R2: on A and B; R3: on C only. Each user is in one room.
+        const users = {
+          x1: await signup(a3),
+          y1: await signup(a3),
+          x2: await signup(a3),
+          y2: await signup(b3),
+          x3: await signup(c3),
+          y3: await signup(c3),
+        };
+        const r1 = await newRoom(a3, users.x1, users.y1);
+        const r2 = await newRoom(a3, users.x2, users.y2);
+        const r3 = await newRoom(c3, users.x3, users.y3);
+        const s = {
+          x1: await open(a3, users.x1.accessToken),
+          y1: await open(a3, users.y1.accessToken),
+          x2: await open(a3, users.x2.accessToken),
+          y2: await open(b3, users.y2.accessToken),
+          x3: await open(c3, users.x3.accessToken),
+          y3: await open(c3, users.y3.accessToken),
+        };
+        const seen = Object.fromEntries(
+          Object.entries(s).map(([k, sock]) => [k, record(sock, 'message.created')]),
+        );
+        await sleep(500); // presence announcements and joins settle before counting
+        const before = await Promise.all([a3, b3, c3].map(adapterReceived));
+        // Different bursts per room, so any room's traffic leaking to an instance shows.
+        const bursts: [ClientSocket, string, number][] = [
+          [s.x1, r1, 40],
+          [s.y2, r2, 60], // sent through B, received by A and B
+          [s.x3, r3, 100],
+        ];
+        // Rooms at once, 10 sends in flight per socket (under the per-socket in-flight cap).
+        await Promise.all(
+          bursts.map(async ([sock, roomId, n]) => {
+            for (let i = 0; i < n; i += 10)
+              await Promise.all(
+                Array.from({ length: Math.min(10, n - i) }, (_, j) =>
+                  ok(sock, 'message.send', {
+                    roomId,
+                    clientMsgId: randomUUID(),
+                    content: `m${i + j}`,
+                  }),
+                ),
+              );
+          }),
+        );
+        const expected = { x1: 40, y1: 40, x2: 60, y2: 60, x3: 100, y3: 100 };
+        await until(
+          () => Object.entries(expected).every(([k, n]) => seen[k].events.length >= n),
+          10_000,
+          'every delivery',
+        );
+        await sleep(300);
+        for (const [k, n] of Object.entries(expected)) {
+          const ids = seen[k].of('message.created').map((m) => m.id);
+          expect({ k, n: ids.length, distinct: new Set(ids).size }).toEqual({ k, n, distinct: n });
+        }
+        const after = await Promise.all([a3, b3, c3].map(adapterReceived));
+        const got = after.map((x, i) => ({
+          room: x.room - before[i].room,
+          server: x.server - before[i].server,
+          response: x.response - before[i].response,
+        }));
+        console.info(
+          `${adapter} adapter, received from Redis during the burst by A, B, C (want ${want.join(', ')}): ${JSON.stringify(got)}`,
+        );
+        want.forEach((n, i) => {
+          const total = got[i].room + got[i].server + got[i].response;
+          expect(Math.abs(total - n)).toBeLessThanOrEqual(n * 0.1);
+          if (adapter === 'sharded') expect(got[i].room).toBeGreaterThanOrEqual(n * 0.9);
+        });
+      } finally {
+        await Promise.all([a3, b3, c3].map((x) => x.stop()));
+      }
+    },
+    120_000,
+  );
+
+  it('a user joined through A with a socket on B gets the join notice and the very next message sent through A', async () => {
+    const owner = await signup(a);
+    const joiner = await signup(b);
+    const so = await open(a, owner.accessToken);
+    const sj = await open(b, joiner.accessToken);
+    const seen = record(sj, 'member.joined', 'message.created');
+    // Several rooms in a row: B has no socket in any of them before the join.
+    for (let i = 0; i < 5; i++) {
+      const roomId = await newRoom(a, owner);
+      await ok(so, 'room.join', { roomId });
+      const joined = await api(
+        a.url,
+        'POST',
+        `/api/v1/rooms/${roomId}/join`,
+        undefined,
+        joiner.accessToken,
+      );
+      expect(joined.status).toBe(200);
+      const sent = await ok(so, 'message.send', {
+        roomId,
+        clientMsgId: randomUUID(),
+        content: `right after ${i}`,
+      });
+      await until(
+        () => seen.of('message.created').some((m) => m.id === sent.id),
+        5000,
+        `message ${i} on B`,
+      );
+      expect(seen.of('member.joined').filter((e) => e.roomId === roomId)).toHaveLength(1);
+    }
+  }, 60_000);
+
+  it('a demotion through A drops the admin-only subscription of a socket on B (fetchSockets across instances)', async () => {
+    const p = await signup(b);
+    const witness = await signup(a);
+    const roomId = await newRoom(a, witness);
+    const patch = (role: string) =>
+      api(a.url, 'PATCH', `/api/v1/users/${p.user.id}`, { role }, admin.accessToken);
+    expect((await patch('admin')).status).toBe(200);
+    const login = await api<TokensBody>(b.url, 'POST', '/api/v1/auth/login', {
+      username: p.user.username,
+      password: 'password-123',
+    });
+    const sp = await open(b, login.body.accessToken);
+    const sw = await open(a, witness.accessToken);
+    const seen = record(sp, 'message.created', 'session.revoked');
+    await ok(sp, 'room.join', { roomId }); // an admin reads the room without being a member
+    const before = await ok(sw, 'message.send', {
+      roomId,
+      clientMsgId: randomUUID(),
+      content: 'x',
+    });
+    await until(() => seen.of('message.created').some((m) => m.id === before.id), 5000, 'x on B');
+    expect((await patch('user')).status).toBe(200);
+    await sleep(1000); // A asks every instance for the user's sockets, then B's leaves the room
+    const after = await ok(sw, 'message.send', { roomId, clientMsgId: randomUUID(), content: 'y' });
+    await call(sp, 'history.fetch', { roomId }).catch(() => undefined); // a round trip on B
+    await sleep(300);
+    expect(seen.of('message.created').map((m) => m.id)).not.toContain(after.id);
+    expect(seen.of('session.revoked')).toEqual([]); // not the fallback (drop everything)
+    expect(sp.connected).toBe(true);
+  }, 60_000);
+
+  it('slow mode and word filters set through A take effect on a socket connected to B within one second', async () => {
+    const u = await signup(b);
+    const [slowRoom, filterRoom, otherRoom] = [
+      await newRoom(a, u),
+      await newRoom(a, u),
+      await newRoom(a, u),
+    ];
+    const s = await open(b, u.accessToken);
+    const onA = await open(a, u.accessToken);
+    const refusedWith = async (
+      roomId: string,
+      content: string,
+      code: 'RATE_LIMITED' | 'CONTENT_BLOCKED',
+      socket = s,
+    ) => {
+      const res = await call(socket, 'message.send', {
+        roomId,
+        clientMsgId: randomUUID(),
+        content,
+      });
+      return !res.ok && String(res.error.code) === code;
+    };
+    // B holds every room's settings in memory: no slow mode, no rule.
+    for (const roomId of [slowRoom, filterRoom, otherRoom])
+      for (const content of ['warm', 'warm again', 'blorp', 'zingo'])
+        await ok(s, 'message.send', {
+          roomId,
+          clientMsgId: randomUUID(),
+          content,
+        });
+
+    const put = (path: string, body: object | undefined, method = 'POST') =>
+      api<{ id: string }>(a.url, method, `/api/v1${path}`, body, admin.accessToken);
+    expect((await put(`/rooms/${slowRoom}/slow-mode`, { seconds: 60 }, 'PUT')).status).toBe(200);
+    const slowIn = await until(
+      () => refusedWith(slowRoom, 'hello', 'RATE_LIMITED'),
+      1000,
+      'slow mode on B',
+    );
+    // The slot taken through B holds for the same user's socket on A (one slot in Redis).
+    expect(await refusedWith(slowRoom, 'from A', 'RATE_LIMITED', onA)).toBe(true);
+    expect(
+      (await put(`/rooms/${filterRoom}/filters`, { pattern: 'blorp', action: 'block' })).status,
+    ).toBe(201);
+    const filterIn = await until(
+      () => refusedWith(filterRoom, 'a blorp', 'CONTENT_BLOCKED'),
+      1000,
+      'the room rule on B',
+    );
+    expect(await refusedWith(otherRoom, 'a blorp', 'CONTENT_BLOCKED')).toBe(false);
+    const global = await put('/admin/filters', { pattern: 'zingo', action: 'block' });
+    expect(global.status).toBe(201);
+    const globalIn = await until(
+      () => refusedWith(otherRoom, 'zingo!', 'CONTENT_BLOCKED'),
+      1000,
+      'the global rule on B',
+    );
+    console.info(
+      `on B after the change through A: slow mode ${slowIn} ms, room rule ${filterIn} ms, global rule ${globalIn} ms`,
+    );
+    expect((await put(`/admin/filters/${global.body.id}`, undefined, 'DELETE')).status).toBe(204);
+  }, 60_000);
+
+  it('a notification level set through A holds for the very next message sent through B', async () => {
+    const [alice, bob] = [await signup(b), await signup(a)];
+    const roomId = await newRoom(a, alice, bob);
+    const s = await open(b, alice.accessToken);
+    const bell = record(await open(a, bob.accessToken), 'notification.created');
+    const sendOnB = (content: string) =>
+      ok(s, 'message.send', { roomId, clientMsgId: randomUUID(), content });
+    await sendOnB('warm'); // B now holds the room's members: nobody hears every message
+    const level = (l: string) =>
+      api(a.url, 'PUT', `/api/v1/rooms/${roomId}/notifications`, { level: l }, bob.accessToken);
+    expect((await level('all')).status).toBe(200);
+    const heard = await sendOnB('heard');
+    await until(() => bell.events.length === 1, 3000, 'the notification on A');
+    expect(bell.of('notification.created')[0]).toMatchObject({ messageId: heard.id });
+    expect((await level('mentions')).status).toBe(200);
+    await sendOnB('not heard');
+    await sleep(500);
+    expect(bell.events).toHaveLength(1);
+  }, 60_000);
+
   it('presence: a user with tabs on A and B stays online until both close', async () => {
     const [watcher, multi] = [await signup(a), await signup(a)];
     await newRoom(a, watcher, multi);
@@ -285,10 +535,63 @@ async function until(
     await gone;
   }, 60_000);
 
+  it('a mute and a ban set through A take effect on a socket connected to B within one second', async () => {
+    const [target, witness] = [await signup(a), await signup(a)];
+    const roomId = await newRoom(a, target, witness);
+    const sb = await open(b, target.accessToken);
+    const wb = await open(b, witness.accessToken);
+    await ok(sb, 'room.join', { roomId });
+    await ok(wb, 'room.join', { roomId });
+    const sendOnB = () =>
+      call(sb, 'message.send', { roomId, clientMsgId: randomUUID(), content: 'x' });
+    const moderate = (method: string, path: string, body?: object) =>
+      api(a.url, method, `/api/v1/rooms/${roomId}${path}`, body, admin.accessToken);
+
+    // Mute through A: B's socket is told, and its very next send is refused.
+    const muted = next(sb, 'member.muted');
+    const t0 = Date.now();
+    expect(
+      (await moderate('POST', '/mutes', { userId: target.user.id, reason: 'calm' })).status,
+    ).toBe(201);
+    expect(await sendOnB()).toMatchObject({
+      ok: false,
+      error: { code: 'FORBIDDEN', details: { reason: 'calm', until: null } },
+    });
+    await muted;
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const unmuted = next(sb, 'member.unmuted');
+    expect((await moderate('DELETE', `/mutes/${target.user.id}`)).status).toBe(204);
+    await unmuted;
+    expect(await sendOnB()).toMatchObject({ ok: true });
+
+    // Ban through A: B's socket is told and out of the room at once, and cannot rejoin.
+    const seen = record(sb, 'message.created');
+    const banned = next(sb, 'member.banned');
+    const t1 = Date.now();
+    expect(
+      (await moderate('POST', '/bans', { userId: target.user.id, reason: 'out' })).status,
+    ).toBe(201);
+    expect(await banned).toMatchObject({ roomId, userId: target.user.id, reason: 'out' });
+    expect(Date.now() - t1).toBeLessThan(1000);
+    const heard = next(wb, 'message.created', (m) => m.content === 'after');
+    await ok(wb, 'message.send', { roomId, clientMsgId: randomUUID(), content: 'after' });
+    await heard;
+    await call(sb, 'history.fetch', { roomId }); // a round trip on the banned socket
+    expect(seen.of('message.created').map((m) => m.content)).not.toContain('after');
+    expect(await call(sb, 'room.join', { roomId })).toMatchObject({
+      ok: false,
+      error: { code: 'FORBIDDEN', details: { reason: 'out', until: null } },
+    });
+    expect(await sendOnB()).toMatchObject({ ok: false });
+  }, 60_000);
+
   it('Redis stop and restart: no crash, readiness flips and recovers, nothing acknowledged is missed after resync', async () => {
-    const [ua, ub] = [await signup(a), await signup(b)];
-    const roomId = await newRoom(a, ua, ub);
+    const [ua, ub, held] = [await signup(a), await signup(b), await signup(b)];
+    const roomId = await newRoom(a, ua, ub, held);
     const sa = await open(a, ua.accessToken);
+    // Connected to B through the outage: its room subscription must come back with Redis.
+    const sh = await open(b, held.accessToken);
+    const live = record(sh, 'message.created');
     const first = await ok(sa, 'room.join', { roomId });
     const acked: number[] = [];
     await stopRedis();
@@ -329,6 +632,23 @@ async function until(
       if (!page.hasMore) break;
     }
     expect(acked.every((id) => got.some((m) => m.id === id))).toBe(true);
+    // Live delivery from A to the socket B held through the outage resumes (B's subscriber
+    // re-subscribed its channels when it reconnected).
+    const resumed = await until(
+      async () => {
+        const m = await ok(sa, 'message.send', {
+          roomId,
+          clientMsgId: randomUUID(),
+          content: 'after the outage',
+        });
+        await sleep(200);
+        return live.of('message.created').some((x) => x.id === m.id);
+      },
+      15_000,
+      'live delivery to B after the restart',
+    );
+    console.info(`live delivery A → B resumed ${resumed} ms after both were ready`);
+    expect(sh.connected).toBe(true);
     expect(a.proc.exitCode).toBeNull();
     expect(b.proc.exitCode).toBeNull();
   }, 90_000);

@@ -65,17 +65,53 @@ export class Session {
     return new Session(tokens);
   }
 
-  /** A REST call under /api/v1 with a fresh access token; one retry after a refresh on 401. */
-  async api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** The access token, renewed first when it expires within 15 s. */
+  async freshToken(): Promise<string> {
     const exp = tokenExpiry(this.tokens.accessToken);
     if (exp !== undefined && exp - Date.now() < 15_000) await this.refresh();
+    return this.tokens.accessToken;
+  }
+
+  /** A REST call under /api/v1 with a fresh access token; one retry after a refresh on 401. */
+  async api<T>(method: string, path: string, body?: unknown): Promise<T> {
     try {
-      return await request<T>(method, path, body, this.tokens.accessToken);
+      return await request<T>(method, path, body, await this.freshToken());
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 401) throw e;
       await this.refresh();
       return request<T>(method, path, body, this.tokens.accessToken);
     }
+  }
+
+  /**
+   * A file under /api/v1 as a Blob, with the token (which `<img src>` cannot send). Redirects
+   * are followed: on S3 storage the API answers a presigned URL (the bucket's CORS must allow
+   * GET from this page's origin).
+   */
+  async blob(path: string): Promise<Blob> {
+    const get = (token: string) =>
+      fetch(`/api/v1${path}`, { headers: { Authorization: `Bearer ${token}` } });
+    let res = await get(await this.freshToken());
+    if (res.status === 401) res = await get(await this.refresh());
+    if (!res.ok) throw apiError(res.status, res.statusText, await res.json().catch(() => ({})));
+    return res.blob();
+  }
+
+  /**
+   * POSTs a multipart form under /api/v1 and answers the JSON, reporting the upload's progress
+   * (0..1; fetch cannot). Errors as api() throws them; aborting `signal` cancels the transfer.
+   */
+  async upload<T>(
+    path: string,
+    form: FormData,
+    onProgress: (fraction: number) => void,
+    signal: AbortSignal,
+  ): Promise<T> {
+    let res = await post(path, form, await this.freshToken(), onProgress, signal);
+    if (res.status === 401) res = await post(path, form, await this.refresh(), onProgress, signal);
+    if (res.status < 200 || res.status >= 300)
+      throw apiError(res.status, res.statusText, res.body ?? {});
+    return res.body as T;
   }
 
   /** Rotates the refresh token (once for all tabs) and returns the new access token. */
@@ -120,31 +156,56 @@ async function request<T>(
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   if (res.status === 204) return undefined as T;
-  const data = (await res.json().catch(() => ({}))) as {
-    code?: string;
-    message?: string | string[];
-    details?: unknown;
-  };
-  if (!res.ok) {
-    const message = Array.isArray(data.message)
-      ? data.message.join(', ')
-      : (data.message ?? res.statusText);
-    const fields = fieldErrors(data.details);
-    throw new ApiError(
-      res.status,
-      data.code ?? 'ERROR',
-      fields ? `${message}: ${fields}` : message,
-      data.details,
-    );
-  }
+  const data: unknown = await res.json().catch(() => ({}));
+  if (!res.ok) throw apiError(res.status, res.statusText, data);
   return data as T;
+}
+
+/** One XMLHttpRequest POST (for its upload progress events). */
+function post(
+  path: string,
+  form: FormData,
+  token: string,
+  onProgress: (fraction: number) => void,
+  signal: AbortSignal,
+): Promise<{ status: number; statusText: string; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/api/v1${path}`);
+    xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    xhr.responseType = 'json';
+    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+    xhr.onload = () =>
+      resolve({ status: xhr.status, statusText: xhr.statusText, body: xhr.response as unknown });
+    xhr.onerror = () => reject(new Error('Upload failed: the connection was lost'));
+    xhr.onabort = () => reject(new DOMException('Upload cancelled', 'AbortError'));
+    if (signal.aborted) return reject(new DOMException('Upload cancelled', 'AbortError'));
+    signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    xhr.send(form);
+  });
+}
+
+/** The API's error body (`{code, message, details}`) as an ApiError. */
+function apiError(status: number, statusText: string, body: unknown): ApiError {
+  const data = (body ?? {}) as { code?: string; message?: string | string[]; details?: unknown };
+  const message = Array.isArray(data.message)
+    ? data.message.join(', ')
+    : (data.message ?? statusText);
+  const fields = fieldErrors(data.details);
+  return new ApiError(
+    status,
+    data.code ?? 'ERROR',
+    fields ? `${message}: ${fields}` : message,
+    data.details,
+  );
 }
 
 /** `{ field: [messages] }` (the API's validation details) as "field: m1, m2; other: m3". */
 function fieldErrors(details: unknown): string {
   if (!details || typeof details !== 'object' || Array.isArray(details)) return '';
   return Object.entries(details as Record<string, unknown>)
-    .map(([field, msgs]) => `${field}: ${Array.isArray(msgs) ? msgs.join(', ') : String(msgs)}`)
+    .filter(([, msgs]) => Array.isArray(msgs)) // not other details, e.g. { limit: 1024 }
+    .map(([field, msgs]) => `${field}: ${(msgs as unknown[]).join(', ')}`)
     .join('; ');
 }
 

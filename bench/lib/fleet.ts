@@ -43,6 +43,17 @@ export interface StepResult {
   latency: Percentiles | null;
   /** Scheduled send → the sender's ack. */
   ack: Percentiles | null;
+  /** The load generator itself: whether it kept up. */
+  generator: GeneratorLoad;
+}
+
+export interface GeneratorLoad {
+  /** Each worker's own CPU (user + system) while it was sending, % of one core. */
+  cpu: number[];
+  /** The busiest worker's. */
+  maxCpu: number;
+  /** How late sends left against their schedule. */
+  lag: Percentiles | null;
 }
 
 export class Fleet {
@@ -237,6 +248,10 @@ export class Fleet {
       for (const [k, v] of Object.entries(s.ackErrors)) ackErrors[k] = (ackErrors[k] ?? 0) + v;
     const latency = merge(stats.map((s) => s.latency));
     const ack = merge(stats.map((s) => s.ack));
+    const lag = merge(stats.map((s) => s.lag));
+    const cpu = stats.map((s) =>
+      s.sendWallMs > 0 ? Math.round((s.cpuMs / s.sendWallMs) * 1000) / 10 : 0,
+    );
     const sent = add((s) => s.sent);
     const received = add((s) => s.received);
     const expected = sent * r.fanout;
@@ -256,9 +271,8 @@ export class Fleet {
       late: add((s) => s.late),
       latency: percentiles(latency),
       ack: percentiles(ack),
+      generator: { cpu, maxCpu: Math.max(0, ...cpu), lag: percentiles(lag) },
     };
-    latency.destroy();
-    ack.destroy();
     return result;
   }
 

@@ -1,6 +1,10 @@
 /** Messages between the orchestrator (bench/main.ts) and its load workers (bench/worker.ts). */
+import type { EncodedHistogram } from './hist';
 
-/** `parlor` connections use the typed client (client/); `ref` ones a bare socket.io-client. */
+/**
+ * Both kinds use the same bare socket.io-client path; they differ only in the handshake:
+ * `parlor` sends the user's access token, `ref` the rooms to join.
+ */
 export type ConnKind = 'parlor' | 'ref';
 
 export interface ConnSpec {
@@ -42,9 +46,14 @@ export interface StepStats {
   received: number;
   /** Events of an earlier step that arrived after it was collected. */
   late: number;
-  /** Encoded HdrHistograms (µs): scheduled send → each receiver; scheduled send → ack. */
-  latency: string;
-  ack: string;
+  /** Histograms (µs): scheduled send → each receiver; scheduled send → ack. */
+  latency: EncodedHistogram;
+  ack: EncodedHistogram;
+  /** How late each send left against its schedule (µs): the generator keeping up or not. */
+  lag: EncodedHistogram;
+  /** This worker's own CPU time (user + system) and wall time while it was sending. */
+  cpuMs: number;
+  sendWallMs: number;
 }
 
 export type FromWorker =

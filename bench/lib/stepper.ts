@@ -1,6 +1,10 @@
 /**
  * Offered load stepped up until a target fails (p99 > 500 ms or delivery < 99.9 %), the targets
  * alternating at every level (A/B, then B/A) so slow drifts of the machine hit both alike.
+ *
+ * A failed step whose load generator was saturated is "generator-bound": the harness, not the
+ * target, ran out, so it ends that target's climb without counting as the target's failure
+ * (its maximum is then reported as "≥").
  */
 import type { Fleet, StepResult } from './fleet';
 import type { Database } from './servers';
@@ -9,6 +13,15 @@ import { fmt, log, sleep, table } from './util';
 
 export const P99_LIMIT_MS = 500;
 export const DELIVERY_MIN = 0.999;
+/** A worker using this much of a core while sending is saturated. */
+export const GEN_CPU_MAX = 90;
+/**
+ * Sends leaving this late (p99, ms) while the target used less than GEN_TARGET_CPU % (server +
+ * database): the generator could not offer the load, and not because the target took the CPU
+ * (a busy worker, or other work on the host starving it).
+ */
+export const GEN_LAG_MS = 50;
+export const GEN_TARGET_CPU = 90;
 
 export interface Target {
   /** Label in tables (e.g. `reference`, `parlor`, `1 instance`). */
@@ -29,8 +42,22 @@ export interface Level extends StepResult {
   persisted: number | null;
   /** Persisted (or, without a database, acknowledged broadcast) messages per second. */
   throughput: number;
+  /** CPU time per persisted message (Parlor) or acknowledged broadcast (reference), µs. */
+  cpuPerMsg: CpuPerMessage;
   pass: boolean;
   why: string;
+  /** The generator was saturated during the step (see GEN_*): `generatorWhy` says how. */
+  generatorBound: boolean;
+  generatorWhy: string;
+}
+
+export interface CpuPerMessage {
+  /** The target: its server process plus, for Parlor, its PostgreSQL backends. */
+  target: number | null;
+  server: number | null;
+  postgres: number | null;
+  /** The load workers (sending and receiving). */
+  workers: number | null;
 }
 
 export interface LoadShape {
@@ -82,13 +109,27 @@ export async function measure(
     persisted = r.n;
   }
   const seconds = shape.durationMs / 1000;
-  const throughput = (persisted ?? step.acked) / seconds;
+  const messages = persisted ?? step.acked;
+  const throughput = messages / seconds;
+  const perMsg = (ms: number | undefined) =>
+    ms === undefined || messages === 0 ? null : Math.round((ms * 1000) / messages);
+  const server = perMsg(used.server?.cpuMs);
+  const postgres = perMsg(used.postgres?.cpuMs);
   const p99 = step.latency?.p99 ?? Infinity;
   const why: string[] = [];
   if (p99 > P99_LIMIT_MS) why.push(`p99 ${fmt(p99, 0)} ms`);
   if (step.delivery < DELIVERY_MIN) why.push(`delivery ${fmt(step.delivery * 100, 2)} %`);
   if (step.acked < step.sent) why.push(`${step.sent - step.acked} unacked`);
   if (persisted !== null && persisted < step.acked) why.push(`${step.acked - persisted} not in db`);
+  const gen = step.generator;
+  const genWhy: string[] = [];
+  const targetCpu = (used.server?.cpu ?? 0) + (used.postgres?.cpu ?? 0);
+  if (gen.maxCpu >= GEN_CPU_MAX) genWhy.push(`a worker at ${fmt(gen.maxCpu, 0)} % CPU`);
+  else if ((gen.lag?.p99 ?? 0) > GEN_LAG_MS && targetCpu < GEN_TARGET_CPU)
+    genWhy.push(
+      `sends ${fmt(gen.lag?.p99, 0)} ms late (p99) with the target at ${fmt(targetCpu, 0)} % CPU, ` +
+        `a worker at ${fmt(gen.maxCpu, 0)} %, other work on the host ${fmt(others(used), 0)} %`,
+    );
   await sleep(shape.settleMs);
   return {
     ...step,
@@ -96,8 +137,16 @@ export async function measure(
     usage: used,
     persisted,
     throughput,
+    cpuPerMsg: {
+      target: server === null ? null : server + (postgres ?? 0),
+      server,
+      postgres,
+      workers: perMsg(used.workers?.cpuMs),
+    },
     pass: why.length === 0,
     why: why.join(', '),
+    generatorBound: genWhy.length > 0,
+    generatorWhy: genWhy.join(', '),
   };
 }
 
@@ -120,6 +169,8 @@ export async function stepped(
       const level = await measure(fleet, t, shape, rate, fleet.pids);
       levels.push(level);
       log(`    ${describe(level)}`);
+      // A generator-bound failure ends the climb too (more load would only saturate the
+      // generator more), but sustained() does not count it as the target's failure.
       if (!level.pass) alive.delete(t.name);
     }
   }
@@ -131,19 +182,42 @@ export function describe(l: Level): string {
     `${l.target}: ${Math.round(l.offered)}/s offered, ${fmt(l.throughput, 0)}/s ` +
     `${l.persisted !== null ? 'persisted' : 'broadcast'}, delivery ${fmt(l.delivery * 100, 2)} %, ` +
     `p99 ${fmt(l.latency?.p99, 1)} ms, server CPU ${fmt(l.usage.server?.cpu, 0)} %, ` +
+    `CPU ${fmt(l.cpuPerMsg.target, 0)} µs/msg, ` +
+    `generator CPU ${fmt(l.generator.maxCpu, 0)} % (busiest worker), ` +
     `other work on the host ${fmt(others(l.usage), 0)} %` +
-    (l.pass ? '' : `  FAIL (${l.why})`)
+    (l.pass ? '' : l.generatorBound ? `  GENERATOR-BOUND (${l.why})` : `  FAIL (${l.why})`) +
+    (l.generatorBound ? `  [generator saturated: ${l.generatorWhy}]` : '')
   );
 }
 
-/** The highest level that passed (its throughput), and whether a failure bounded it. */
-export function sustained(levels: Level[], target: string): { max: number; bounded: boolean } {
+/**
+ * The highest level that passed (its throughput); whether a failure of the target bounded it;
+ * whether the generator's saturation ended the climb instead (then the maximum is a floor).
+ */
+export function sustained(
+  levels: Level[],
+  target: string,
+): { max: number; bounded: boolean; generatorBound: boolean } {
   const mine = levels.filter((l) => l.target === target);
   const passed = mine.filter((l) => l.pass);
   return {
     max: passed.length ? Math.max(...passed.map((l) => l.throughput)) : 0,
-    bounded: mine.some((l) => !l.pass),
+    bounded: mine.some((l) => !l.pass && !l.generatorBound),
+    generatorBound: mine.some((l) => !l.pass && l.generatorBound),
   };
+}
+
+/** `1234`, `≥1234` (no failure within the levels run) or `≥1234 (generator-bound)`. */
+export function maxLabel(s: { max: number; bounded: boolean; generatorBound: boolean }): string {
+  return s.bounded
+    ? fmt(s.max, 0)
+    : `≥${fmt(s.max, 0)}${s.generatorBound ? ' (generator-bound)' : ''}`;
+}
+
+/** What a level came to, in the tables: `yes`, `no: …`, or `GENERATOR-BOUND: …`. */
+export function verdict(l: Level): string {
+  if (l.pass) return l.generatorBound ? `yes (generator saturated: ${l.generatorWhy})` : 'yes';
+  return l.generatorBound ? `GENERATOR-BOUND: ${l.generatorWhy}; ${l.why}` : `no: ${l.why}`;
 }
 
 /** CPU the rest of the machine used during the step (other agents, tests, builds). */
@@ -171,7 +245,10 @@ export function levelsTable(levels: Level[]): string {
       'ack p99',
       'srv CPU%',
       'pg CPU%',
+      'CPU µs/msg',
       'wrk CPU%',
+      'gen max%',
+      'lag p99',
       'other CPU%',
       'srv RSS MB',
       'ok',
@@ -190,10 +267,13 @@ export function levelsTable(levels: Level[]): string {
       fmt(l.ack?.p99, 1),
       fmt(l.usage.server?.cpu, 0),
       fmt(l.usage.postgres?.cpu, 0),
+      fmt(l.cpuPerMsg.target, 0),
       fmt(l.usage.workers?.cpu, 0),
+      fmt(l.generator.maxCpu, 0),
+      fmt(l.generator.lag?.p99, 1),
       fmt(others(l.usage), 0),
       fmt(l.usage.server?.maxRssMb, 0),
-      l.pass ? 'yes' : `no: ${l.why}`,
+      verdict(l),
     ]),
   );
 }

@@ -10,6 +10,8 @@ import pidusage from 'pidusage';
  */
 export interface GroupUsage {
   cpu: number;
+  /** CPU time (user + system) over the window, in ms: `cpu` before dividing by the wall time. */
+  cpuMs: number;
   maxRssMb: number;
 }
 
@@ -93,6 +95,7 @@ export class Usage {
       for (const v of this.seen.get(name)?.values() ?? []) cpuMs += v.last - v.first;
       result[name] = {
         cpu: Math.round((cpuMs / wall) * 1000) / 10,
+        cpuMs,
         maxRssMb: Math.round((this.maxRss.get(name) ?? 0) / 1048576),
       };
     }
@@ -103,6 +106,7 @@ export class Usage {
     const busy = stat1.busy - this.stat0.busy;
     result.machine = {
       cpu: total > 0 ? Math.round((busy / total) * cpus().length * 1000) / 10 : 0,
+      cpuMs: total > 0 ? (busy / total) * cpus().length * wall : 0,
       maxRssMb: 0,
     };
     pidusage.clear();

@@ -10,7 +10,14 @@ import { saveResult } from '../lib/report';
 import { onCleanup } from '../lib/run';
 import { startRedis } from '../lib/servers';
 import { parlor, pgBackends, prepare, seedRooms } from '../lib/setup';
-import { levelsTable, type LoadShape, stepped, sustained, type Target } from '../lib/stepper';
+import {
+  levelsTable,
+  type LoadShape,
+  maxLabel,
+  stepped,
+  sustained,
+  type Target,
+} from '../lib/stepper';
 import { fmt, log, ratio, table } from '../lib/util';
 
 export async function scaleout(o: Options): Promise<void> {
@@ -113,8 +120,8 @@ export async function scaleout(o: Options): Promise<void> {
       ],
       [
         [
-          `${one.bounded ? '' : '≥'}${fmt(one.max, 0)}`,
-          `${two.bounded ? '' : '≥'}${fmt(two.max, 0)}`,
+          maxLabel(one),
+          maxLabel(two),
           `${fmt(x, 2)} ${x !== null && x >= 0.9 ? 'met' : 'MISSED'}`,
           minDelivery === null
             ? '—'

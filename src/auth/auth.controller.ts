@@ -74,6 +74,7 @@ export class AuthController {
       'Invalid credentials: no such user, wrong password, or the account is disabled',
       'Invalid username or password',
     ],
+    [403, 'The account is suspended: `details: { reason, until }` say why and until when'],
     429,
   )
   async login(
@@ -103,6 +104,7 @@ export class AuthController {
       'No refresh token (body or cookie), or one that is invalid, expired, already used or of an ended session',
       'Refresh token is no longer valid',
     ],
+    [403, 'The account is suspended: `details: { reason, until }` say why and until when'],
     429,
   )
   async refresh(

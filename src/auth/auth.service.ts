@@ -118,6 +118,8 @@ export class AuthService implements OnApplicationBootstrap {
     const claims = await this.verify<RefreshClaims>(token, 'refresh');
     const jti = randomUUID();
     if (!(await this.sessions.rotate(claims.sid, sha256(claims.jti), sha256(jti)))) {
+      // A suspension ended every session of the user: say so (and until when).
+      await this.refuseIfSuspended(claims.sub);
       const session = await this.sessions.findById(claims.sid);
       if (session && !session.revokedAt) {
         await this.revokeSession(session.id, session.userId, 'refresh_reuse');
@@ -219,17 +221,38 @@ export class AuthService implements OnApplicationBootstrap {
     userAgent?: string,
   ): Promise<TokensDto> {
     const jti = randomUUID();
-    const sessionId = await this.sessions.createIfCurrent(
-      {
-        userId: user.id,
-        refreshHash: sha256(jti),
-        expiresAt: new Date(Date.now() + this.settings.refreshTtl * 1000),
-        userAgent: userAgent?.slice(0, 255) ?? null,
-      },
-      passwordHash,
-    );
-    if (!sessionId) throw AppError.unauthorized(INVALID_LOGIN);
+    const create = () =>
+      this.sessions.createIfCurrent(
+        {
+          userId: user.id,
+          refreshHash: sha256(jti),
+          expiresAt: new Date(Date.now() + this.settings.refreshTtl * 1000),
+          userAgent: userAgent?.slice(0, 255) ?? null,
+        },
+        passwordHash,
+      );
+    let sessionId = await create();
+    if (!sessionId) {
+      // The password was right: a suspended user is told why, and until when.
+      await this.refuseIfSuspended(user.id);
+      // No suspension now: one may have ended between the two statements, so try once more
+      // (a disable or password change refuses again).
+      sessionId = await create();
+      if (!sessionId) throw AppError.unauthorized(INVALID_LOGIN);
+    }
     return this.tokens(user, sessionId, jti);
+  }
+
+  /** FORBIDDEN with `details: { reason, until }` while a global suspension of the user holds. */
+  private async refuseIfSuspended(userId: string): Promise<void> {
+    const suspension = await this.users.suspensionOf(userId);
+    if (suspension) {
+      throw new AppError(
+        ErrorCode.FORBIDDEN,
+        `Account suspended until ${suspension.until.toISOString()}: ${suspension.reason}`,
+        { reason: suspension.reason, until: suspension.until },
+      );
+    }
   }
 
   private async tokens(user: User, sid: string, jti: string): Promise<TokensDto> {

@@ -16,9 +16,10 @@ export class SessionStore {
   }
 
   /**
-   * Starts a session only while the user is enabled and still has `passwordHash`; null
-   * otherwise. Named cross-module read (users): the user's row is locked FOR SHARE by the same
-   * statement, so a disable or a password change committing meanwhile either waits for this
+   * Starts a session only while the user is enabled, not suspended, and still has
+   * `passwordHash`; null otherwise. Named cross-module read (users): the user's row is locked
+   * FOR SHARE by the same statement, so a disable, a suspension or a password change committing
+   * meanwhile either waits for this
    * session (and then revokes it) or wins (and no session is created). Checking first and
    * inserting after would let a login that overlaps a disable keep a live session.
    */
@@ -30,6 +31,7 @@ export class SessionStore {
       `INSERT INTO sessions (user_id, refresh_hash, expires_at, user_agent)
        SELECT u.id, $2, $3, $4 FROM users u
         WHERE u.id = $1 AND NOT u.disabled AND u.password_hash = $5
+          AND (u.suspended_until IS NULL OR u.suspended_until <= now())
           FOR SHARE
        RETURNING id`,
       [input.userId, input.refreshHash, input.expiresAt, input.userAgent, passwordHash],
@@ -81,8 +83,8 @@ export class SessionStore {
   }
 
   /**
-   * Named cross-module read: the user behind a live session (not revoked, user not disabled),
-   * or null. Used for every authenticated request and socket handshake.
+   * Named cross-module read: the user behind a live session (not revoked, user neither
+   * disabled nor suspended), or null. Used for every authenticated request and socket handshake.
    */
   async liveSessionUser(
     sessionId: string,
@@ -91,7 +93,8 @@ export class SessionStore {
     const rows = await this.db.query<Omit<AuthUser, 'sessionId'>[]>(
       `SELECT u.id, u.username, u.display_name AS "displayName", u.role
          FROM sessions s JOIN users u ON u.id = s.user_id
-        WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND NOT u.disabled`,
+        WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND NOT u.disabled
+          AND (u.suspended_until IS NULL OR u.suspended_until <= now())`,
       [sessionId, userId],
     );
     return rows[0] ?? null;

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { AccessPolicy } from '../access/access.policy';
 import { OnEvent } from '@nestjs/event-emitter';
 import type { DomainEventMap } from '../events/domain-events';
+import { withoutReason } from '../messages/message-store';
 import { MetricsService } from '../metrics/metrics.service';
 import { SocketSessionsService } from './socket-sessions.service';
 import type { ServerEventName, ServerEvents } from './contract';
@@ -40,14 +41,40 @@ export class ChatBroadcaster {
     this.send(roomChannel(message.roomId), 'message.updated', message);
   }
 
+  /**
+   * A removal by moderation carries its reason only to the insiders (author, room moderators,
+   * admins), on their user channels; the rest of the room gets the tombstone without it.
+   */
   @OnEvent('message.deleted')
-  messageDeleted({ message }: DomainEventMap['message.deleted']) {
-    this.send(roomChannel(message.roomId), 'message.deleted', message);
+  messageDeleted({ message, insiders }: DomainEventMap['message.deleted']) {
+    if (message.removalReason === undefined || !insiders) {
+      this.send(roomChannel(message.roomId), 'message.deleted', withoutReason(message));
+      return;
+    }
+    const channels = insiders.map(userChannel);
+    this.send(roomChannel(message.roomId), 'message.deleted', withoutReason(message), channels);
+    if (channels.length) this.send(channels, 'message.deleted', message);
+  }
+
+  /** Reports reach the room's moderators and the admins, on their user channels. */
+  @OnEvent('report.created')
+  reportCreated({ report, to }: DomainEventMap['report.created']) {
+    if (to.length) this.send(to.map(userChannel), 'report.created', report);
+  }
+
+  @OnEvent('report.resolved')
+  reportResolved({ report, to }: DomainEventMap['report.resolved']) {
+    if (to.length) this.send(to.map(userChannel), 'report.resolved', report);
   }
 
   @OnEvent('reaction.updated')
   reactionUpdated(e: DomainEventMap['reaction.updated']) {
     this.send(roomChannel(e.roomId), 'reaction.updated', e);
+  }
+
+  @OnEvent('thread.updated')
+  threadUpdated(e: DomainEventMap['thread.updated']) {
+    this.send(roomChannel(e.roomId), 'thread.updated', e);
   }
 
   /** The new member's sockets start receiving the room at once. */
@@ -62,6 +89,53 @@ export class ChatBroadcaster {
   memberLeft(e: DomainEventMap['member.left']) {
     this.unsubscribe(userChannel(e.userId), roomChannel(e.roomId));
     this.send([roomChannel(e.roomId), userChannel(e.userId)], 'member.left', e);
+  }
+
+  /** The reason goes to the insiders only (on their user channels), as for removals. */
+  @OnEvent('member.muted')
+  memberMuted({ insiders, ...e }: DomainEventMap['member.muted']) {
+    const channels = insiders.map(userChannel);
+    const { reason: _, ...withoutReason } = e;
+    this.send(roomChannel(e.roomId), 'member.muted', withoutReason, channels);
+    if (channels.length) this.send(channels, 'member.muted', e);
+  }
+
+  @OnEvent('member.unmuted')
+  memberUnmuted(e: DomainEventMap['member.unmuted']) {
+    this.send(roomChannel(e.roomId), 'member.unmuted', e);
+  }
+
+  /**
+   * A banned user stops receiving the room at once, on every instance (as for member.left),
+   * then the room and the user (all their sockets) are told.
+   */
+  @OnEvent('member.banned')
+  memberBanned({ insiders, ...e }: DomainEventMap['member.banned']) {
+    this.unsubscribe(userChannel(e.userId), roomChannel(e.roomId));
+    const channels = [...new Set([e.userId, ...insiders])].map(userChannel);
+    const { reason: _, ...withoutReason } = e;
+    this.send(roomChannel(e.roomId), 'member.banned', withoutReason, channels);
+    this.send(channels, 'member.banned', e);
+  }
+
+  @OnEvent('member.unbanned')
+  memberUnbanned(e: DomainEventMap['member.unbanned']) {
+    this.send([roomChannel(e.roomId), userChannel(e.userId)], 'member.unbanned', e);
+  }
+
+  @OnEvent('member.role.changed')
+  memberRoleChanged(e: DomainEventMap['member.role.changed']) {
+    this.send(roomChannel(e.roomId), 'member.role.changed', e);
+  }
+
+  @OnEvent('room.archived')
+  roomArchived(e: DomainEventMap['room.archived']) {
+    this.send(roomChannel(e.roomId), 'room.archived', e);
+  }
+
+  @OnEvent('room.unarchived')
+  roomUnarchived(e: DomainEventMap['room.unarchived']) {
+    this.send(roomChannel(e.roomId), 'room.unarchived', e);
   }
 
   /** Public rooms are announced to everyone; others only to their members (who are subscribed). */
@@ -92,6 +166,18 @@ export class ChatBroadcaster {
       this.send([roomChannel(roomId), ...memberIds.map(userChannel)], 'room.deleted', { roomId });
     }
     this.unsubscribe(roomChannel(roomId), roomChannel(roomId));
+  }
+
+  /** A notification reaches its recipient's sockets only (their user channel). */
+  @OnEvent('notification.created')
+  notificationCreated({ userId, notification }: DomainEventMap['notification.created']) {
+    this.send(userChannel(userId), 'notification.created', notification);
+  }
+
+  /** Notifications marked read sync across the user's own tabs and devices. */
+  @OnEvent('notifications.read')
+  notificationsRead({ userId, ids }: DomainEventMap['notifications.read']) {
+    this.send(userChannel(userId), 'notifications.read', { ids });
   }
 
   /** Read markers sync across the user's own tabs and devices. */
@@ -157,6 +243,12 @@ export class ChatBroadcaster {
     this.send(roomChannel(e.roomId), 'persona.stream.end', e);
   }
 
+  /** A persona's 'thinking'/'writing' state reaches the room as a typing indicator. */
+  @OnEvent('persona.typing')
+  personaTyping(e: DomainEventMap['persona.typing']) {
+    this.send(roomChannel(e.roomId), 'typing', e);
+  }
+
   /**
    * Subscribes the sockets in `who` to `room`: this instance's at once, then the others'
    * (with the Redis adapter a join travels through Redis; an emit that follows, such as the
@@ -176,14 +268,16 @@ export class ChatBroadcaster {
     this.server.in(who).socketsLeave(room);
   }
 
-  /** Every broadcast goes through here, so each is counted once. */
+  /** Every broadcast goes through here, so each is counted once; `except` skips those channels. */
   private send<K extends ServerEventName>(
     to: string | string[],
     event: K,
     payload: ServerEvents[K],
+    except: string[] = [],
   ): void {
     if (!this.server) return;
     this.metrics.emits.inc({ event });
-    (this.server.to(to).emit as (e: K, p: ServerEvents[K]) => boolean)(event, payload);
+    const target = except.length ? this.server.to(to).except(except) : this.server.to(to);
+    (target.emit as (e: K, p: ServerEvents[K]) => boolean)(event, payload);
   }
 }

@@ -13,16 +13,21 @@ import { toAppError } from '../common/http-exception.filter';
 import { createValidationPipe } from '../common/validation';
 import { NotDbBound, RateLimit } from '../limits/limits.decorators';
 import { MessagesService } from '../messages/messages.service';
+import { NotificationsService } from '../notifications/notifications.service';
 import { PersonasService } from '../personas/personas.service';
 import { RoomsService } from '../rooms/rooms.service';
+import { ReportsService } from '../moderation/reports.service';
 import { ChatBroadcaster } from './chat.broadcaster';
 import { ChatService } from './chat.service';
 import {
   AuthRefreshPayload,
   HistoryFetchPayload,
+  ThreadFetchPayload,
   MessageDeletePayload,
   MessageEditPayload,
+  MessageReportPayload,
   MessageSendPayload,
+  NotificationReadPayload,
   PersonaCancelPayload,
   ReactionPayload,
   ReadMarkPayload,
@@ -56,8 +61,10 @@ export class ChatGateway
     private readonly typing: TypingService,
     private readonly broadcaster: ChatBroadcaster,
     private readonly rooms: RoomsService,
+    private readonly notifications: NotificationsService,
     private readonly messages: MessagesService,
     private readonly personas: PersonasService,
+    private readonly reports: ReportsService,
   ) {}
 
   afterInit(server: ChatServer): void {
@@ -119,7 +126,13 @@ export class ChatGateway
   @SubscribeMessage('message.delete')
   @RateLimit('edit')
   remove(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: MessageDeletePayload) {
-    return this.messages.remove(s.data.user, dto.messageId);
+    return this.messages.remove(s.data.user, dto.messageId, dto.reason);
+  }
+
+  @SubscribeMessage('message.report')
+  @RateLimit('report')
+  report(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: MessageReportPayload) {
+    return this.reports.create(s.data.user, dto.messageId, dto);
   }
 
   @SubscribeMessage('reaction.add')
@@ -154,12 +167,23 @@ export class ChatGateway
     return this.rooms.markRead(s.data.user, dto.roomId, dto.messageId);
   }
 
+  @SubscribeMessage('notification.read')
+  @RateLimit('read')
+  readNotifications(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: NotificationReadPayload) {
+    return this.notifications.read(s.data.user, dto);
+  }
+
   @SubscribeMessage('history.fetch')
   history(
     @ConnectedSocket() s: ChatSocket,
     @MessageBody() { roomId, limit, ...cursors }: HistoryFetchPayload,
   ) {
     return this.messages.history(s.data.user, roomId, { ...cursors, limit: limit ?? 50 });
+  }
+
+  @SubscribeMessage('thread.fetch')
+  thread(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: ThreadFetchPayload) {
+    return this.messages.thread(s.data.user, dto.messageId, { ...dto, limit: dto.limit ?? 50 });
   }
 
   @SubscribeMessage('persona.cancel')

@@ -1,6 +1,9 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
+import { Presence } from '../common/presence';
 import { AuthModule } from '../auth/auth.module';
 import { MessagesModule } from '../messages/messages.module';
+import { ModerationModule } from '../moderation/moderation.module';
+import { NotificationsModule } from '../notifications/notifications.module';
 import { PersonasModule } from '../personas/personas.module';
 import { RoomsModule } from '../rooms/rooms.module';
 import { ChatBroadcaster } from './chat.broadcaster';
@@ -10,8 +13,17 @@ import { PresenceService } from './presence.service';
 import { SocketSessionsService } from './socket-sessions.service';
 import { TypingService } from './typing.service';
 
+/** Global only for `Presence` (who is online), which features outside src/chat may ask. */
+@Global()
 @Module({
-  imports: [AuthModule, RoomsModule, MessagesModule, PersonasModule],
+  imports: [
+    AuthModule,
+    RoomsModule,
+    MessagesModule,
+    PersonasModule,
+    ModerationModule,
+    NotificationsModule,
+  ],
   providers: [
     ChatGateway,
     ChatService,
@@ -19,6 +31,8 @@ import { TypingService } from './typing.service';
     TypingService,
     ChatBroadcaster,
     PresenceService,
+    { provide: Presence, useExisting: PresenceService },
   ],
+  exports: [Presence],
 })
 export class ChatModule {}

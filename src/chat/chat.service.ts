@@ -1,8 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { AccessPolicy } from '../access/access.policy';
+import { AppError, ErrorCode } from '../common/errors';
 import type { MessageDto } from '../messages/dto/message.dto';
 import { RateLimitPolicy } from '../limits/rate-limit.policy';
 import { MessagesService } from '../messages/messages.service';
+import { PersonaStreams } from '../personas/persona-streams';
 import { RoomsService } from '../rooms/rooms.service';
 import type { RoomJoinResult } from './contract';
 import type { MessageSendPayload, RoomJoinPayload } from './dto';
@@ -27,6 +29,7 @@ export class ChatService {
     private readonly messages: MessagesService,
     private readonly presence: PresenceService,
     private readonly rateLimits: RateLimitPolicy,
+    private readonly streams: PersonaStreams,
   ) {}
 
   /**
@@ -41,9 +44,12 @@ export class ChatService {
     try {
       return await this.open(socket, payload);
     } catch (err) {
-      // Access can end between the check and the subscription (a demotion, a removal): whatever
-      // failed after subscribing, the socket must not keep receiving the room.
-      if (!subscribed) await socket.leave(channel);
+      // Access can end between the check and the subscription (a demotion, a removal, a ban):
+      // whatever failed after subscribing, the socket must not keep receiving the room. A
+      // refusal by the policy (from current state) also ends a subscription the socket held
+      // before: the ban's or removal's own unsubscribe may have landed between this call's
+      // first check and its subscription, and been undone by it.
+      if (!subscribed || refused(err)) await socket.leave(channel);
       throw err;
     }
   }
@@ -67,6 +73,8 @@ export class ChatService {
       this.rooms.members(user, roomId, { limit: MEMBERS_IN_JOIN }),
     ]);
     const online = await this.presence.onlineAmong(members.items.map((m) => m.userId));
+    // Read after subscribing, like the messages: a delta is either in this text or comes after.
+    const streams = await this.streams.inRoom(roomId);
     if (since !== undefined) {
       const page = await this.messages.changes(user, roomId, { since, limit: CATCH_UP_PAGE });
       return {
@@ -76,6 +84,7 @@ export class ChatService {
         messages: page.items,
         hasMore: page.hasMore,
         cursor: page.cursor,
+        streams,
       };
     }
     const page = await this.messages.history(user, roomId, { limit: LATEST_PAGE });
@@ -86,6 +95,7 @@ export class ChatService {
       messages: page.items,
       hasMore: page.hasMoreBefore,
       cursor: Math.max(0, ...page.items.map((m) => m.version)),
+      streams,
     };
   }
 
@@ -100,4 +110,12 @@ export class ChatService {
     const { roomId, ...message } = dto;
     return (await this.messages.send(socket.data.user, roomId, message)).message;
   }
+}
+
+/** The access policy said no (404 for rooms one may not view, 403 otherwise). */
+function refused(err: unknown): boolean {
+  return (
+    err instanceof AppError &&
+    (err.code === ErrorCode.FORBIDDEN || err.code === ErrorCode.NOT_FOUND)
+  );
 }

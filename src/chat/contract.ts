@@ -11,26 +11,43 @@ import type {
   ErrorCode,
   HistoryFetchPayload,
   HistoryPageDto,
+  MemberBanned,
   MemberDto,
   MemberJoined,
   MemberLeft,
+  MemberMuted,
+  MemberRoleChanged,
+  MemberUnbanned,
+  MemberUnmuted,
   MessageDeletePayload,
   MessageDto,
   MessageEditPayload,
+  MessageReportPayload,
   MessageSendPayload,
+  NotificationDto,
+  NotificationReadPayload,
+  NotificationsRead,
   PersonaCancelPayload,
   PersonaStreamDelta,
   PersonaStreamEnd,
   PersonaStreamStart,
+  PersonaStreamSnapshot,
+  TypingEvent,
   ReactionPayload,
   ReactionSummaryDto,
   ReactionUpdated,
   ReadMarkPayload,
   ReadStateDto,
   ReadUpdated,
+  ReportDto,
+  RoomArchived,
   RoomDto,
   RoomJoinPayload,
   RoomPayload,
+  RoomUpdated,
+  ThreadFetchPayload,
+  ThreadPageDto,
+  ThreadUpdated,
 } from '../common/wire.js';
 
 export type AckError = {
@@ -51,6 +68,8 @@ export interface RoomJoinResult {
   hasMore: boolean;
   /** The change cursor to store and pass as `since` next time (the highest version seen). */
   cursor: number;
+  /** Persona replies streaming in the room now (with or without `since`). */
+  streams: PersonaStreamSnapshot[];
 }
 
 export interface ReactionsResult {
@@ -66,18 +85,27 @@ export interface Commands {
   'message.send': [MessageSendPayload, MessageDto];
   'message.edit': [MessageEditPayload, MessageDto];
   'message.delete': [MessageDeletePayload, null];
+  'message.report': [MessageReportPayload, ReportDto];
   'reaction.add': [ReactionPayload, ReactionsResult];
   'reaction.remove': [ReactionPayload, ReactionsResult];
   'typing.start': [RoomPayload, null];
   'typing.stop': [RoomPayload, null];
   'read.mark': [ReadMarkPayload, ReadStateDto];
+  'notification.read': [NotificationReadPayload, { marked: number }];
   'history.fetch': [HistoryFetchPayload, HistoryPageDto];
+  'thread.fetch': [ThreadFetchPayload, ThreadPageDto];
   'persona.cancel': [PersonaCancelPayload, null];
   'auth.refresh': [AuthRefreshPayload, { expiresAt: number }];
 }
 export type CommandName = keyof Commands;
 
-export type { PersonaStreamDelta, PersonaStreamEnd, PersonaStreamStart };
+export type {
+  PersonaStreamDelta,
+  PersonaStreamEnd,
+  PersonaStreamSnapshot,
+  PersonaStreamStart,
+  TypingEvent,
+};
 
 /** Every server event and its payload. */
 export interface ServerEvents {
@@ -85,18 +113,34 @@ export interface ServerEvents {
   'message.updated': MessageDto;
   'message.deleted': MessageDto;
   'reaction.updated': ReactionUpdated;
-  typing: { roomId: string; userId: string; username: string; typing: boolean };
+  'thread.updated': ThreadUpdated;
+  typing: TypingEvent;
   'presence.changed': { userId: string; online: boolean };
   'member.joined': MemberJoined;
   'member.left': MemberLeft;
   'read.updated': ReadUpdated;
+  'member.muted': MemberMuted;
+  'member.unmuted': MemberUnmuted;
+  'member.banned': MemberBanned;
+  'member.unbanned': MemberUnbanned;
+  'member.role.changed': MemberRoleChanged;
+  'room.archived': RoomArchived;
+  'room.unarchived': RoomArchived;
   'room.created': RoomDto;
-  'room.updated': RoomDto;
+  'room.updated': RoomUpdated;
   'room.deleted': { roomId: string };
   'persona.stream.start': PersonaStreamStart;
   'persona.stream.delta': PersonaStreamDelta;
   'persona.stream.end': PersonaStreamEnd;
   'session.revoked': { reason: string };
+  /** To the room's moderators and the admins: a member reported a message. */
+  'report.created': ReportDto;
+  /** To the room's moderators and the admins: a report was resolved or dismissed. */
+  'report.resolved': ReportDto;
+  /** To the recipient's sockets: a new notification (mention, direct message, thread reply…). */
+  'notification.created': NotificationDto;
+  /** To your sockets: these of your notifications were marked read (on any device). */
+  'notifications.read': NotificationsRead;
   /** Sent before a graceful shutdown: reconnect (to another instance) after `retryAfterMs`. */
   'server.shutdown': { retryAfterMs: number };
 }
@@ -115,12 +159,15 @@ export const COMMAND_NAMES = Object.keys({
   'message.send': 1,
   'message.edit': 1,
   'message.delete': 1,
+  'message.report': 1,
   'reaction.add': 1,
   'reaction.remove': 1,
   'typing.start': 1,
   'typing.stop': 1,
   'read.mark': 1,
+  'notification.read': 1,
   'history.fetch': 1,
+  'thread.fetch': 1,
   'persona.cancel': 1,
   'auth.refresh': 1,
 } satisfies Record<CommandName, 1>) as CommandName[];
@@ -130,11 +177,19 @@ export const SERVER_EVENT_NAMES = Object.keys({
   'message.updated': 1,
   'message.deleted': 1,
   'reaction.updated': 1,
+  'thread.updated': 1,
   typing: 1,
   'presence.changed': 1,
   'member.joined': 1,
   'member.left': 1,
   'read.updated': 1,
+  'member.muted': 1,
+  'member.unmuted': 1,
+  'member.banned': 1,
+  'member.unbanned': 1,
+  'member.role.changed': 1,
+  'room.archived': 1,
+  'room.unarchived': 1,
   'room.created': 1,
   'room.updated': 1,
   'room.deleted': 1,
@@ -142,5 +197,9 @@ export const SERVER_EVENT_NAMES = Object.keys({
   'persona.stream.delta': 1,
   'persona.stream.end': 1,
   'session.revoked': 1,
+  'report.created': 1,
+  'report.resolved': 1,
+  'notification.created': 1,
+  'notifications.read': 1,
   'server.shutdown': 1,
 } satisfies Record<ServerEventName, 1>) as ServerEventName[];

@@ -6,8 +6,10 @@ import {
   EditMessageDto,
   IsCursor,
   ReactionParams,
+  REMOVAL_REASON_MAX,
   SendMessageDto,
 } from '../messages/dto/message.dto';
+import { CreateReportDto } from '../moderation/dto/report.dto';
 import { PageLimit } from '../common/pagination';
 import { LONE_SURROGATE } from '../common/validation';
 import type { SameShape } from '../common/wire';
@@ -65,6 +67,16 @@ export class MessageEditPayload extends EditMessageDto implements Wire.MessageEd
 export class MessageDeletePayload implements Wire.MessageDeletePayload {
   @IsCursor()
   messageId: number;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(REMOVAL_REASON_MAX)
+  reason?: string;
+}
+
+export class MessageReportPayload extends CreateReportDto implements Wire.MessageReportPayload {
+  @IsCursor()
+  messageId: number;
 }
 
 export class ReactionPayload
@@ -80,10 +92,32 @@ export class ReadMarkPayload extends RoomPayload implements Wire.ReadMarkPayload
   messageId: number;
 }
 
+export class NotificationReadPayload implements Wire.NotificationReadPayload {
+  @IsOptional()
+  @IsCursor()
+  id?: number;
+
+  @IsOptional()
+  @IsUUID()
+  roomId?: string;
+}
+
 export class HistoryFetchPayload extends RoomPayload implements Wire.HistoryFetchPayload {
   @IsOptional()
   @IsCursor()
   before?: number;
+
+  @IsOptional()
+  @IsCursor()
+  after?: number;
+
+  @PageLimit(200)
+  limit?: number;
+}
+
+export class ThreadFetchPayload implements Wire.ThreadFetchPayload {
+  @IsCursor()
+  messageId: number;
 
   @IsOptional()
   @IsCursor()
@@ -112,9 +146,12 @@ const _wire: [
   SameShape<MessageSendPayload, Wire.MessageSendPayload>,
   SameShape<MessageEditPayload, Wire.MessageEditPayload>,
   SameShape<MessageDeletePayload, Wire.MessageDeletePayload>,
+  SameShape<MessageReportPayload, Wire.MessageReportPayload>,
   SameShape<ReactionPayload, Wire.ReactionPayload>,
   SameShape<ReadMarkPayload, Wire.ReadMarkPayload>,
   SameShape<HistoryFetchPayload, Wire.HistoryFetchPayload>,
+  SameShape<ThreadFetchPayload, Wire.ThreadFetchPayload>,
   SameShape<PersonaCancelPayload, Wire.PersonaCancelPayload>,
   SameShape<AuthRefreshPayload, Wire.AuthRefreshPayload>,
-] = [true, true, true, true, true, true, true, true, true, true];
+  SameShape<NotificationReadPayload, Wire.NotificationReadPayload>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true];

@@ -9,22 +9,28 @@ import type { Server, ServerOptions, Socket } from 'socket.io';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { Env } from '../config/env';
 import { AppError, ErrorCode } from '../common/errors';
+import { MetricsService } from '../metrics/metrics.service';
 import { createRedis } from '../redis/redis.module';
+import { shardedAdapter } from './sharded-adapter';
 import { failureAck } from './ws-ack';
 
 /**
  * Socket.IO server options from configuration, in one place: packet size limit, CORS, an
  * Origin check that also covers the websocket transport (CORS headers only guard polling), and
  * with REDIS_URL the Redis adapter, which carries broadcasts, socketsJoin/Leave, disconnects and
- * fetchSockets between instances.
+ * fetchSockets between instances: by default over Redis 7 sharded pub/sub with one channel per
+ * room (src/chat/sharded-adapter.ts), so an instance receives only its own rooms' broadcasts;
+ * REDIS_ADAPTER=classic: one pattern every instance receives everything on (any Redis version).
  */
 export class ParlorIoAdapter extends IoAdapter {
   private readonly config: ConfigService<Env, true>;
+  private readonly metrics: MetricsService;
   private readonly clients: Redis[] = [];
 
   constructor(app: INestApplicationContext) {
     super(app);
     this.config = app.get(ConfigService);
+    this.metrics = app.get(MetricsService);
   }
 
   override createIOServer(port: number, options?: ServerOptions): Server {
@@ -40,12 +46,17 @@ export class ParlorIoAdapter extends IoAdapter {
     if (url) {
       const pub = createRedis(url, 'adapter-pub', true);
       const sub = createRedis(url, 'adapter-sub', true);
-      // While Redis is away, publishes fail at once instead of crashing or queueing without
-      // bound: this instance keeps serving its own sockets; others resync with `since`.
-      const publish = pub.publish.bind(pub);
-      pub.publish = (...args: Parameters<typeof publish>) => publish(...args).catch(() => 0);
       this.clients.push(pub, sub);
-      server.adapter(createAdapter(pub, sub, { requestsTimeout: 3000 }));
+      const received = this.metrics.adapterReceived;
+      if (this.config.get('REDIS_ADAPTER', { infer: true }) === 'classic') {
+        failFast(pub, 'publish');
+        sub.on('pmessageBuffer', () => received.inc({ channel: 'server' }));
+        sub.on('messageBuffer', () => received.inc({ channel: 'server' }));
+        server.adapter(createAdapter(pub, sub, { requestsTimeout: 3000 }));
+      } else {
+        failFast(pub, 'spublish');
+        server.adapter(shardedAdapter(pub, sub, (channel) => received.inc({ channel })));
+      }
     }
     return server;
   }
@@ -87,6 +98,23 @@ export class ParlorIoAdapter extends IoAdapter {
 }
 
 type AckFn = (response: unknown) => void;
+
+/**
+ * While Redis is away, publishes fail at once instead of crashing or queueing (the client keeps
+ * an offline queue for its first connection): this instance keeps serving its own sockets
+ * (the sharded adapter's joins, leaves and disconnects act locally once their publish has
+ * settled, so it must settle at once); other instances resync with `since`.
+ */
+function failFast(pub: Redis, command: 'publish' | 'spublish'): void {
+  let wasReady = false;
+  pub.on('ready', () => (wasReady = true));
+  const send = pub[command].bind(pub) as (
+    channel: string,
+    message: string | Buffer,
+  ) => Promise<number>;
+  (pub as unknown as Record<typeof command, typeof send>)[command] = (channel, message) =>
+    wasReady && pub.status !== 'ready' ? Promise.resolve(0) : send(channel, message).catch(() => 0);
+}
 
 /** Browsers send Origin; other clients (mobile, Node) do not and are allowed. */
 export function originAllowed(req: IncomingMessage, allowed: string[]): boolean {

@@ -1,3 +1,4 @@
+import { Presence } from '../common/presence';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { Redis } from 'ioredis';
@@ -54,7 +55,7 @@ type PresenceRedis = Redis & {
  * (unless they are connected elsewhere). Redis errors degrade to this instance's view.
  */
 @Injectable()
-export class PresenceService implements OnModuleInit, OnApplicationShutdown {
+export class PresenceService implements Presence, OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(PresenceService.name);
   private readonly redis: PresenceRedis | null;
   /** userId → this instance's sockets of that user (handshakes in progress included). */

@@ -13,8 +13,10 @@ export const HTTP_STATUS: Record<ErrorCode, HttpStatus> = {
   [ErrorCode.CONFLICT]: HttpStatus.CONFLICT,
   [ErrorCode.RATE_LIMITED]: HttpStatus.TOO_MANY_REQUESTS,
   [ErrorCode.PAYLOAD_TOO_LARGE]: HttpStatus.PAYLOAD_TOO_LARGE,
+  [ErrorCode.CONTENT_BLOCKED]: HttpStatus.UNPROCESSABLE_ENTITY,
   [ErrorCode.UNAVAILABLE]: HttpStatus.SERVICE_UNAVAILABLE,
   [ErrorCode.INTERNAL]: HttpStatus.INTERNAL_SERVER_ERROR,
+  [ErrorCode.BUDGET_EXHAUSTED]: HttpStatus.TOO_MANY_REQUESTS,
 };
 
 /** The domain exception every service throws; the HTTP and WS filters map it to their shapes. */

@@ -47,6 +47,17 @@ describe('HttpExceptionFilter: one error shape, no internals', () => {
     expect(sent.headers['Retry-After']).toBe('1');
   });
 
+  it('a row deleted between the checks and the write (a foreign key violation) is 404, detail-free', () => {
+    const err = Object.assign(new Error('insert on "room_bans" violates foreign key constraint'), {
+      code: '23503',
+      detail: 'Key (room_id)=(…) is not present in table "rooms".',
+    });
+    const sent = answer(err);
+    expect(sent.status).toBe(404);
+    expect(sent.body).toMatchObject({ code: ErrorCode.NOT_FOUND });
+    expect(JSON.stringify(sent.body)).not.toMatch(/room_bans|rooms|Key/);
+  });
+
   it('domain errors keep their code, message and details; Nest 4xx map to the vocabulary', () => {
     expect(answer(AppError.invalid('Validation failed', { name: ['too long'] })).body).toEqual({
       statusCode: 400,

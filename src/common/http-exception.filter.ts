@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
 import { AppError, ErrorCode, HTTP_STATUS } from './errors';
-import { isDatabaseUnavailable, isUnstorableText } from './pg-errors';
+import { isDatabaseUnavailable, isForeignKeyViolation, isUnstorableText } from './pg-errors';
 
 const STATUS_CODES: Record<number, ErrorCode> = {
   400: ErrorCode.VALIDATION_FAILED,
@@ -35,6 +35,10 @@ export function toAppError(err: unknown): AppError {
   if (isUnstorableText(err)) {
     return AppError.invalid('Text contains a character that cannot be stored (U+0000)');
   }
+  // A row it refers to was deleted between the checks and the write (a room deleted while a
+  // ban or a follow of one of its messages was under way): as if it had come a moment later.
+  if (isForeignKeyViolation(err))
+    return new AppError(ErrorCode.NOT_FOUND, 'Not found (deleted meanwhile)');
   if (isDatabaseUnavailable(err)) {
     return new AppError(ErrorCode.UNAVAILABLE, 'Service temporarily unavailable', undefined, 1000);
   }

@@ -11,7 +11,8 @@ export class ErrorResponseDto {
   message: string;
   @ApiPropertyOptional({
     example: { password: ['password must be longer than or equal to 8 characters'] },
-    description: 'Per-field messages for validation errors',
+    description:
+      'Per-field messages for validation errors; `{ reason, until }` for refusals by a mute or a ban',
   })
   details?: Record<string, string[]>;
 }
@@ -23,7 +24,9 @@ const DESCRIPTIONS: Record<number, [ErrorCode, string]> = {
   404: [ErrorCode.NOT_FOUND, 'Not found (or not visible to you)'],
   409: [ErrorCode.CONFLICT, 'Conflicts with existing state'],
   413: [ErrorCode.PAYLOAD_TOO_LARGE, 'Body too large'],
+  422: [ErrorCode.CONTENT_BLOCKED, 'A word filter blocked the text (details name the rule)'],
   429: [ErrorCode.RATE_LIMITED, 'Too many requests; see Retry-After'],
+  503: [ErrorCode.UNAVAILABLE, 'Not available on this server'],
 };
 
 /** A route's own wording of an error (`[401, 'Wrong username or password']`). */

@@ -230,6 +230,14 @@ export class Env {
   @IsUrl({ protocols: ['redis', 'rediss'], require_tld: false })
   REDIS_URL?: string;
 
+  /**
+   * The Socket.IO adapter over Redis: `sharded` (Redis 7 sharded pub/sub, one channel per room:
+   * an instance receives only its rooms' broadcasts) or `classic` (every instance receives every
+   * broadcast; any Redis version).
+   */
+  @IsIn(['sharded', 'classic'])
+  REDIS_ADAPTER: 'sharded' | 'classic' = 'sharded';
+
   /** Each instance refreshes its presence heartbeat in Redis this often. */
   @Transform(toInt)
   @IsInt()
@@ -257,6 +265,15 @@ export class Env {
   @IsInt()
   @Min(0)
   SHUTDOWN_TIMEOUT_MS = 10000;
+
+  /**
+   * Audit log entries older than this many days are deleted (hourly, by one instance at a
+   * time). 0 keeps them forever.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  AUDIT_RETENTION_DAYS = 365;
 
   // --- Socket.IO ---
 
@@ -318,7 +335,7 @@ export class Env {
   @Min(1)
   RATE_LIMIT_REACT = 60;
 
-  /** Room joins, leaves, creations and member changes per user per window. */
+  /** Room joins, leaves, creations, member changes and moderation actions per user per window. */
   @Transform(toInt)
   @IsInt()
   @Min(1)
@@ -336,6 +353,24 @@ export class Env {
   @Min(1)
   RATE_LIMIT_READ = 200;
 
+  /** Reports of messages one user may file per RATE_LIMIT_REPORT_WINDOW_MS. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_REPORT = 10;
+
+  /** Window of RATE_LIMIT_REPORT (long: nobody files thousands of reports). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  RATE_LIMIT_REPORT_WINDOW_MS = 600000;
+
+  /** Moderation and admin actions (suspensions, report resolutions, slow mode, word-filter rules). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_MODERATE = 60;
+
   /** A typing indicator ends by itself after this long without a new typing.start. */
   @Transform(toInt)
   @IsInt()
@@ -347,6 +382,45 @@ export class Env {
   @IsInt()
   @Min(0)
   TYPING_THROTTLE_MS = 2000;
+
+  // --- moderation: slow mode and word filters ---
+
+  /** Longest slow-mode interval a moderator may set (PUT /rooms/:id/slow-mode), in seconds. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(604800)
+  SLOW_MODE_MAX_SECONDS = 21600;
+
+  /** Word-filter rules one room may have (moderators manage them). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(10000)
+  WORD_FILTERS_MAX_PER_ROOM = 100;
+
+  /** Global word-filter rules (admins manage them; they apply in every room). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(10000)
+  WORD_FILTERS_MAX_GLOBAL = 200;
+
+  /**
+   * Per-room settings (slow mode, compiled word filters) are kept in memory and dropped at once
+   * on a change (on other instances through Redis); this is the safety net: each room's copy is
+   * read again after at most this long.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  ROOM_SETTINGS_TTL_MS = 30000;
+
+  /** Rooms whose settings one instance keeps in memory at most (the oldest are dropped first). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  ROOM_SETTINGS_CACHE_ROOMS = 10000;
 
   // --- personas (LLM replies) ---
   /**
@@ -406,6 +480,23 @@ export class Env {
   @Min(1)
   PERSONA_STREAM_FLUSH_MS = 50;
 
+  /**
+   * A streaming reply whose instance stopped refreshing it (it died) for this long is ended by
+   * another instance, saved as `interrupted` (within 1.5× this; Redis only).
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(500)
+  PERSONA_STREAM_STALE_MS = 15000;
+
+  /**
+   * Ask the model server for token usage at the end of the stream (`stream_options.include_usage`).
+   * Off for servers that reject the option; tokens are then estimated (docs/personas.md).
+   */
+  @Transform(toBool)
+  @IsBoolean()
+  LLM_STREAM_USAGE = true;
+
   /** Persona replies one user may trigger per window (mentions and conversation messages). */
   @Transform(toInt)
   @IsInt()
@@ -423,6 +514,82 @@ export class Env {
   @Min(0)
   PERSONA_QUEUE_MAX = 5;
 
+  /**
+   * Persona memory: history that no longer fits PERSONA_CONTEXT_* is folded by the model into a
+   * rolling summary per room and persona, sent ahead of the recent messages (docs/personas.md).
+   */
+  @Transform(toBool)
+  @IsBoolean()
+  PERSONA_SUMMARY_ENABLED = true;
+
+  /** Longest summary, in characters (asked of the model, and cut there). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(100000)
+  PERSONA_SUMMARY_MAX_CHARS = 2000;
+
+  /** Most characters of overflowed messages one summarise request folds in. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(1000000)
+  PERSONA_SUMMARY_BATCH_CHARS = 8000;
+
+  /**
+   * Daily token budgets of persona replies (prompt + completion, per UTC day), 0: unlimited.
+   * Per user who calls personas (all rooms)…
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  PERSONA_DAILY_TOKENS_USER = 0;
+
+  /** …per room (all users and personas)… */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  PERSONA_DAILY_TOKENS_ROOM = 0;
+
+  /** …per persona (all rooms; a persona's own `dailyTokenBudget` overrides it)… */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  PERSONA_DAILY_TOKENS_PERSONA = 0;
+
+  /** …and for the whole server. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  PERSONA_DAILY_TOKENS_GLOBAL = 0;
+
+  /**
+   * Loop guard: persona turns in a row without a person's message (the turns a person's
+   * message called count); a persona's reply calls no further persona past it. Rooms may
+   * override it (PUT /rooms/:id/persona-policy).
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  PERSONA_MAX_CONSECUTIVE_TURNS = 3;
+
+  /** Loop guard: persona-to-persona replies per room per PERSONA_CHAIN_BUDGET_WINDOW_MS. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  PERSONA_CHAIN_BUDGET = 50;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  PERSONA_CHAIN_BUDGET_WINDOW_MS = 3600000;
+
+  /** Loop guard: a persona called by another persona's reply must have been silent this long. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  PERSONA_COOLDOWN_MS = 5000;
+
   /** Group commit: most user messages one INSERT (and one commit) may carry. */
   @Transform(toInt)
   @IsInt()
@@ -436,6 +603,223 @@ export class Env {
   @Min(1)
   @Max(64)
   SEND_BATCH_CONCURRENCY = 2;
+
+  // --- push gateway (phones) ---
+  /**
+   * HMAC-SHA256 key of the `X-Parlor-Signature` header on every push; the push gateway holds
+   * the same key. Unset: push is off (registering a pusher answers 503, nothing is sent).
+   */
+  @IsOptional()
+  @IsString()
+  @MinLength(32)
+  PUSH_HMAC_SECRET?: string;
+
+  /** Pusher URLs may be http: as well as https: (a gateway on a private network, tests). */
+  @Transform(toBool)
+  @IsBoolean()
+  PUSH_ALLOW_HTTP = false;
+
+  /**
+   * Hosts pusher URLs may name (comma-separated host names or addresses, compared exactly,
+   * case-insensitively); listed hosts may resolve to private addresses. Empty: any host that
+   * resolves to public addresses only (checked at registration and at every delivery).
+   */
+  @Transform(toList)
+  @IsString({ each: true })
+  PUSH_ALLOWED_HOSTS: string[] = [];
+
+  /** Pushers (devices) one user may register; more answer 409. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  PUSH_MAX_PUSHERS_PER_USER = 10;
+
+  /** Each instance looks for due pushes this often (and at once when it enqueues some). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  PUSH_POLL_MS = 1000;
+
+  /** A claimed push not delivered within this long (its instance died) is due again. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  PUSH_LEASE_MS = 60000;
+
+  /** Longest wait for a push gateway's answer. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  PUSH_TIMEOUT_MS = 10000;
+
+  /** Retry after a failed delivery: base × 2^attempts, capped at PUSH_RETRY_MAX_MS, jittered. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  PUSH_RETRY_BASE_MS = 2000;
+
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  PUSH_RETRY_MAX_MS = 600000;
+
+  /** A push still undelivered this long after its notification is abandoned (deleted, counted). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  PUSH_MAX_AGE_MS = 86400000;
+
+  /** Pusher registrations, removals and push settings changes per user per window. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_PUSH = 20;
+  /** Notifications: most messages one notification statement (one batch) decides for. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10000)
+  NOTIFICATION_BATCH_MAX = 256;
+
+  /** Mentions: most members one message mentions (`@room`/`@here` expanded; explicit names first). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100000)
+  MENTION_MAX_USERS = 1000;
+
+  /** Mentions: a room's member names are read again at least this often (a safety net). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  ROOM_MEMBERS_CACHE_TTL_MS = 60000;
+
+  /** Mentions: rooms whose member names are held in memory (the least recently loaded go). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  ROOM_MEMBERS_CACHE_ROOMS = 1000;
+
+  // --- attachments (docs/attachments.md) ---
+  /** Where files are kept: `local` (a directory) or `s3` (an S3-compatible bucket). */
+  @IsIn(['local', 's3'])
+  ATTACHMENTS_STORAGE: 'local' | 's3' = 'local';
+
+  /** Local storage directory; empty: PARLOR_DATA_DIR/attachments. */
+  @IsOptional()
+  @IsString()
+  ATTACHMENTS_DIR?: string;
+
+  /** S3: the endpoint of an S3-compatible store (empty: AWS's, from the region). */
+  @IsOptional()
+  @IsUrl({ protocols: ['http', 'https'], require_tld: false })
+  ATTACHMENTS_S3_ENDPOINT?: string;
+
+  /** S3: the bucket (required when ATTACHMENTS_STORAGE=s3). */
+  @IsOptional()
+  @IsString()
+  ATTACHMENTS_S3_BUCKET?: string;
+
+  @IsString()
+  ATTACHMENTS_S3_REGION = 'us-east-1';
+
+  /** S3: credentials; empty: the SDK's default chain (environment, instance role). */
+  @IsOptional()
+  @IsString()
+  ATTACHMENTS_S3_ACCESS_KEY_ID?: string;
+
+  @IsOptional()
+  @IsString()
+  ATTACHMENTS_S3_SECRET_ACCESS_KEY?: string;
+
+  /** S3: path-style URLs (`endpoint/bucket/key`), as MinIO and most self-hosted stores need. */
+  @Transform(toBool)
+  @IsBoolean()
+  ATTACHMENTS_S3_FORCE_PATH_STYLE = false;
+
+  /** Largest file (bytes). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  ATTACHMENT_MAX_BYTES = 26214400;
+
+  /** Most attachments one message carries. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  ATTACHMENTS_PER_MESSAGE = 10;
+
+  /** Bytes one user may have stored (uploads pending, unsent and sent, until deleted). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  ATTACHMENT_USER_QUOTA_BYTES = 1073741824;
+
+  /**
+   * Content types accepted, as sniffed from the bytes (never the client's claim); a file
+   * without a recognised signature (text, HTML, SVG…) is `application/octet-stream`.
+   */
+  @Transform(toList)
+  @IsString({ each: true })
+  ATTACHMENT_ALLOWED_TYPES: string[] = [
+    'image/png',
+    'image/jpeg',
+    'image/gif',
+    'image/webp',
+    'application/pdf',
+    'application/zip',
+    'audio/mpeg',
+    'audio/ogg',
+    'video/mp4',
+    'video/webm',
+    'application/octet-stream',
+  ];
+
+  /** An upload (streamed, or direct and not yet confirmed) not finished within this is removed. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  ATTACHMENT_UPLOAD_TIMEOUT_MS = 600000;
+
+  /** An upload never sent in a message is removed this long after it finished. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  ATTACHMENT_UNATTACHED_TTL_MS = 86400000;
+
+  /** Each instance runs the cleanup job this often. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  ATTACHMENT_SWEEP_MS = 60000;
+
+  /** S3: lifetime of the presigned download URL a download redirects to (seconds). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(604800)
+  ATTACHMENT_URL_TTL_S = 60;
+
+  /** Image thumbnails fit in a square of this many pixels. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(16)
+  @Max(2048)
+  ATTACHMENT_THUMBNAIL_PX = 320;
+
+  /** Images larger than this many pixels are refused (decompression bombs). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  ATTACHMENT_IMAGE_MAX_PIXELS = 50000000;
+
+  /** Uploads (and direct-upload creations) one user may start per RATE_LIMIT_WINDOW_MS. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_UPLOAD = 20;
 
   // --- HTTP ---
 
@@ -454,6 +838,12 @@ export function validateEnv(raw: Record<string, unknown>): Env {
   );
   if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
     problems.push('JWT_SECRET: required when NODE_ENV=production (at least 32 characters)');
+  }
+  if (env.PUSH_LEASE_MS <= env.PUSH_TIMEOUT_MS) {
+    problems.push('PUSH_LEASE_MS: must be longer than PUSH_TIMEOUT_MS');
+  }
+  if (env.ATTACHMENTS_STORAGE === 's3' && !env.ATTACHMENTS_S3_BUCKET) {
+    problems.push('ATTACHMENTS_S3_BUCKET: required when ATTACHMENTS_STORAGE=s3');
   }
   if (problems.length) {
     throw new Error(`Invalid environment:\n  - ${problems.join('\n  - ')}`);

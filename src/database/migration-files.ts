@@ -109,10 +109,21 @@ export async function pendingSchemaChanges(
   dataSource: DataSource,
 ): Promise<{ up: MigrationQuery[]; down: MigrationQuery[] }> {
   // TypeORM reads generated columns' expressions from its typeorm_metadata table, which these
-  // hand-written migrations do not keep: an empty one (meant for a scratch database) lets it read.
+  // hand-written migrations do not keep. Filled here (meant for a scratch database) with each
+  // generated column's expression as PostgreSQL prints it, so the diff compares the entities'
+  // `asExpression` with the real one.
   await dataSource.query(
     `CREATE TABLE IF NOT EXISTS typeorm_metadata (type varchar NOT NULL, database varchar,
       schema varchar, "table" varchar, name varchar, value text)`,
+  );
+  await dataSource.query(
+    `INSERT INTO typeorm_metadata (type, database, schema, "table", name, value)
+     SELECT 'GENERATED_COLUMN', current_database(), c.table_schema, c.table_name, c.column_name,
+            c.generation_expression
+       FROM information_schema.columns c
+      WHERE c.is_generated = 'ALWAYS' AND c.table_schema = current_schema()
+        AND NOT EXISTS (SELECT 1 FROM typeorm_metadata m WHERE m.type = 'GENERATED_COLUMN'
+              AND m.schema = c.table_schema AND m."table" = c.table_name AND m.name = c.column_name)`,
   );
   const sql = await dataSource.driver.createSchemaBuilder().log();
   const plain = (q: { query: string; parameters?: unknown[] }) => ({

@@ -22,10 +22,13 @@ import { ErrorCode } from '../common/errors';
 import {
   FINISH_REASONS,
   HistoryPageDto,
+  ThreadPageDto,
   MessageDto,
   ReactionSummaryDto,
 } from '../messages/dto/message.dto';
-import { MemberDto, ReadStateDto, RoomDto } from '../rooms/dto/room.dto';
+import { MemberDto, ReadStateDto, RoomDto, RoomUpdatedDto } from '../rooms/dto/room.dto';
+import { ReportDto } from '../moderation/dto/report.dto';
+import { NotificationDto } from '../notifications/dto/notification.dto';
 import { renderAsyncApiHtml } from './asyncapi-html';
 import { type JsonSchema, type Schema, s } from './schema';
 
@@ -36,6 +39,25 @@ const reactionsResult = s.object({
   messageId: cursor(),
   version: cursor(),
   reactions: s.array(s.ref(ReactionSummaryDto)),
+});
+
+/** member.muted and member.banned. */
+const sanctionEvent = s.object({
+  roomId: uuid(),
+  userId: uuid(),
+  until: s.describe(s.nullable(s.string({ format: 'date-time' })), 'null: until lifted'),
+  reason: s.optional(
+    s.describe(s.string(), "Only to the sanctioned user and the room's moderators and admins"),
+  ),
+  by: uuid(),
+});
+/** member.unmuted and member.unbanned. */
+const liftedEvent = s.object({ roomId: uuid(), userId: uuid(), by: uuid() });
+/** room.archived and room.unarchived. */
+const archiveEvent = s.object({
+  roomId: uuid(),
+  archivedAt: s.nullable(s.string({ format: 'date-time' })),
+  by: uuid(),
 });
 
 interface CommandDoc<K extends CommandName> {
@@ -63,6 +85,23 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
       messages: s.array(s.ref(MessageDto)),
       hasMore: s.boolean(),
       cursor: s.describe(cursor(), 'The change cursor to keep and pass as `since` next time'),
+      streams: s.describe(
+        s.array(
+          s.object({
+            messageId: s.string(),
+            roomId: uuid(),
+            personaId: uuid(),
+            replyToId: s.nullable(cursor()),
+            text: s.describe(s.string(), 'The reply so far'),
+            nextSeq: s.describe(
+              s.integer({ minimum: 0 }),
+              'Apply the persona.stream.delta events with seq >= nextSeq, in order',
+            ),
+          }),
+        ),
+        'Persona replies streaming in the room now (with or without `since`); each ends with ' +
+          'persona.stream.end. See docs/personas.md',
+      ),
     }),
   },
   'room.leave': {
@@ -86,9 +125,18 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
     result: s.ref(MessageDto),
   },
   'message.delete': {
-    summary: 'Delete a message (author, or an admin); it stays as a tombstone.',
+    summary:
+      "Delete a message (the author; the room's owner and moderators and admins: anyone's, with " +
+      'an optional `reason` shown to its author and the moderators); it stays as a tombstone.',
     payload: s.ref(payloads.MessageDeletePayload),
     result: s.null(),
+  },
+  'message.report': {
+    summary:
+      'Report a message you can read (not your own; not in conversations), once (again: ' +
+      '`CONFLICT`). The room moderators and the admins get `report.created`.',
+    payload: s.ref(payloads.MessageReportPayload),
+    result: s.ref(ReportDto),
   },
   'reaction.add': {
     summary:
@@ -117,10 +165,24 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
     payload: s.ref(payloads.ReadMarkPayload),
     result: s.ref(ReadStateDto),
   },
+  'notification.read': {
+    summary:
+      "Mark your notifications read: one (`id`; not yours: `NOT_FOUND`), one room's " +
+      '(`roomId`), or all (neither). Your sockets get `notifications.read` with the ids.',
+    payload: s.ref(payloads.NotificationReadPayload),
+    result: s.object({ marked: s.integer({ minimum: 0 }) }),
+  },
   'history.fetch': {
     summary: 'A page of history (chronological): `before` an id for older, `after` for newer.',
     payload: s.ref(payloads.HistoryFetchPayload),
     result: s.ref(HistoryPageDto),
+  },
+  'thread.fetch': {
+    summary:
+      'A thread (`messageId`: its root or any reply): the root with its counters, a page of ' +
+      'replies oldest first (`after`: the previous `nextCursor`), and whether you follow it.',
+    payload: s.ref(payloads.ThreadFetchPayload),
+    result: s.ref(ThreadPageDto),
   },
   'persona.cancel': {
     summary: 'Stop a persona reply that is streaming (the `messageId` of persona.stream.start).',
@@ -144,7 +206,10 @@ export const EVENT_DOCS: { [K in ServerEventName]: EventDoc<K> } = {
   },
   'message.updated': { summary: 'A message was edited.', payload: s.ref(MessageDto) },
   'message.deleted': {
-    summary: 'A message was deleted: the tombstone (`deletedAt` set, no content).',
+    summary:
+      'A message was deleted: the tombstone (`deletedAt` set, no content). Removed by a ' +
+      'moderator: `removedByModeration: true`, and `removalReason` only for its author and the ' +
+      "room's moderators and admins (sent to their own sockets, even outside the room).",
     payload: s.ref(MessageDto),
   },
   'reaction.updated': {
@@ -159,13 +224,31 @@ export const EVENT_DOCS: { [K in ServerEventName]: EventDoc<K> } = {
       added: s.boolean(),
     }),
   },
+  'thread.updated': {
+    summary:
+      "A reply was written in a thread of a room you are in: the root's counters after it " +
+      '(once per committed batch of replies; a larger `version` is newer).',
+    payload: s.object({
+      roomId: uuid(),
+      rootId: cursor(),
+      version: cursor(),
+      replyCount: s.integer({ minimum: 1 }),
+      lastReplyAt: s.string({ format: 'date-time' }),
+      participants: s.describe(s.array(uuid()), 'The last 5 distinct repliers, most recent first'),
+    }),
+  },
   typing: {
-    summary: 'Someone started or stopped typing in a room (never sent to the typist).',
+    summary:
+      'Someone started or stopped typing in a room (never sent to the typist). Personas too ' +
+      "(`persona: true`, `userId` the persona's id, `username` its handle): `state` 'thinking' " +
+      "before the first token, 'writing' while the reply streams, then `typing: false`.",
     payload: s.object({
       roomId: uuid(),
       userId: uuid(),
       username: s.string(),
       typing: s.boolean(),
+      persona: s.optional(s.literalTrue()),
+      state: s.optional(s.literal('thinking', 'writing')),
     }),
   },
   'presence.changed': {
@@ -187,11 +270,53 @@ export const EVENT_DOCS: { [K in ServerEventName]: EventDoc<K> } = {
     summary: 'Your read marker moved (syncs your other tabs and devices).',
     payload: s.object({ roomId: uuid(), userId: uuid(), lastReadMessageId: cursor() }),
   },
+  'member.muted': {
+    summary:
+      'A member of a room you are in was muted (they still read; sends, edits and reactions ' +
+      'answer FORBIDDEN with `details: { reason, until }`).',
+    payload: sanctionEvent,
+  },
+  'member.unmuted': {
+    summary: 'A mute was lifted by a moderator (an expired mute ends silently).',
+    payload: liftedEvent,
+  },
+  'member.banned': {
+    summary:
+      'A user was banned from a room (sent to the room and to the user, whose sockets leave ' +
+      'the room first); they cannot rejoin or be added until unbanned or `until`.',
+    payload: sanctionEvent,
+  },
+  'member.unbanned': {
+    summary: 'A ban was lifted (sent to the room and to the user).',
+    payload: liftedEvent,
+  },
+  'member.role.changed': {
+    summary: "A member's role in the room changed (moderator or member).",
+    payload: s.object({
+      roomId: uuid(),
+      userId: uuid(),
+      role: s.literal('owner', 'moderator', 'member'),
+      by: uuid(),
+    }),
+  },
+  'room.archived': {
+    summary: 'A room you are in was archived: read-only for everyone until unarchived.',
+    payload: archiveEvent,
+  },
+  'room.unarchived': {
+    summary: 'A room you are in was unarchived (`archivedAt` null): writable again.',
+    payload: archiveEvent,
+  },
   'room.created': {
     summary: 'A room you can see was created (public group rooms: everyone is told).',
     payload: s.ref(RoomDto),
   },
-  'room.updated': { summary: 'A room you are in changed.', payload: s.ref(RoomDto) },
+  'room.updated': {
+    summary:
+      'A room you are in changed: the room as every member sees it, without `joined` and ' +
+      '`myRole` (keep your own; your role changes come as member.role.changed).',
+    payload: s.ref(RoomUpdatedDto),
+  },
   'room.deleted': {
     summary: 'A room you are in was deleted; its sockets are taken out of it.',
     payload: s.object({ roomId: uuid() }),
@@ -219,14 +344,36 @@ export const EVENT_DOCS: { [K in ServerEventName]: EventDoc<K> } = {
     payload: s.object({
       messageId: s.string(),
       roomId: uuid(),
-      finishReason: s.literal('stop', 'length', 'cancelled', 'error', 'timeout'),
+      finishReason: s.literal(...FINISH_REASONS),
       message: s.nullable(s.ref(MessageDto)),
     }),
   },
   'session.revoked': {
     summary:
-      'Your session ended (`logout`, `user_disabled`, `token_expired`, …); the socket closes next.',
+      'Your session ended (`logout`, `user_disabled`, `suspended`, `token_expired`, …); the ' +
+      'socket closes next.',
     payload: s.object({ reason: s.string() }),
+  },
+  'report.created': {
+    summary: "A member reported a message (to the room's owner and moderators, and the admins).",
+    payload: s.ref(ReportDto),
+  },
+  'report.resolved': {
+    summary:
+      "A report was resolved or dismissed (to the room's owner and moderators, and the admins).",
+    payload: s.ref(ReportDto),
+  },
+  'notification.created': {
+    summary:
+      'A notification for you (to your sockets only): a mention, a direct message, a reply in ' +
+      'a thread you follow, or a message of a room at level `all`. Also in GET /notifications.',
+    payload: s.ref(NotificationDto),
+  },
+  'notifications.read': {
+    summary:
+      'These of your notifications were marked read (one, all, a room, by reading the room up ' +
+      'to them, or because the message was deleted), on any of your devices.',
+    payload: s.object({ ids: s.array(cursor()) }),
   },
   'server.shutdown': {
     summary: 'This instance is shutting down: reconnect (to another one) after `retryAfterMs`.',
@@ -241,7 +388,11 @@ const ACK_ERROR: JsonSchema = {
     code: { type: 'string', enum: Object.values(ErrorCode) },
     message: { type: 'string' },
     retryAfterMs: { type: 'integer', description: 'With RATE_LIMITED: wait this long' },
-    details: { description: 'With VALIDATION_FAILED: messages per field' },
+    details: {
+      description:
+        'With VALIDATION_FAILED: messages per field; with FORBIDDEN for a mute or a ban: ' +
+        '`{ reason, until }` (until: ISO 8601, or null until lifted)',
+    },
   },
   required: ['code', 'message'],
 };

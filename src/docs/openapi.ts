@@ -20,6 +20,7 @@ type SchemaObject = JsonSchema & { properties?: Record<string, JsonSchema> };
 interface ParameterObject {
   name: string;
   in: string;
+  description?: string;
   schema?: JsonSchema;
 }
 
@@ -96,6 +97,58 @@ function routeParamTypes(app: INestApplication): Map<string, Ctor[]> {
   return out;
 }
 
+/**
+ * Where the id a path names comes from. Swagger UI's "Try it out" fills a parameter with its
+ * `example`, and no example id exists on the reader's server (it would answer 404): id
+ * parameters carry no example, and say instead which response holds a real one. By the
+ * parameter's name, else by the path segment before it (`/rooms/{id}` is a room id).
+ */
+const ID_SOURCES: Record<string, string> = {
+  rooms:
+    'Room id: `id` of an item of GET /api/v1/rooms (or of the answer of POST /api/v1/rooms or POST /api/v1/direct/{userId})',
+  users:
+    'User id: `userId` of an item of GET /api/v1/rooms/{id}/members, `id` of an item of GET /api/v1/users (admins), or `id` of GET /api/v1/auth/me',
+  messages:
+    'Message id: `id` of an item of GET /api/v1/rooms/{id}/messages (or of the answer of POST /api/v1/rooms/{id}/messages)',
+  personas: 'Persona id: `id` of an item of GET /api/v1/personas',
+  conversations:
+    'Conversation id: `id` of an item of GET /api/v1/conversations (or of the answer of POST /api/v1/conversations)',
+  reports:
+    'Report id: `id` of an item of GET /api/v1/rooms/{id}/reports or GET /api/v1/admin/reports (or of the answer of POST /api/v1/messages/{id}/reports)',
+  filters:
+    'Filter id: `id` of an item of GET /api/v1/rooms/{id}/filters or GET /api/v1/admin/filters (or of the answer of the POST that created it)',
+  pushers:
+    'Pusher id: `id` of an item of GET /api/v1/push/pushers (or of the answer of POST /api/v1/push/pushers)',
+  streams:
+    'Stream id: `messageId` of the persona.stream.start socket event (while that reply streams)',
+  notifications:
+    'Notification id: `id` of an item of GET /api/v1/notifications (or of the notification.created socket event)',
+  attachments:
+    'Attachment id: `id` of the answer of POST /api/v1/rooms/{id}/attachments (or of an item of a message’s `attachments`)',
+};
+const ID_PARAM_KINDS: Record<string, string> = {
+  userId: 'users',
+  personaId: 'personas',
+  streamId: 'streams',
+  filterId: 'filters',
+};
+
+/** The description of path parameter `name` of `path`, when it is an id of a known kind. */
+export function idParamDescription(path: string, name: string): string | undefined {
+  const segments = path.split('/');
+  const before = segments[segments.indexOf(`{${name}}`) - 1];
+  return ID_SOURCES[ID_PARAM_KINDS[name] ?? (name === 'id' ? before : '')];
+}
+
+function describePathIds(path: string, parameters: ParameterObject[] | undefined): void {
+  for (const param of parameters ?? []) {
+    const source = param.in === 'path' ? idParamDescription(path, param.name) : undefined;
+    if (!source) continue;
+    param.description = source;
+    delete param.schema?.example;
+  }
+}
+
 export interface OpenApiLimits {
   /** MESSAGE_MAX_LENGTH: the service's limit on content, below the DTO's hard cap. */
   messageMaxLength: number;
@@ -103,7 +156,8 @@ export interface OpenApiLimits {
 
 /**
  * Merges the validators' constraints into the document's request bodies and parameters, and the
- * configured limits the validators cannot know. Returns the same document.
+ * configured limits the validators cannot know; says where each path id comes from (no example
+ * id). Returns the same document.
  */
 export function addValidationRules(
   app: INestApplication,
@@ -112,7 +166,7 @@ export function addValidationRules(
 ): OpenAPIObject {
   const schemas = (document.components?.schemas ?? {}) as Record<string, SchemaObject>;
   const paramTypes = routeParamTypes(app);
-  for (const ops of Object.values(document.paths)) {
+  for (const [path, ops] of Object.entries(document.paths)) {
     for (const op of Object.values(ops as Record<string, { operationId?: string }>)) {
       if (!op || typeof op !== 'object' || !op.operationId) continue;
       const operation = op as {
@@ -130,6 +184,7 @@ export function addValidationRules(
         for (const [name, prop] of Object.entries(schemas[bodyName].properties))
           merge(prop, body.props[name]);
       }
+      describePathIds(path, operation.parameters);
       for (const param of operation.parameters ?? []) {
         if (param.in !== 'query' && param.in !== 'path') continue;
         const found = rules.find((r) => r.cls !== body?.cls && r.props[param.name]);

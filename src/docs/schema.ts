@@ -41,6 +41,8 @@ export const s = {
   integer: (extra: JsonSchema = {}) => schema<number>({ type: 'integer', ...extra }),
   boolean: (extra: JsonSchema = {}) => schema<boolean>({ type: 'boolean', ...extra }),
   null: () => schema<null>({ type: 'null' }),
+  /** A flag that is either `true` or absent (wrap in `optional`). */
+  literalTrue: () => schema<true>({ type: 'boolean', const: true }),
   literal: <const V extends string>(...values: V[]) => schema<V>({ type: 'string', enum: values }),
   array: <T>(items: Schema<T>) => schema<T[]>({ type: 'array', items: items.json }),
   nullable: <T>(inner: Schema<T>) => schema<T | null>({ oneOf: [inner.json, { type: 'null' }] }),

@@ -14,11 +14,28 @@ import { REDIS } from '../redis/redis.module';
  * - rooms: room.join / room.leave, POST /rooms/:id/join|leave, creating rooms, DMs and
  *   conversations, adding and removing members (each can write a system message)
  * - typing: typing.start / typing.stop
- * - read: read.mark / PUT /rooms/:id/read
+ * - read: read.mark / PUT /rooms/:id/read, following and unfollowing threads
  * - persona: persona replies triggered (mentions, conversation messages), on top of `send`;
  *   its own limit and window (PERSONA_TRIGGER_RATE_LIMIT / _WINDOW_MS)
+ * - report: reports of messages (POST /messages/:id/reports, message.report); its own limit
+ *   and a long window (RATE_LIMIT_REPORT / RATE_LIMIT_REPORT_WINDOW_MS)
+ * - moderate: moderation and admin actions (suspensions, resolving and dismissing reports,
+ *   slow mode, word-filter rules)
+ * - push: pusher registrations and removals, push settings (RATE_LIMIT_PUSH)
+ * - upload: attachment uploads and direct-upload creations (RATE_LIMIT_UPLOAD)
  */
-export type RateBucket = 'send' | 'edit' | 'react' | 'rooms' | 'typing' | 'read' | 'persona';
+export type RateBucket =
+  | 'send'
+  | 'edit'
+  | 'react'
+  | 'rooms'
+  | 'typing'
+  | 'read'
+  | 'persona'
+  | 'report'
+  | 'moderate'
+  | 'push'
+  | 'upload';
 
 const ENV_OF: Record<RateBucket, keyof Env> = {
   send: 'RATE_LIMIT_SEND',
@@ -28,6 +45,16 @@ const ENV_OF: Record<RateBucket, keyof Env> = {
   typing: 'RATE_LIMIT_TYPING',
   read: 'RATE_LIMIT_READ',
   persona: 'PERSONA_TRIGGER_RATE_LIMIT',
+  report: 'RATE_LIMIT_REPORT',
+  moderate: 'RATE_LIMIT_MODERATE',
+  push: 'RATE_LIMIT_PUSH',
+  upload: 'RATE_LIMIT_UPLOAD',
+};
+
+/** Buckets with a window of their own (the others use RATE_LIMIT_WINDOW_MS). */
+const WINDOW_OF: Partial<Record<RateBucket, keyof Env>> = {
+  persona: 'PERSONA_TRIGGER_RATE_WINDOW_MS',
+  report: 'RATE_LIMIT_REPORT_WINDOW_MS',
 };
 
 /**
@@ -73,10 +100,10 @@ export class RateLimitPolicy {
       buckets.map((b) => [b, Number(config.get(ENV_OF[b], { infer: true }))]),
     ) as Record<RateBucket, number>;
     this.windowMs = Object.fromEntries(
-      buckets.map((b) => [
-        b,
-        b === 'persona' ? config.get('PERSONA_TRIGGER_RATE_WINDOW_MS', { infer: true }) : window,
-      ]),
+      buckets.map((b) => {
+        const own = WINDOW_OF[b];
+        return [b, own ? Number(config.get(own, { infer: true })) : window];
+      }),
     ) as Record<RateBucket, number>;
     if (redis && !('parlorRateHit' in redis)) {
       redis.defineCommand('parlorRateHit', { numberOfKeys: 1, lua: HIT_SCRIPT });

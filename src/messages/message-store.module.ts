@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Message, MessageEdit, Reaction } from './message.entity';
+import { MessageMention, ThreadFollow } from './thread.entity';
 import { MessageStore } from './message-store';
 import { MessageWriter } from './message-writer';
 
@@ -9,7 +10,9 @@ import { MessageWriter } from './message-writer';
  * and personas can post messages without a cycle through MessagesService.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([Message, MessageEdit, Reaction])],
+  imports: [
+    TypeOrmModule.forFeature([Message, MessageEdit, Reaction, MessageMention, ThreadFollow]),
+  ],
   providers: [MessageStore, MessageWriter],
   exports: [MessageStore, MessageWriter],
 })

@@ -1,11 +1,38 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { AppError } from '../common/errors';
+import { isForeignKeyViolation, retryOnConflict } from '../common/pg-errors';
 import { updatedRows } from '../common/sql';
 import type { Env } from '../config/env';
+import { PG_ENDPOINT, type PgEndpoint } from '../database/database.module';
+import {
+  type NamedStatement,
+  namedStatement,
+  PreparedStatements,
+} from '../database/prepared-statements';
 import type { MessageRole } from './message.entity';
+import type { AttachmentDto, MessageUsage, ThreadUpdated } from '../common/wire';
 import type { FinishReason, MessageDto, ReactionSummaryDto } from './dto/message.dto';
+
+/**
+ * `messages.mentions` (jsonb), for display: one entry per member mentioned by name,
+ * `{"userId", "username"}`, in order of first mention, and `{"group": "here"}` /
+ * `{"group": "room"}` when the text says `@here` / `@room` (and may). Who was mentioned in all
+ * (names, and `@here`/`@room` expanded) is in `message_mentions`.
+ */
+export type StoredMention = { userId: string; username: string } | { group: 'here' | 'room' };
+
+/** What the send and edit paths store for a message's mentions. */
+export interface MessageMentions {
+  /** messages.mentions. */
+  stored: StoredMention[];
+  /** message_mentions rows: the members mentioned (never the author), capped. */
+  userIds: string[];
+}
+
+export const NO_MENTIONS: MessageMentions = { stored: [], userIds: [] };
 
 interface MessageRow {
   id: string;
@@ -25,7 +52,28 @@ interface MessageRow {
   persona_handle?: string | null;
   persona_display_name?: string | null;
   finish_reason: FinishReason | null;
+  /** SELECT_FULL only (persona replies; the send statements leave them out). */
+  prompt_tokens?: number | null;
+  completion_tokens?: number | null;
+  usage_estimated?: boolean | null;
+  /** Set (possibly '') when someone other than the author removed it. */
+  removal_reason?: string | null;
   reactions?: ReactionSummaryDto[];
+  mentions: StoredMention[];
+  thread_root_id: string | null;
+  reply_count: number;
+  last_reply_at: Date | null;
+  thread_participants: string[];
+  /** SELECT_FULL only (the send statements leave it out: a new row's is set by setAttachments). */
+  attachments?: AttachmentDto[];
+}
+
+/** A send batch's row: the message, and for a reply its root's counters after the batch. */
+interface SentRow extends MessageRow {
+  root_version: string | null;
+  root_reply_count: number | null;
+  root_last_reply_at: Date | null;
+  root_participants: string[] | null;
 }
 
 /**
@@ -44,15 +92,27 @@ interface MessageRow {
  */
 const ROOM_LOCK = `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`;
 
+/**
+ * The user may write in the room now: a member, not muted, the room not archived (named
+ * cross-module read of memberships and rooms). Edits and reactions check it in their own
+ * transaction, so a mute or an archive that committed after the policy's check still holds,
+ * as the send batch's insert does.
+ */
+const WRITABLE = `SELECT 1 FROM memberships ms JOIN rooms r ON r.id = ms.room_id
+  WHERE ms.room_id = $1 AND ms.user_id = $2 AND r.archived_at IS NULL
+    AND (ms.muted_until IS NULL OR ms.muted_until <= now())`;
+
 /** A live message, row-locked against deletion by other paths (a room's deletion cascades). */
 const LIVE = `SELECT id FROM messages WHERE id = $1 AND room_id = $2 AND deleted_at IS NULL
   FOR NO KEY UPDATE`;
 
 const COLUMNS = `m.id, m.version, m.room_id, m.author_id, m.persona_id, m.role, m.content,
-  m.reply_to_id, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at, m.finish_reason`;
+  m.reply_to_id, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at, m.finish_reason,
+  m.mentions, m.thread_root_id, m.reply_count, m.last_reply_at, m.thread_participants`;
 
 const SELECT_FULL = `
-  SELECT ${COLUMNS}, u.username AS author_username, u.display_name AS author_display_name,
+  SELECT ${COLUMNS}, m.attachments, m.removal_reason, m.prompt_tokens, m.completion_tokens,
+         m.usage_estimated, u.username AS author_username, u.display_name AS author_display_name,
          p.handle AS persona_handle, p.display_name AS persona_display_name,
          COALESCE(rx.reactions, '[]') AS reactions
     FROM messages m
@@ -65,25 +125,127 @@ const SELECT_FULL = `
     ) rx ON true`;
 
 /**
+ * Always true (`ord` is the row's position in the batch), and there for the planner: a named
+ * statement is planned once (a generic plan) only if PostgreSQL estimates that plan no dearer
+ * than planning each execution with its values. Without this, `unnest` of an array parameter
+ * counts as 10 rows in the generic plan against 1 for a one-row batch's custom plan, so
+ * one-row batches were planned anew every time, and planning is most of their cost. A range
+ * on a computed value is estimated at 0.5 % of the rows: the generic plan counts 1 row, and is
+ * chosen after the first five executions (measured: docs/benchmarks.md, issue 17).
+ */
+export const PLAN_ONCE = `t.ord BETWEEN 0 AND 2147483647`;
+
+/**
  * One statement per send batch: the rooms' locks (sorted, so batches never deadlock), the
- * membership check, the reply check and the idempotent insert, in arrival order.
+ * membership check (a member not muted now, of a room not archived: a primary-key join; named
+ * cross-module read of memberships and rooms), the reply check and the idempotent insert, in
+ * arrival order. Then, in the same statement (data-modifying CTEs, one snapshot):
+ * - `message_mentions` for each new row's mentioned users (parallel arrays `ord`/`user_id`
+ *   joined on the row's position in the batch), those still members only;
+ * - replies: `thread_root_id` is the parent's root (or the parent: flat threads); each root's
+ *   `reply_count`, `last_reply_at`, `thread_participants` (last 5 distinct, newest first) and
+ *   version are bumped. Concurrent batches replying to one root are ordered by the room's lock
+ *   and the root's row lock; `reply_count + n` is evaluated on the row's latest version
+ *   (READ COMMITTED re-checks an updated row), so counts are exact;
+ * - `thread_follows` for the repliers, users mentioned in replies, and at a root's first
+ *   replies its author and the users it mentions; `ON CONFLICT DO NOTHING` keeps an explicit
+ *   unfollow (`following = false`).
+ * Each row comes back with its root's counters after the batch (null for non-replies).
  */
 const SEND_BATCH = `WITH input AS (
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::varchar[], $6::int[])
-                  AS t(room_id, author_id, content, reply_to_id, client_msg_id, ord)),
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::varchar[], $6::int[], $7::jsonb[])
+                  AS t(room_id, author_id, content, reply_to_id, client_msg_id, ord, mentions)
+          WHERE ${PLAN_ONCE}),
+       locks AS (
+         SELECT pg_advisory_xact_lock(hashtextextended(r::text, 0))
+           FROM (SELECT DISTINCT room_id AS r FROM input ORDER BY 1) x),
+       ins AS (
+         INSERT INTO messages (room_id, author_id, role, content, reply_to_id, client_msg_id, mentions, thread_root_id)
+         SELECT i.room_id, i.author_id, 'user', i.content, i.reply_to_id, i.client_msg_id,
+                COALESCE(i.mentions, '[]'),
+                COALESCE(p.thread_root_id, p.id)
+           FROM input i
+           JOIN memberships ms ON ms.room_id = i.room_id AND ms.user_id = i.author_id
+           JOIN rooms rm ON rm.id = i.room_id
+           LEFT JOIN messages p ON p.id = i.reply_to_id AND p.room_id = i.room_id
+          WHERE (SELECT count(*) FROM locks) >= 0
+            AND (ms.muted_until IS NULL OR ms.muted_until <= now())
+            AND rm.archived_at IS NULL
+            AND (i.reply_to_id IS NULL OR p.id IS NOT NULL)
+          ORDER BY i.ord
+         ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
+         RETURNING ${COLUMNS.replaceAll('m.', '')}),
+       mentioned AS (
+         INSERT INTO message_mentions (message_id, user_id, room_id)
+         SELECT DISTINCT n.id, u.user_id, n.room_id
+           FROM unnest($8::int[], $9::uuid[]) AS u(ord, user_id)
+           JOIN input i ON i.ord = u.ord
+           JOIN ins n ON n.author_id = i.author_id AND n.client_msg_id = i.client_msg_id
+           JOIN memberships mm ON mm.room_id = n.room_id AND mm.user_id = u.user_id
+         ON CONFLICT DO NOTHING
+         RETURNING message_id, user_id),
+       replies AS (
+         SELECT thread_root_id AS root_id, count(*)::int AS n, max(created_at) AS at,
+                array_agg(author_id ORDER BY id DESC) AS authors
+           FROM ins WHERE thread_root_id IS NOT NULL GROUP BY thread_root_id),
+       roots AS (
+         UPDATE messages r
+            SET reply_count = r.reply_count + x.n,
+                last_reply_at = GREATEST(r.last_reply_at, x.at),
+                thread_participants = ARRAY(
+                  SELECT p FROM unnest(x.authors || r.thread_participants) WITH ORDINALITY AS t(p, k)
+                   GROUP BY p ORDER BY min(k) LIMIT 5),
+                version = nextval('message_versions')
+           FROM replies x
+          WHERE r.id = x.root_id
+         RETURNING r.id, r.author_id, r.version, r.reply_count, r.last_reply_at, r.thread_participants,
+                   r.reply_count = x.n AS first),
+       follows AS (
+         INSERT INTO thread_follows (root_id, user_id)
+         SELECT DISTINCT f.root_id, f.user_id FROM (
+           SELECT thread_root_id AS root_id, author_id AS user_id FROM ins WHERE thread_root_id IS NOT NULL
+           UNION ALL
+           SELECT n.thread_root_id, m.user_id FROM mentioned m JOIN ins n ON n.id = m.message_id
+            WHERE n.thread_root_id IS NOT NULL
+           UNION ALL
+           SELECT id, author_id FROM roots WHERE first AND author_id IS NOT NULL
+           UNION ALL
+           SELECT t.id, rm.user_id FROM roots t JOIN message_mentions rm ON rm.message_id = t.id
+            WHERE t.first) f
+         ON CONFLICT DO NOTHING)
+       SELECT n.*, t.version AS root_version, t.reply_count AS root_reply_count,
+              t.last_reply_at AS root_last_reply_at, t.thread_participants AS root_participants
+         FROM ins n LEFT JOIN roots t ON t.id = n.thread_root_id`;
+
+/**
+ * SEND_BATCH without the mention and thread steps, for the common batch where no message
+ * mentions anyone and none is a reply: the same checks, locks and insert. Unnamed, it saved
+ * planning SEND_BATCH's data-modifying CTEs at every execution (issue 15); prepared, both are
+ * planned once, and it still saves running the empty CTEs: the same CPU per row for one-row
+ * batches, 17 % less at 5 rows, 6 % at 50 (docs/benchmarks.md, issue 17).
+ * Exported for the `parts` benchmark, which times this very statement on PostgreSQL alone
+ * (bench/scenarios/parts.ts).
+ */
+export const SEND_BATCH_PLAIN = `WITH input AS (
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::varchar[], $5::int[], $6::jsonb[])
+                  AS t(room_id, author_id, content, client_msg_id, ord, mentions)
+          WHERE ${PLAN_ONCE}),
        locks AS (
          SELECT pg_advisory_xact_lock(hashtextextended(r::text, 0))
            FROM (SELECT DISTINCT room_id AS r FROM input ORDER BY 1) x)
-       INSERT INTO messages (room_id, author_id, role, content, reply_to_id, client_msg_id)
-       SELECT i.room_id, i.author_id, 'user', i.content, i.reply_to_id, i.client_msg_id
+       INSERT INTO messages (room_id, author_id, role, content, client_msg_id, mentions)
+       SELECT i.room_id, i.author_id, 'user', i.content, i.client_msg_id, COALESCE(i.mentions, '[]')
          FROM input i
          JOIN memberships ms ON ms.room_id = i.room_id AND ms.user_id = i.author_id
+         JOIN rooms rm ON rm.id = i.room_id
         WHERE (SELECT count(*) FROM locks) >= 0
-          AND (i.reply_to_id IS NULL OR EXISTS (
-                SELECT 1 FROM messages r WHERE r.id = i.reply_to_id AND r.room_id = i.room_id))
+          AND (ms.muted_until IS NULL OR ms.muted_until <= now())
+          AND rm.archived_at IS NULL
         ORDER BY i.ord
        ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
-       RETURNING ${COLUMNS.replaceAll('m.', '')}`;
+       RETURNING ${COLUMNS.replaceAll('m.', '')}, NULL::bigint AS root_version,
+                 NULL::int AS root_reply_count, NULL::timestamptz AS root_last_reply_at,
+                 NULL::uuid[] AS root_participants`;
 
 export interface NewUserMessage {
   roomId: string;
@@ -91,6 +253,73 @@ export interface NewUserMessage {
   content: string;
   clientMsgId: string;
   replyToId?: number;
+  /** Parsed and resolved by the caller (MentionsService); none when absent. */
+  mentions?: MessageMentions;
+}
+
+/**
+ * The send statements as named (prepared) statements. Unnamed, each execution was parsed and
+ * planned anew: for a one-row batch that was about as much of the database's CPU as running it
+ * (docs/benchmarks.md, issue 17 "Prepared send statements").
+ */
+export const SEND_STATEMENTS = {
+  full: namedStatement('parlor_send_batch', SEND_BATCH),
+  plain: namedStatement('parlor_send_plain', SEND_BATCH_PLAIN),
+} as const;
+
+/**
+ * A send batch's statement and parameters: SEND_BATCH_PLAIN when no message mentions anyone
+ * and none is a reply, else SEND_BATCH. (Exported for bench/scenarios/sendcost.ts, which
+ * measures the database's CPU per row of exactly this.)
+ */
+export function sendBatchQuery(items: NewUserMessage[]): {
+  statement: NamedStatement;
+  values: unknown[];
+} {
+  const ords: number[] = [];
+  const userIds: string[] = [];
+  items.forEach((m, i) => {
+    for (const id of m.mentions?.userIds ?? []) {
+      ords.push(i);
+      userIds.push(id);
+    }
+  });
+  const mentionsJson = items.map((m) =>
+    m.mentions?.stored.length ? JSON.stringify(m.mentions.stored) : null,
+  );
+  if (!ords.length && items.every((m) => m.replyToId === undefined || m.replyToId === null)) {
+    return {
+      statement: SEND_STATEMENTS.plain,
+      values: [
+        items.map((m) => m.roomId),
+        items.map((m) => m.author.id),
+        items.map((m) => m.content),
+        items.map((m) => m.clientMsgId),
+        items.map((_, i) => i),
+        mentionsJson,
+      ],
+    };
+  }
+  return {
+    statement: SEND_STATEMENTS.full,
+    values: [
+      items.map((m) => m.roomId),
+      items.map((m) => m.author.id),
+      items.map((m) => m.content),
+      items.map((m) => m.replyToId ?? null),
+      items.map((m) => m.clientMsgId),
+      items.map((_, i) => i),
+      mentionsJson,
+      ords,
+      userIds,
+    ],
+  };
+}
+
+/** A committed reply batch's counters of one thread root, shared by that batch's replies. */
+export interface ThreadCounters extends ThreadUpdated {
+  /** Set once `thread.updated` went out for it (MessageWriter.announce emits it once). */
+  announced?: boolean;
 }
 
 /**
@@ -105,15 +334,21 @@ export class MessageStore {
     resolve: (dto: MessageDto | null) => void;
     reject: (err: unknown) => void;
   }[] = [];
+  /** A sent reply's root counters after its batch (MessageWriter.announce reads it). */
+  private readonly threads = new WeakMap<MessageDto, ThreadCounters>();
   private scheduled = false;
   private batches = 0;
   private readonly batchMax: number;
   private readonly batchConcurrency: number;
 
+  private readonly prepared: PreparedStatements;
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     config: ConfigService<Env, true>,
+    @Inject(PG_ENDPOINT) endpoint: PgEndpoint,
   ) {
+    this.prepared = new PreparedStatements(db, endpoint.embedded !== undefined);
     this.batchMax = config.get('SEND_BATCH_MAX', { infer: true });
     this.batchConcurrency = config.get('SEND_BATCH_CONCURRENCY', { infer: true });
   }
@@ -124,8 +359,8 @@ export class MessageStore {
    * SEND_BATCH_CONCURRENCY batches at a time. A send is never held back waiting for company
    * (a 2 ms gathering window was measured: it cost latency and throughput, see
    * docs/benchmarks.md). Each promise resolves after its batch committed:
-   * the message, or null when nothing was inserted (not a member, reply target not in the
-   * room, or the clientMsgId exists).
+   * the message, or null when nothing was inserted (not a member, muted, the room archived,
+   * reply target not in the room, or the clientMsgId exists).
    */
   insertUserMessage(m: NewUserMessage): Promise<MessageDto | null> {
     return new Promise((resolve, reject) => {
@@ -150,18 +385,19 @@ export class MessageStore {
     try {
       const rows = await this.insertBatch(batch.map((b) => b.m));
       const byKey = new Map(rows.map((r) => [`${r.author_id}|${r.client_msg_id}`, r]));
+      const roots = new Map<string, ThreadCounters>();
       for (const { m, resolve } of batch) {
         const key = `${m.author.id}|${m.clientMsgId}`;
         const row = byKey.get(key);
         byKey.delete(key); // a duplicate within the batch is a retry: only the first gets the row
-        resolve(row ? this.userDto(row, m) : null);
+        resolve(row ? this.sentDto(row, m, roots) : null);
       }
     } catch {
       // One bad row must not fail its neighbours: write them one by one.
       await Promise.all(
         batch.map(({ m, resolve, reject }) =>
           this.insertBatch([m]).then(
-            (rows) => resolve(rows[0] ? this.userDto(rows[0], m) : null),
+            (rows) => resolve(rows[0] ? this.sentDto(rows[0], m, new Map()) : null),
             reject,
           ),
         ),
@@ -173,31 +409,84 @@ export class MessageStore {
   }
 
   /**
-   * SEND_BATCH as an unnamed statement through TypeORM. (A named statement straight on pg's
-   * pool was tried: no measurable gain, and on embedded PGlite a failed execution, e.g. a NUL
-   * in the text, left the connection answering 500 to the statements after it.)
+   * A batch through SEND_BATCH (or SEND_BATCH_PLAIN) as a named statement on the pool;
+   * `tx`: in the caller's transaction, as an unnamed statement through TypeORM.
    */
-  private insertBatch(items: NewUserMessage[]): Promise<MessageRow[]> {
-    return this.db.query<MessageRow[]>(SEND_BATCH, [
-      items.map((m) => m.roomId),
-      items.map((m) => m.author.id),
-      items.map((m) => m.content),
-      items.map((m) => m.replyToId ?? null),
-      items.map((m) => m.clientMsgId),
-      items.map((_, i) => i),
-    ]);
+  private insertBatch(items: NewUserMessage[], tx?: EntityManager): Promise<SentRow[]> {
+    const { statement, values } = sendBatchQuery(items);
+    return tx
+      ? tx.query<SentRow[]>(statement.text, values)
+      : this.prepared.query<SentRow>(statement, values);
   }
 
-  private userDto(row: MessageRow, m: NewUserMessage): MessageDto {
-    return toDto({
-      ...row,
+  /** A sent row as its DTO; a reply's root counters kept for announce (one object per root). */
+  private sentDto(row: SentRow, m: NewUserMessage, roots: Map<string, ThreadCounters>) {
+    const { root_version, root_reply_count, root_last_reply_at, root_participants, ...rest } = row;
+    const dto = toDto({
+      ...rest,
       author_username: m.author.username,
       author_display_name: m.author.displayName,
       reactions: [],
     });
+    if (row.thread_root_id !== null && root_version !== null) {
+      let counters = roots.get(row.thread_root_id);
+      if (!counters) {
+        counters = {
+          roomId: row.room_id,
+          rootId: Number(row.thread_root_id),
+          version: Number(root_version),
+          replyCount: root_reply_count!,
+          lastReplyAt: root_last_reply_at!.toISOString(),
+          participants: root_participants!,
+        };
+        roots.set(row.thread_root_id, counters);
+      }
+      this.threads.set(dto, counters);
+    }
+    return dto;
   }
 
-  /** System and assistant messages (no membership check, no idempotency key). */
+  /**
+   * One user message in the caller's transaction (`tx`), outside the group commit: the sends
+   * that carry attachments, whose claim must commit or roll back with the message. The same
+   * statement, checks and room lock as a batch of one; null when nothing was inserted.
+   */
+  async insertOne(m: NewUserMessage, tx: EntityManager): Promise<MessageDto | null> {
+    const [row] = await this.insertBatch([m], tx);
+    return row ? this.sentDto(row, m, new Map()) : null;
+  }
+
+  /** What a message just inserted by `insertOne` shows of its attachments (same transaction). */
+  async setAttachments(
+    tx: EntityManager,
+    message: MessageDto,
+    attachments: AttachmentDto[],
+  ): Promise<void> {
+    await tx.query(`UPDATE messages SET attachments = $2::jsonb WHERE id = $1`, [
+      message.id,
+      JSON.stringify(attachments),
+    ]);
+    message.attachments = attachments;
+  }
+
+  /** The root counters of a reply this store just sent (once per batch and root). */
+  threadCountersOf(message: MessageDto): ThreadCounters | undefined {
+    return this.threads.get(message);
+  }
+
+  /**
+   * Runs `work` in one transaction (again, as a deadlock victim: `retryOnConflict`); pass the
+   * manager to this and other stores' writes.
+   */
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return retryOnConflict(() => this.db.transaction(work));
+  }
+
+  /**
+   * System and assistant messages (no membership check, no idempotency key). A persona's reply
+   * (`assistant`) is refused (FORBIDDEN) once the room is archived: read-only for everyone,
+   * decided by the insert itself, as for members' sends.
+   */
   async insert(
     m: {
       roomId: string;
@@ -207,13 +496,18 @@ export class MessageStore {
       replyToId?: number;
       /** Persona replies: how generation ended. */
       finishReason?: FinishReason;
+      /** Persona replies: the tokens their generation cost. */
+      usage?: MessageUsage;
     },
     manager: EntityManager = this.db.manager,
   ): Promise<MessageDto> {
     const rows = await manager.query<MessageRow[]>(
       `WITH lock AS (${ROOM_LOCK})
-       INSERT INTO messages (room_id, role, content, persona_id, reply_to_id, finish_reason)
-       SELECT $1::uuid, $2, $3, $4::uuid, $5::bigint, $6 FROM lock
+       INSERT INTO messages (room_id, role, content, persona_id, reply_to_id, finish_reason,
+                             prompt_tokens, completion_tokens, usage_estimated)
+       SELECT $1::uuid, $2, $3, $4::uuid, $5::bigint, $6, $8::int, $9::int, $10::boolean FROM lock
+        WHERE NOT $7::boolean
+           OR NOT EXISTS (SELECT 1 FROM rooms WHERE id = $1::uuid AND archived_at IS NOT NULL)
        RETURNING id`,
       [
         m.roomId,
@@ -222,8 +516,13 @@ export class MessageStore {
         m.personaId ?? null,
         m.replyToId ?? null,
         m.finishReason ?? null,
+        m.role === 'assistant',
+        m.usage?.promptTokens ?? null,
+        m.usage?.completionTokens ?? null,
+        m.usage?.estimated ?? null,
       ],
     );
+    if (!rows.length) throw AppError.forbidden('Room is archived');
     return (await this.findById(Number(rows[0].id), manager))!;
   }
 
@@ -283,18 +582,23 @@ export class MessageStore {
   /**
    * Edit: keep the old content in message_edits, replace, bump the version; at most `maxEdits`
    * edits per message. The message as this edit left it; 'gone' when it is deleted (or never
-   * was), 'limit' when it has `maxEdits` edits already.
+   * was), 'limit' when it has `maxEdits` edits already, 'refused' when `authorId` may not write
+   * in the room now (WRITABLE).
    */
   edit(
     id: number,
     roomId: string,
+    authorId: string,
     content: string,
     maxEdits: number,
-  ): Promise<MessageDto | 'gone' | 'limit'> {
+    mentions: MessageMentions = NO_MENTIONS,
+  ): Promise<MessageDto | 'gone' | 'limit' | 'refused'> {
     return this.db.transaction(async (tx) => {
       await tx.query(ROOM_LOCK, [roomId]);
-      const [live] = await tx.query<{ edits: number }[]>(
-        `SELECT (SELECT count(*)::int FROM message_edits e WHERE e.message_id = m.id) AS edits
+      if (!(await tx.query<unknown[]>(WRITABLE, [roomId, authorId])).length) return 'refused';
+      const [live] = await tx.query<{ edits: number; here_before: boolean }[]>(
+        `SELECT (SELECT count(*)::int FROM message_edits e WHERE e.message_id = m.id) AS edits,
+                (SELECT x.mentions @> '[{"group": "here"}]' FROM messages x WHERE x.id = m.id) AS here_before
            FROM (${LIVE}) m`,
         [id, roomId],
       );
@@ -303,36 +607,75 @@ export class MessageStore {
       await tx.query(
         `WITH old AS (INSERT INTO message_edits (message_id, content)
                       SELECT id, content FROM messages WHERE id = $1 RETURNING message_id)
-         UPDATE messages m SET content = $2, edited_at = now(), version = nextval('message_versions')
+         UPDATE messages m SET content = $2, edited_at = now(), version = nextval('message_versions'),
+                mentions = $3::jsonb
            FROM old WHERE m.id = old.message_id`,
-        [id, content],
+        [id, content, JSON.stringify(mentions.stored)],
       );
+      await this.rewriteMentions(tx, id, roomId, mentions, live.here_before);
       return (await this.findById(id, tx)) ?? 'gone';
     });
   }
 
   /**
-   * Tombstone: content (and with it the generated search column), edit history and reactions
-   * go; the row stays so clients can sync. The tombstone, or null when already deleted.
+   * An edit's mention rows: the members the new text mentions get one (still members only),
+   * the others lose theirs; except that when the old text (`hereBefore`) and the new one both
+   * say `@here`, the members mentioned before keep theirs: who was online at the send is not
+   * recomputed by a typo fix.
    */
-  tombstone(id: number, roomId: string): Promise<MessageDto | null> {
-    return this.db.transaction(async (tx) => {
+  private async rewriteMentions(
+    tx: EntityManager,
+    id: number,
+    roomId: string,
+    mentions: MessageMentions,
+    hereBefore: boolean,
+  ): Promise<void> {
+    const keepOld = hereBefore && mentions.stored.some((m) => 'group' in m && m.group === 'here');
+    await tx.query(
+      `WITH gone AS (
+         DELETE FROM message_mentions
+          WHERE message_id = $1 AND user_id <> ALL($3::uuid[]) AND NOT $4::boolean)
+       INSERT INTO message_mentions (message_id, user_id, room_id)
+       SELECT $1, u.id, $2 FROM unnest($3::uuid[]) AS u(id)
+         JOIN memberships ms ON ms.room_id = $2 AND ms.user_id = u.id
+       ON CONFLICT DO NOTHING`,
+      [id, roomId, mentions.userIds, keepOld],
+    );
+  }
+
+  /**
+   * Tombstone: content (and with it the generated search column), edit history and reactions
+   * go; the row stays so clients can sync. With `removal` (someone other than the author
+   * removed it) who and why are kept. In `manager`'s transaction when given (the room's lock is
+   * then held until that transaction commits), else in one of its own. The tombstone, or null
+   * when already deleted.
+   */
+  tombstone(
+    id: number,
+    roomId: string,
+    removal?: { by: string; reason: string },
+    manager?: EntityManager,
+  ): Promise<MessageDto | null> {
+    const work = async (tx: EntityManager) => {
       await tx.query(ROOM_LOCK, [roomId]);
       if (!(await tx.query<unknown[]>(LIVE, [id, roomId])).length) return null;
       await tx.query(
         `WITH edits AS (DELETE FROM message_edits WHERE message_id = $1),
               rx AS (DELETE FROM reactions WHERE message_id = $1)
-         UPDATE messages SET content = '', deleted_at = now(), version = nextval('message_versions')
+         UPDATE messages SET content = '', attachments = '[]', deleted_at = now(), version = nextval('message_versions'),
+                removed_by = $2, removal_reason = $3
           WHERE id = $1`,
-        [id],
+        [id, removal?.by ?? null, removal ? removal.reason : null],
       );
       return this.findById(id, tx);
-    });
+    };
+    return manager ? work(manager) : this.db.transaction(work);
   }
 
   /**
    * Adds or removes one reaction of a live message; bumps the version only when something
-   * changed. The message as it stands after it, or null when it is deleted.
+   * changed. The message as it stands after it, null when it is deleted, 'refused' when the
+   * user may not write in the room now (WRITABLE).
    */
   react(
     id: number,
@@ -340,9 +683,10 @@ export class MessageStore {
     userId: string,
     emoji: string,
     add: boolean,
-  ): Promise<{ message: MessageDto; changed: boolean } | null> {
+  ): Promise<{ message: MessageDto; changed: boolean } | null | 'refused'> {
     return this.db.transaction(async (tx) => {
       await tx.query(ROOM_LOCK, [roomId]);
+      if (!(await tx.query<unknown[]>(WRITABLE, [roomId, userId])).length) return 'refused';
       if (!(await tx.query<unknown[]>(LIVE, [id, roomId])).length) return null;
       const change = add
         ? `INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3)
@@ -358,6 +702,43 @@ export class MessageStore {
       const message = await this.findById(id, tx);
       return message && { message, changed: updatedRows(result) > 0 };
     });
+  }
+
+  /** One page of a thread's replies (id > after), oldest first; `more` when others follow. */
+  async threadPage(rootId: number, after: number | undefined, limit: number) {
+    const rows = await this.many(
+      `${SELECT_FULL} WHERE m.thread_root_id = $1 AND ($2::bigint IS NULL OR m.id > $2)
+        ORDER BY m.id LIMIT $3`,
+      [rootId, after ?? null, limit + 1],
+    );
+    return { items: rows.slice(0, limit), more: rows.length > limit };
+  }
+
+  /** Whether the user follows the thread (a row with following = true). */
+  async follows(rootId: number, userId: string): Promise<boolean> {
+    const rows = await this.db.query<unknown[]>(
+      `SELECT 1 FROM thread_follows WHERE root_id = $1 AND user_id = $2 AND following`,
+      [rootId, userId],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * Follows or unfollows a thread explicitly. An unfollow is kept as `following = false`, so the
+   * send statement's automatic follows (ON CONFLICT DO NOTHING) never undo it.
+   */
+  async setFollowing(rootId: number, userId: string, following: boolean): Promise<void> {
+    try {
+      await this.db.query(
+        `INSERT INTO thread_follows (root_id, user_id, following) VALUES ($1, $2, $3)
+         ON CONFLICT (root_id, user_id) DO UPDATE SET following = EXCLUDED.following`,
+        [rootId, userId, following],
+      );
+    } catch (err) {
+      // The root (or the user) went since the caller read it: its room was deleted meanwhile.
+      if (isForeignKeyViolation(err)) throw AppError.notFound('Message');
+      throw err;
+    }
   }
 
   /** One page of a message's edit history, oldest first, keyset on the edit's id. */
@@ -415,12 +796,73 @@ function toDto(r: MessageRow): MessageDto {
     editedAt: r.edited_at,
     deletedAt: r.deleted_at,
     ...(r.finish_reason ? { finishReason: r.finish_reason } : {}),
+    ...(r.prompt_tokens != null && r.completion_tokens != null
+      ? {
+          usage: {
+            promptTokens: r.prompt_tokens,
+            completionTokens: r.completion_tokens,
+            estimated: r.usage_estimated === true,
+          },
+        }
+      : {}),
+    ...(deleted && typeof r.removal_reason === 'string'
+      ? { removedByModeration: true, removalReason: r.removal_reason }
+      : {}),
+    ...mentionFields(deleted ? [] : r.mentions),
+    attachments: deleted ? [] : (r.attachments ?? []),
+    threadRootId: r.thread_root_id === null ? null : Number(r.thread_root_id),
+    ...(r.reply_count > 0
+      ? {
+          replyCount: r.reply_count,
+          lastReplyAt: r.last_reply_at!,
+          threadParticipants: r.thread_participants,
+        }
+      : {}),
   };
 }
 
-/** Adds the caller's `me` flag to reaction summaries (REST responses and acks). */
-export function forViewer(m: MessageDto, userId: string): MessageDto {
-  return m.reactions.length
-    ? { ...m, reactions: m.reactions.map((r) => ({ ...r, me: r.userIds.includes(userId) })) }
-    : m;
+/** messages.mentions as the DTO shows it (a tombstone mentions nobody). */
+function mentionFields(
+  stored: StoredMention[],
+): Pick<MessageDto, 'mentions' | 'mentionsHere' | 'mentionsRoom'> {
+  const out: Pick<MessageDto, 'mentions' | 'mentionsHere' | 'mentionsRoom'> = { mentions: [] };
+  for (const m of stored) {
+    if ('group' in m) {
+      if (m.group === 'here') out.mentionsHere = true;
+      else out.mentionsRoom = true;
+    } else out.mentions.push({ userId: m.userId, username: m.username });
+  }
+  return out;
+}
+
+/** Whether `userId` wrote `m` (a person's message). */
+export function isAuthor(m: MessageDto, userId: string): boolean {
+  return m.author?.kind === 'user' && m.author.id === userId;
+}
+
+/** Whether the reason of a removal by moderation must be hidden from `userId` (not the author). */
+export function hidesReasonFrom(m: MessageDto, userId: string): boolean {
+  return m.removalReason !== undefined && !isAuthor(m, userId);
+}
+
+/** The message without the reason of its removal by moderation (room broadcasts, members). */
+export function withoutReason(m: MessageDto): MessageDto {
+  if (m.removalReason === undefined) return m;
+  const { removalReason: _hidden, ...rest } = m;
+  return rest;
+}
+
+/**
+ * A message as `userId` sees it (REST responses and acks): their `me` flag on reaction
+ * summaries, and the reason of a removal by moderation only for its author and, with
+ * `moderator` (AccessPolicy 'moderate' on the room), the room's moderators and admins.
+ */
+export function forViewer(m: MessageDto, userId: string, moderator = false): MessageDto {
+  const shown = moderator || !hidesReasonFrom(m, userId) ? m : withoutReason(m);
+  return shown.reactions.length
+    ? {
+        ...shown,
+        reactions: shown.reactions.map((r) => ({ ...r, me: r.userIds.includes(userId) })),
+      }
+    : shown;
 }

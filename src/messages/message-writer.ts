@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { retryOnConflict } from '../common/pg-errors';
 import { DomainEvents } from '../events/domain-events';
+import type { MessageUsage } from '../common/wire';
 import type { FinishReason, MessageDto } from './dto/message.dto';
 import { MessageStore } from './message-store';
 
@@ -30,21 +32,28 @@ export class MessageWriter {
     private readonly events: DomainEvents,
   ) {}
 
-  /** Runs `work` in one transaction; notices it posts are announced after the commit. */
+  /**
+   * Runs `work` in one transaction; notices it posts are announced after the commit. A deadlock
+   * victim (say, a ban's notice meeting the room's deletion) runs again (`retryOnConflict`).
+   */
   async transaction<T>(work: (tx: NoticeTx) => Promise<T>): Promise<T> {
-    const posted: MessageDto[] = [];
-    const first: (() => void)[] = [];
-    const result = await this.db.transaction((em) =>
-      work({
-        em,
-        notice: async (roomId, text) => {
-          const m = await this.store.insert({ roomId, role: 'system', content: text }, em);
-          posted.push(m);
-          return m;
-        },
-        afterCommit: (fn) => first.push(fn),
-      }),
-    );
+    let posted: MessageDto[] = [];
+    let first: (() => void)[] = [];
+    const result = await retryOnConflict(() => {
+      const [notices, commits]: [MessageDto[], (() => void)[]] = [[], []];
+      [posted, first] = [notices, commits];
+      return this.db.transaction((em) =>
+        work({
+          em,
+          notice: async (roomId, text) => {
+            const m = await this.store.insert({ roomId, role: 'system', content: text }, em);
+            notices.push(m);
+            return m;
+          },
+          afterCommit: (fn) => commits.push(fn),
+        }),
+      );
+    });
     for (const fn of first) fn();
     for (const message of posted) this.announce(message);
     return result;
@@ -63,14 +72,25 @@ export class MessageWriter {
     roomId: string;
     personaId: string;
     content: string;
-    replyToId: number;
+    replyToId?: number;
     finishReason: FinishReason;
+    /** The tokens its generation cost (docs/personas.md "Usage and budgets"). */
+    usage?: MessageUsage;
   }): Promise<MessageDto> {
     return this.store.insert({ ...m, role: 'assistant' });
   }
 
-  /** The one emit of `message.created` (the send path calls it for rows its batch committed). */
+  /**
+   * The one emit of `message.created` (the send path calls it for rows its batch committed),
+   * and of `thread.updated`: after the first reply of a committed batch to a root is announced,
+   * the root's counters as that batch left them, once per batch and root.
+   */
   announce(message: MessageDto): void {
     this.events.emit('message.created', { message });
+    const thread = this.store.threadCountersOf(message);
+    if (!thread || thread.announced) return;
+    thread.announced = true;
+    const { announced: _flag, ...counters } = thread;
+    this.events.emit('thread.updated', counters);
   }
 }

@@ -37,9 +37,13 @@ import {
   MessageIdParam,
   ReactionParams,
   ReactionsDto,
+  RemoveMessageQuery,
   SearchPageDto,
   SearchQuery,
   SendMessageDto,
+  ThreadFollowDto,
+  ThreadPageDto,
+  ThreadQuery,
 } from './dto/message.dto';
 import { MessagesService } from './messages.service';
 import { NotDbBound, RateLimit } from '../limits/limits.decorators';
@@ -74,7 +78,10 @@ export class MessagesController {
     description: 'The new message (also broadcast as message.created)',
   })
   @ApiOkResponse({ type: MessageDto, description: 'A retry: the message stored the first time' })
-  @ApiErrors(400, 403, 404, 409)
+  @ApiErrors(400, 403, 404, 409, 422, [
+    429,
+    'Too many messages (rate limit), or slow mode: the room allows one message per interval; see Retry-After',
+  ])
   async send(
     @CurrentUser() user: AuthUser,
     @Param() { id }: RoomIdParam,
@@ -142,7 +149,7 @@ export class MessagesController {
     type: MessageDto,
     description: 'The edited message (also broadcast as message.updated)',
   })
-  @ApiErrors(400, 403, 404, 409)
+  @ApiErrors(400, 403, 404, 409, 422)
   edit(
     @CurrentUser() user: AuthUser,
     @Param() { id }: MessageIdParam,
@@ -154,13 +161,25 @@ export class MessagesController {
   @Delete('messages/:id')
   @RateLimit('edit')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Delete a message (author or admin); it stays as a tombstone' })
+  @ApiOperation({
+    summary:
+      "Delete a message (author; room moderators and admins: anyone's); it stays as a tombstone",
+    description:
+      "Who: the author, the room's owner and moderators, and admins. Removing someone else's " +
+      'message is a removal by moderation: the tombstone says `removedByModeration: true` to ' +
+      'everyone, and `removalReason` (the optional `reason`) to its author and the room ' +
+      'moderators and admins only. Audited (`message.remove`).',
+  })
   @ApiNoContentResponse({
     description: 'Deleted: the message is now a tombstone (broadcast as message.deleted)',
   })
-  @ApiErrors(400, 403, 404)
-  remove(@CurrentUser() user: AuthUser, @Param() { id }: MessageIdParam): Promise<void> {
-    return this.messages.remove(user, id);
+  @ApiErrors(400, [403, 'Neither the author nor a moderator of the room nor an admin'], 404)
+  remove(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: MessageIdParam,
+    @Query() { reason }: RemoveMessageQuery,
+  ): Promise<void> {
+    return this.messages.remove(user, id, reason);
   }
 
   @Get('messages/:id/edits')
@@ -179,6 +198,54 @@ export class MessagesController {
     @Query() q: MessageEditsQuery,
   ): Promise<MessageEditPageDto> {
     return this.messages.edits(user, id, q);
+  }
+
+  @Get('messages/:id/thread')
+  @ApiOperation({
+    summary: 'A thread: its root and a page of replies, oldest first (keyset)',
+    description:
+      'Who: whoever may read the room. `id` is the root or any reply of the thread. Follow ' +
+      '`nextCursor` (as `after`) until it is null.',
+  })
+  @ApiOkResponse({ type: ThreadPageDto, description: 'The root and a page of its replies' })
+  @ApiErrors(400, 403, 404)
+  thread(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: MessageIdParam,
+    @Query() q: ThreadQuery,
+  ): Promise<ThreadPageDto> {
+    return this.messages.thread(user, id, q);
+  }
+
+  @Put('messages/:id/follow')
+  @RateLimit('read')
+  @ApiOperation({
+    summary: 'Follow a thread (members of the room)',
+    description:
+      'Who: members of the room. `id` is the root or any reply. Idempotent. Authors, repliers ' +
+      'and members mentioned in a thread follow it automatically.',
+  })
+  @ApiOkResponse({ type: ThreadFollowDto, description: 'Followed' })
+  @ApiErrors(400, [403, 'Not a member of the room'], 404)
+  follow(@CurrentUser() user: AuthUser, @Param() { id }: MessageIdParam): Promise<ThreadFollowDto> {
+    return this.messages.follow(user, id, true);
+  }
+
+  @Delete('messages/:id/follow')
+  @RateLimit('read')
+  @ApiOperation({
+    summary: 'Unfollow a thread (members of the room)',
+    description:
+      'Who: members of the room. Kept until followed again: a later reply or mention does not ' +
+      'make the user follow it again.',
+  })
+  @ApiOkResponse({ type: ThreadFollowDto, description: 'Unfollowed' })
+  @ApiErrors(400, [403, 'Not a member of the room'], 404)
+  unfollow(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: MessageIdParam,
+  ): Promise<ThreadFollowDto> {
+    return this.messages.follow(user, id, false);
   }
 
   @Put('messages/:id/reactions/:emoji')

@@ -14,6 +14,8 @@ export interface CompletionRequest {
   messages: ChatMessage[];
   temperature: number;
   maxTokens: number;
+  /** Sequences where the model stops writing; sent only when there is one. */
+  stop?: string[];
 }
 
 export interface StreamCallbacks {
@@ -21,6 +23,56 @@ export interface StreamCallbacks {
   onChunk: () => void;
   /** A piece of reply text. */
   onText: (text: string) => void;
+}
+
+/** Tokens of one completion, as the model server counted them (`usage`). */
+export interface TokenUsage {
+  prompt: number;
+  completion: number;
+}
+
+/** The most tokens one count may say (a sane bound far above any real request). */
+export const MAX_TOKEN_COUNT = 1_000_000_000;
+
+/**
+ * A token count from the model server, as Parlor trusts it: an integer from 0 to
+ * MAX_TOKEN_COUNT; anything else (negative, fractional, huge, missing, not a number) is null.
+ */
+export function tokenCount(n: unknown): number | null {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= MAX_TOKEN_COUNT ? n : null;
+}
+
+/**
+ * The server's `usage`, when both counts are sane; else null, so the documented estimate is
+ * used instead (a server's bad count must not lower the sums, break the metrics or the insert).
+ */
+export function sanitizeUsage(
+  u: { prompt_tokens?: unknown; completion_tokens?: unknown } | null | undefined,
+): TokenUsage | null {
+  if (!u) return null;
+  const prompt = tokenCount(u.prompt_tokens);
+  const completion = tokenCount(u.completion_tokens);
+  return prompt === null || completion === null ? null : { prompt, completion };
+}
+
+export interface StreamResult {
+  /** The model's finish reason; null when the stream ended without one. */
+  finish: 'stop' | 'length' | null;
+  /** From the stream's last chunk when the server sent one (LLM_STREAM_USAGE), else null. */
+  usage: TokenUsage | null;
+}
+
+/** A non-streamed completion (LlmClient.complete). */
+export interface CompletionResult extends StreamResult {
+  text: string;
+}
+
+/**
+ * The documented estimate used when the model server sends no `usage`: one token per 4
+ * characters, rounded up (OpenAI's rule of thumb for English text).
+ */
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4);
 }
 
 /**
@@ -32,8 +84,10 @@ export interface StreamCallbacks {
 export class LlmClient {
   private readonly client: OpenAI | null;
   readonly defaultModel: string;
+  private readonly askUsage: boolean;
 
   constructor(config: ConfigService<Env, true>) {
+    this.askUsage = config.get('LLM_STREAM_USAGE', { infer: true });
     const baseURL = config.get('LLM_BASE_URL', { infer: true });
     this.defaultModel = config.get('LLM_MODEL', { infer: true });
     this.client = baseURL
@@ -55,14 +109,15 @@ export class LlmClient {
 
   /**
    * Streams one completion. Resolves with the model's finish reason, or null when the stream
-   * ended without one (cut off, or aborted through `signal`: the SDK then ends quietly).
-   * Rejects on upstream errors; describe them with `describeUpstreamError`.
+   * ended without one (cut off, or aborted through `signal`: the SDK then ends quietly), and the
+   * token usage when the server sent it. Rejects on upstream errors; describe them with
+   * `describeUpstreamError`.
    */
   async stream(
     req: CompletionRequest,
     signal: AbortSignal,
     cb: StreamCallbacks,
-  ): Promise<'stop' | 'length' | null> {
+  ): Promise<StreamResult> {
     if (!this.client) throw new Error('LLM_BASE_URL is not configured');
     const stream = await this.client.chat.completions.create(
       {
@@ -70,20 +125,52 @@ export class LlmClient {
         messages: req.messages,
         temperature: req.temperature,
         max_tokens: req.maxTokens,
+        ...(req.stop?.length ? { stop: req.stop } : {}),
         stream: true,
+        ...(this.askUsage ? { stream_options: { include_usage: true } } : {}),
       },
       { signal },
     );
     let finish: 'stop' | 'length' | null = null;
+    let usage: TokenUsage | null = null;
     for await (const chunk of stream) {
       cb.onChunk();
+      // With include_usage, the last chunk carries the usage and no choices.
+      if (chunk.usage) usage = sanitizeUsage(chunk.usage);
       const choice = chunk.choices[0];
       if (!choice) continue;
       if (choice.delta?.content) cb.onText(choice.delta.content);
       // content_filter, tool_calls…: the model stopped on its own; for a chat reply that is a stop.
       if (choice.finish_reason) finish = choice.finish_reason === 'length' ? 'length' : 'stop';
     }
-    return finish;
+    return { finish, usage };
+  }
+
+  /**
+   * One completion without streaming, for short internal answers (the `director` turn policy
+   * asks which persona speaks next): the text ('' when the model sent none), the finish reason
+   * and the server's usage (sanitized, null when absent or not sane). Rejects on upstream
+   * errors and when `signal` aborts.
+   */
+  async complete(req: CompletionRequest, signal: AbortSignal): Promise<CompletionResult> {
+    if (!this.client) throw new Error('LLM_BASE_URL is not configured');
+    const res = await this.client.chat.completions.create(
+      {
+        model: req.model,
+        messages: req.messages,
+        temperature: req.temperature,
+        max_tokens: req.maxTokens,
+        stream: false,
+      },
+      { signal },
+    );
+    const choice = res.choices[0];
+    const reason = choice?.finish_reason;
+    return {
+      text: choice?.message?.content ?? '',
+      finish: reason ? (reason === 'length' ? 'length' : 'stop') : null,
+      usage: sanitizeUsage(res.usage),
+    };
   }
 }
 

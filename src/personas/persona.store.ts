@@ -7,17 +7,28 @@ import { updatedRows } from '../common/sql';
 import type { RoomKind } from '../rooms/room.entity';
 import { Persona, RoomPersona } from './persona.entity';
 import type { PromptRoom } from './prompt';
+import {
+  toTurnSettings,
+  TURN_COLUMNS,
+  type TurnSettings,
+  type TurnSettingsRow,
+} from './persona-turn.store';
 
 /** The fields an admin sets on a persona (everything but ids and timestamps). */
 export type PersonaFields = Partial<Omit<Persona, 'id' | 'createdAt' | 'updatedAt'>>;
 
 /** A persona as the reply path needs it to decide who is called. */
-export type RoomPersonaSummary = Pick<Persona, 'id' | 'handle' | 'displayName' | 'enabled'>;
+export type RoomPersonaSummary = Pick<
+  Persona,
+  'id' | 'handle' | 'displayName' | 'enabled' | 'talkativeness'
+>;
 
 /** A room's kind and the personas present in it, in the order they were added. */
 export interface RoomPersonas {
   kind: RoomKind;
   personas: RoomPersonaSummary[];
+  /** The room's turn-taking settings; null: none stored (the `mention` policy). */
+  turns: TurnSettings | null;
 }
 
 /** One conversation of a user with its persona, as `conversationsOf` reads it. */
@@ -64,19 +75,19 @@ export class PersonaStore {
       .getMany();
   }
 
-  /** Creates a persona; a taken handle is a 409. */
-  insert(fields: PersonaFields): Promise<Persona> {
-    return this.saveUnique(this.personas.create(fields));
+  /** Creates a persona (in `em` when given); a taken handle is a 409. */
+  insert(fields: PersonaFields, em?: EntityManager): Promise<Persona> {
+    return this.saveUnique(this.personas.create(fields), em);
   }
 
-  /** Applies `patch` to `persona` and saves it; a taken handle is a 409. */
-  update(persona: Persona, patch: PersonaFields): Promise<Persona> {
-    return this.saveUnique(Object.assign(persona, patch));
+  /** Applies `patch` to `persona` and saves it (in `em` when given); a taken handle is a 409. */
+  update(persona: Persona, patch: PersonaFields, em?: EntityManager): Promise<Persona> {
+    return this.saveUnique(Object.assign(persona, patch), em);
   }
 
   /** Deletes a persona (its room links go with it); false when there was none. */
-  async delete(id: string): Promise<boolean> {
-    const result = await this.personas.delete({ id });
+  async delete(id: string, em?: EntityManager): Promise<boolean> {
+    const result = await (em?.getRepository(Persona) ?? this.personas).delete({ id });
     return !!result.affected;
   }
 
@@ -131,25 +142,28 @@ export class PersonaStore {
   }
 
   /**
-   * Named query (rooms × personas): the room's kind and its personas, in the order they were
-   * added; null when the room does not exist. Read for every person's message.
+   * Named query (rooms × personas × room_persona_settings): the room's kind, its personas in
+   * the order they were added (ties by id: the round-robin order), and its turn-taking
+   * settings; null when the room does not exist. Read for every person's message (cached).
    */
   async roomPersonas(roomId: string): Promise<RoomPersonas | null> {
     const rows = await this.db.query<
-      {
+      (TurnSettingsRow & {
         kind: RoomKind;
         id: string | null;
         handle: string;
         display_name: string;
         enabled: boolean;
-      }[]
+        talkativeness: number;
+      })[]
     >(
-      `SELECT r.kind, p.id, p.handle, p.display_name, p.enabled
+      `SELECT r.kind, p.id, p.handle, p.display_name, p.enabled, p.talkativeness, ${TURN_COLUMNS}
          FROM rooms r
+         LEFT JOIN room_persona_settings s ON s.room_id = r.id
          LEFT JOIN room_personas rp ON rp.room_id = r.id
          LEFT JOIN personas p ON p.id = rp.persona_id
         WHERE r.id = $1
-        ORDER BY rp.added_at`,
+        ORDER BY rp.added_at, rp.persona_id`,
       [roomId],
     );
     if (!rows.length) return null;
@@ -162,7 +176,10 @@ export class PersonaStore {
           handle: r.handle,
           displayName: r.display_name,
           enabled: r.enabled,
+          // A real (float4): 0.3 reads 0.30000001…; the selector sees the value that was set.
+          talkativeness: Math.round(r.talkativeness * 1e6) / 1e6,
         })),
+      turns: toTurnSettings(rows[0]),
     };
   }
 
@@ -205,9 +222,9 @@ export class PersonaStore {
     );
   }
 
-  private async saveUnique(persona: Persona): Promise<Persona> {
+  private async saveUnique(persona: Persona, em?: EntityManager): Promise<Persona> {
     try {
-      return await this.personas.save(persona);
+      return await (em?.getRepository(Persona) ?? this.personas).save(persona);
     } catch (err) {
       if (isUniqueViolation(err))
         throw AppError.conflict('A persona with this handle already exists');

@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import type { AuthUser } from '../auth/auth-user';
+import { AuditService } from '../audit/audit.service';
 import { AppError } from '../common/errors';
 import { AccessPolicy } from '../access/access.policy';
+import type { EntityManager } from 'typeorm';
 import { MessageWriter } from '../messages/message-writer';
 import {
   CreatePersonaDto,
@@ -17,6 +19,7 @@ import { PersonaStore } from './persona.store';
 /**
  * Personas and their presence in rooms. Anyone signed in may list and read personas; only
  * admins see the system prompt (it is how the persona is made, not part of what it says).
+ * Every change (create, update, delete, attach, detach) is audited in its transaction.
  */
 @Injectable()
 export class PersonasService {
@@ -25,6 +28,7 @@ export class PersonasService {
     private readonly access: AccessPolicy,
     private readonly writer: MessageWriter,
     private readonly replies: PersonaRepliesService,
+    private readonly audit: AuditService,
   ) {}
 
   async list(user: AuthUser, q: ListPersonasQuery): Promise<PersonaPageDto> {
@@ -38,13 +42,23 @@ export class PersonasService {
   }
 
   async create(admin: AuthUser, dto: CreatePersonaDto): Promise<PersonaDto> {
-    const persona = await this.personas.insert({ ...dto, createdBy: admin.id });
+    const persona = await this.writer.transaction(async ({ em }) => {
+      const created = await this.personas.insert({ ...dto, createdBy: admin.id }, em);
+      await this.record(em, admin, 'persona.create', created);
+      return created;
+    });
     return toPersonaDto(await this.find(persona.id), admin);
   }
 
   async update(admin: AuthUser, id: string, dto: UpdatePersonaDto): Promise<PersonaDto> {
     const persona = await this.find(id);
-    await this.personas.update(persona, dto);
+    // Which fields changed, not their values (a system prompt can be long); the new handle.
+    const fields = Object.keys(dto).filter((k) => dto[k as keyof UpdatePersonaDto] !== undefined);
+    const named = { id, handle: dto.handle ?? persona.handle };
+    await this.writer.transaction(async ({ em }) => {
+      await this.personas.update(persona, dto, em);
+      await this.record(em, admin, 'persona.update', named, undefined, { fields });
+    });
     this.replies.forgetAll();
     return toPersonaDto(await this.find(id), admin);
   }
@@ -53,8 +67,12 @@ export class PersonasService {
    * Deletes the persona and its room links. Conversations with it stay readable (without a
    * persona, nothing answers there); its replies keep their author id without a name.
    */
-  async remove(_admin: AuthUser, id: string): Promise<void> {
-    if (!(await this.personas.delete(id))) throw AppError.notFound('Persona');
+  async remove(admin: AuthUser, id: string): Promise<void> {
+    const persona = await this.find(id);
+    await this.writer.transaction(async ({ em }) => {
+      if (!(await this.personas.delete(id, em))) throw AppError.notFound('Persona');
+      await this.record(em, admin, 'persona.delete', persona);
+    });
     this.replies.forgetAll();
   }
 
@@ -71,8 +89,9 @@ export class PersonasService {
     const persona = await this.find(personaId);
     const text = `${persona.displayName} (@${persona.handle}) was added to the room`;
     await this.writer.transaction(async (tx) => {
-      if (await this.personas.link(tx.em, roomId, personaId, admin.id))
-        await tx.notice(roomId, text);
+      if (!(await this.personas.link(tx.em, roomId, personaId, admin.id))) return;
+      await this.record(tx.em, admin, 'persona.attach', persona, roomId);
+      await tx.notice(roomId, text);
     });
     this.replies.forgetRoom(roomId);
     return this.inRoom(admin, roomId);
@@ -84,6 +103,7 @@ export class PersonasService {
     const text = `${persona.displayName} (@${persona.handle}) was removed from the room`;
     const removed = await this.writer.transaction(async (tx) => {
       if (!(await this.personas.unlink(tx.em, roomId, personaId))) return false;
+      await this.record(tx.em, admin, 'persona.detach', persona, roomId);
       await tx.notice(roomId, text);
       return true;
     });
@@ -97,6 +117,29 @@ export class PersonasService {
    */
   cancel(user: AuthUser, streamId: string): Promise<void> {
     return this.replies.cancel(user, streamId);
+  }
+
+  /** The audit entry of a persona change, in its transaction (the handle names it). */
+  private record(
+    em: EntityManager,
+    admin: AuthUser,
+    action:
+      'persona.create' | 'persona.update' | 'persona.delete' | 'persona.attach' | 'persona.detach',
+    persona: Pick<Persona, 'id' | 'handle'>,
+    roomId?: string,
+    details: Record<string, unknown> = {},
+  ): Promise<void> {
+    return this.audit.record(
+      {
+        actorId: admin.id,
+        action,
+        targetType: 'persona',
+        targetId: persona.id,
+        roomId,
+        details: { handle: persona.handle, ...details },
+      },
+      em,
+    );
   }
 
   private async find(id: string): Promise<Persona> {
@@ -124,8 +167,11 @@ export function toPersonaDto(p: Persona, viewer: AuthUser): PersonaDto {
     model: p.model,
     temperature: p.temperature,
     maxTokens: p.maxTokens,
+    stop: p.stop,
+    talkativeness: p.talkativeness,
     enabled: p.enabled,
     avatarUrl: p.avatarUrl,
+    dailyTokenBudget: p.dailyTokenBudget,
     createdBy: p.createdBy,
     createdAt: p.createdAt,
     updatedAt: p.updatedAt,

@@ -6,9 +6,27 @@ import { AppError } from '../common/errors';
 import { updatedRows } from '../common/sql';
 import type { Role } from '../users/user.entity';
 import type { MemberDto, RoomDto } from './dto/room.dto';
-import { Membership, Room } from './room.entity';
+import { Membership, type NotifyLevel, Room } from './room.entity';
 
 const UNREAD_CAP = 1000;
+/**
+ * Which messages `x` (after the read marker) count as unread, besides not being one's own:
+ * not deleted, and not a system notice ("bob joined", "bob left"), as in comparable chat
+ * products. The demo client counts live events by the same rule (web/unread.ts).
+ */
+const UNREAD = `x.deleted_at IS NULL AND x.role <> 'system'`;
+
+/**
+ * How many messages after `marker` in `room` mention `user` (their message_mentions rows; a
+ * deleted message no longer counts), capped like unread counts. Named cross-module read of
+ * message_mentions (index message_mentions_user_room).
+ */
+const unreadMentions = (user: string, room: string, marker: string) => `(
+  SELECT count(*)::int FROM (
+    SELECT 1 FROM message_mentions mm JOIN messages x ON x.id = mm.message_id
+     WHERE mm.user_id = ${user} AND mm.room_id = ${room} AND mm.message_id > ${marker}
+       AND x.deleted_at IS NULL
+     LIMIT ${UNREAD_CAP}) y)`;
 
 export interface RoomRow {
   id: string;
@@ -20,31 +38,57 @@ export interface RoomRow {
   created_by: string | null;
   created_at: Date;
   updated_at: Date;
+  slow_mode_ms: number;
   member_count: number;
   my_role: Membership['role'] | null;
   last_read_message_id: string | null;
+  archived_at: Date | null;
 }
 
 export interface RoomListRow extends RoomRow {
   unread: number;
+  unread_mentions: number;
   last_id: string | null;
+  notify: NotifyLevel | null;
+}
+
+/** A mute or a ban in force now: `until` null means until lifted. */
+export interface Sanction {
+  until: Date | null;
+  reason: string;
 }
 
 /**
  * What the access policy decides from, read in one statement from current state: the user's
- * global role (never a copy cached in a token or a socket), the room and the membership.
- * `room` is null when the room does not exist; `role` null when the user does not (or is disabled).
+ * global role (never a copy cached in a token or a socket), the room and the membership, and
+ * what moderation takes away (the room's archive flag, the user's mute and ban in it, each only
+ * while in force). `room` is null when the room does not exist; `role` null when the user does
+ * not (or is disabled).
  */
 export interface AccessFacts {
   role: Role | null;
   room: Room | null;
   membership: Pick<Membership, 'role'> | null;
+  archivedAt: Date | null;
+  mute: Sanction | null;
+  ban: Sanction | null;
 }
+
+/** What a guarded membership insert did: refused = the room is archived or the user banned. */
+export type Admission = 'added' | 'exists' | 'refused';
+
+/**
+ * The per-(room, user) membership lock: joining, adding and banning take it first in their
+ * transaction, so a join racing a ban is decided in one order or the other, never both.
+ * (The two-int form: its keys never collide with the rooms' one-bigint message locks.)
+ */
+const MEMBERSHIP_LOCK = `SELECT pg_advisory_xact_lock(hashtext($1::text), hashtext($2::text))`;
 
 const ROOM_SELECT = `
   SELECT r.id, r.name, r.description, r.theme, r.kind, r.visibility, r.created_by, r.created_at, r.updated_at,
+         r.slow_mode_ms,
          (SELECT count(*)::int FROM memberships c WHERE c.room_id = r.id) AS member_count,
-         ms.role AS my_role, ms.last_read_message_id`;
+         ms.role AS my_role, ms.last_read_message_id, r.archived_at`;
 
 /**
  * The rooms and memberships tables. Pure data access: no access rules (AccessPolicy), no events
@@ -54,26 +98,57 @@ const ROOM_SELECT = `
 export class RoomStore {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
-  /** Named cross-module read (users.role): the facts AccessPolicy decides from. */
+  /**
+   * Named cross-module read (users.role, room_bans): the facts AccessPolicy decides from.
+   * Mutes and bans count only while in force (`until` > now(); 'infinity' is "until lifted").
+   */
   async accessFacts(userId: string, roomId: string): Promise<AccessFacts> {
     const rows = await this.db.query<
-      ({ user_role: Role | null; member_role: Membership['role'] | null } & Partial<Room>)[]
+      ({
+        user_role: Role | null;
+        member_role: Membership['role'] | null;
+        archived_at: Date | null;
+        muted: boolean | null;
+        mute_until: Date | null;
+        mute_reason: string | null;
+        banned: boolean;
+        ban_until: Date | null;
+        ban_reason: string | null;
+      } & Partial<Room>)[]
     >(
-      `SELECT u.role AS user_role, ms.role AS member_role,
+      `SELECT u.role AS user_role, ms.role AS member_role, r.archived_at,
+              ms.muted_until > now() AS muted, NULLIF(ms.muted_until, 'infinity') AS mute_until,
+              ms.mute_reason, b.user_id IS NOT NULL AS banned,
+              NULLIF(b.until, 'infinity') AS ban_until, b.reason AS ban_reason,
               r.id, r.name, r.description, r.theme, r.kind, r.visibility,
               r.direct_key AS "directKey", r.created_by AS "createdBy",
               r.created_at AS "createdAt", r.updated_at AS "updatedAt"
          FROM (SELECT $2::uuid AS room_id) q
          LEFT JOIN users u ON u.id = $1 AND NOT u.disabled
          LEFT JOIN rooms r ON r.id = q.room_id
-         LEFT JOIN memberships ms ON ms.room_id = r.id AND ms.user_id = $1`,
+         LEFT JOIN memberships ms ON ms.room_id = r.id AND ms.user_id = $1
+         LEFT JOIN room_bans b ON b.room_id = r.id AND b.user_id = $1 AND b.until > now()`,
       [userId, roomId],
     );
-    const { user_role, member_role, ...room } = rows[0] ?? {};
+    const {
+      user_role,
+      member_role,
+      archived_at,
+      muted,
+      mute_until,
+      mute_reason,
+      banned,
+      ban_until,
+      ban_reason,
+      ...room
+    } = rows[0] ?? {};
     return {
       role: user_role ?? null,
       room: room.id ? Object.assign(new Room(), room) : null,
       membership: member_role ? { role: member_role } : null,
+      archivedAt: archived_at ?? null,
+      mute: muted ? { until: mute_until ?? null, reason: mute_reason ?? '' } : null,
+      ban: banned ? { until: ban_until ?? null, reason: ban_reason ?? '' } : null,
     };
   }
 
@@ -95,6 +170,26 @@ export class RoomStore {
     return new Set(rows.map((r) => r.id));
   }
 
+  /**
+   * Named cross-module read (memberships × users × rooms), for AccessPolicy.moderatorIds: the
+   * users who hold 'moderate' on the room as the policy decides it (its owner and moderators,
+   * and every admin; nobody in conversations), enabled ones only.
+   */
+  async moderatorIdsOf(roomId: string): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }[]>(
+      `SELECT u.id FROM rooms r
+         JOIN memberships ms ON ms.room_id = r.id AND ms.role IN ('owner', 'moderator')
+         JOIN users u ON u.id = ms.user_id AND NOT u.disabled
+        WHERE r.id = $1 AND r.kind <> 'conversation'
+       UNION
+       SELECT u.id FROM rooms r
+         JOIN users u ON u.role = 'admin' AND NOT u.disabled
+        WHERE r.id = $1 AND r.kind <> 'conversation'`,
+      [roomId],
+    );
+    return rows.map((r) => r.id);
+  }
+
   async isMember(roomId: string, userId: string): Promise<boolean> {
     const rows = await this.db.query<unknown[]>(
       `SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2`,
@@ -111,6 +206,24 @@ export class RoomStore {
     return rows.map((r) => r.user_id);
   }
 
+  /** Named cross-module read (memberships × users): every member's id and username. */
+  /**
+   * A room's members as mentions name them, and whether each is told of every message (level
+   * `all`, or `default` in a direct room or conversation: the notification batch's own rule),
+   * for RoomMembersCache.
+   */
+  async memberNames(
+    roomId: string,
+  ): Promise<{ userId: string; username: string; notifiedOfAll: boolean }[]> {
+    return this.db.query<{ userId: string; username: string; notifiedOfAll: boolean }[]>(
+      `SELECT ms.user_id AS "userId", u.username,
+              (ms.notify = 'all' OR (ms.notify = 'default' AND r.kind <> 'group')) AS "notifiedOfAll"
+         FROM memberships ms JOIN users u ON u.id = ms.user_id JOIN rooms r ON r.id = ms.room_id
+        WHERE ms.room_id = $1`,
+      [roomId],
+    );
+  }
+
   async roomIdsOf(userId: string): Promise<string[]> {
     const rows = await this.db.query<{ room_id: string }[]>(
       `SELECT room_id FROM memberships WHERE user_id = $1`,
@@ -119,20 +232,27 @@ export class RoomStore {
     return rows.map((r) => r.room_id);
   }
 
-  /** Rooms the user belongs to plus every public group room, by last activity (keyset). */
+  /**
+   * Rooms the user belongs to plus every public group room, by last activity (keyset). Named
+   * cross-module read of messages and message_mentions (unread counts, unread mentions: the
+   * user's mention rows after the read marker, of messages not deleted; index
+   * message_mentions_user_room).
+   */
   list(
     userId: string,
     q: { kind?: Room['kind']; cursor?: { activity: string; id: string }; limit: number },
   ): Promise<RoomListRow[]> {
     return this.db.query<RoomListRow[]>(
       `${ROOM_SELECT},
-              COALESCE(lm.id, 0) AS last_id,
+              COALESCE(lm.id, 0) AS last_id, ms.notify,
               CASE WHEN ms.user_id IS NULL THEN 0 ELSE (
                 SELECT count(*)::int FROM (
                   SELECT 1 FROM messages x
-                   WHERE x.room_id = r.id AND x.id > ms.last_read_message_id AND x.deleted_at IS NULL
+                   WHERE x.room_id = r.id AND x.id > ms.last_read_message_id AND ${UNREAD}
                      AND x.author_id IS DISTINCT FROM $1
-                   LIMIT ${UNREAD_CAP}) y) END AS unread
+                   LIMIT ${UNREAD_CAP}) y) END AS unread,
+              CASE WHEN ms.user_id IS NULL THEN 0
+                   ELSE ${unreadMentions('$1', 'r.id', 'ms.last_read_message_id')} END AS unread_mentions
          FROM rooms r
          LEFT JOIN memberships ms ON ms.room_id = r.id AND ms.user_id = $1
          LEFT JOIN LATERAL (SELECT x.id FROM messages x WHERE x.room_id = r.id AND x.deleted_at IS NULL
@@ -156,9 +276,17 @@ export class RoomStore {
     return toRoomDto(rows[0]);
   }
 
+  /**
+   * One member as the member list shows them, mute reason included (for callers who may
+   * moderate the room); null when not a member.
+   */
+  async member(roomId: string, userId: string): Promise<MemberDto | null> {
+    return (await this.members(roomId, { limit: 1, userId })).items[0] ?? null;
+  }
+
   async members(
     roomId: string,
-    q: { after?: string; limit: number },
+    q: { after?: string; limit: number; userId?: string },
   ): Promise<{ items: MemberDto[]; more: boolean }> {
     const rows = await this.db.query<
       {
@@ -167,13 +295,20 @@ export class RoomStore {
         display_name: string | null;
         role: Membership['role'];
         joined_at: Date;
+        muted: boolean;
+        muted_until: Date | null;
+        mute_reason: string | null;
       }[]
     >(
-      `SELECT ms.user_id, u.username, u.display_name, ms.role, ms.joined_at
+      `SELECT ms.user_id, u.username, u.display_name, ms.role, ms.joined_at,
+              COALESCE(ms.muted_until > now(), false) AS muted,
+              CASE WHEN ms.muted_until > now() THEN NULLIF(ms.muted_until, 'infinity') END AS muted_until,
+              CASE WHEN ms.muted_until > now() THEN ms.mute_reason END AS mute_reason
          FROM memberships ms JOIN users u ON u.id = ms.user_id
         WHERE ms.room_id = $1 AND ($2::varchar IS NULL OR lower(u.username) > lower($2))
+          AND ($4::uuid IS NULL OR ms.user_id = $4)
         ORDER BY lower(u.username) LIMIT $3`,
-      [roomId, q.after ?? null, q.limit + 1],
+      [roomId, q.after ?? null, q.limit + 1, q.userId ?? null],
     );
     const items = rows.slice(0, q.limit).map((r) => ({
       userId: r.user_id,
@@ -181,12 +316,11 @@ export class RoomStore {
       displayName: r.display_name,
       role: r.role,
       joinedAt: r.joined_at,
+      muted: r.muted,
+      mutedUntil: r.muted_until ? r.muted_until.toISOString() : null,
+      muteReason: r.mute_reason,
     }));
     return { items, more: rows.length > q.limit };
-  }
-
-  async membership(roomId: string, userId: string): Promise<Membership | null> {
-    return this.db.getRepository(Membership).findOneBy({ roomId, userId });
   }
 
   /** Inserts a room (and its owner's membership) in `em`; a taken name is a 409. */
@@ -208,9 +342,10 @@ export class RoomStore {
   async updateRoom(
     roomId: string,
     changes: Partial<Pick<Room, 'name' | 'description' | 'theme' | 'visibility'>>,
+    em: EntityManager = this.db.manager,
   ): Promise<boolean> {
     const set = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
-    const rooms = this.db.getRepository(Room);
+    const rooms = em.getRepository(Room);
     if (!Object.keys(set).length) return rooms.existsBy({ id: roomId });
     try {
       const result = await rooms.update({ id: roomId }, set);
@@ -221,8 +356,26 @@ export class RoomStore {
     }
   }
 
-  async deleteRoom(roomId: string): Promise<void> {
-    await this.db.getRepository(Room).delete({ id: roomId });
+  /** The room's slow-mode interval (0: off); null when the room does not exist. */
+  async slowModeMs(roomId: string): Promise<number | null> {
+    const rows = await this.db.query<{ slow_mode_ms: number }[]>(
+      `SELECT slow_mode_ms FROM rooms WHERE id = $1`,
+      [roomId],
+    );
+    return rows.length ? rows[0].slow_mode_ms : null;
+  }
+
+  /** Sets the slow-mode interval in `em`; false when the room is gone. */
+  async setSlowMode(em: EntityManager, roomId: string, ms: number): Promise<boolean> {
+    const result = await em.query<unknown>(
+      `UPDATE rooms SET slow_mode_ms = $2, updated_at = now() WHERE id = $1`,
+      [roomId, ms],
+    );
+    return updatedRows(result) > 0;
+  }
+
+  async deleteRoom(roomId: string, em: EntityManager = this.db.manager): Promise<void> {
+    await em.getRepository(Room).delete({ id: roomId });
   }
 
   /**
@@ -253,22 +406,124 @@ export class RoomStore {
     return (await this.db.getRepository(Room).findOneByOrFail({ directKey })).id;
   }
 
-  /** True when the membership was added (false: already a member). */
-  async insertMembership(em: EntityManager, roomId: string, userId: string): Promise<boolean> {
-    const added = await em.query<unknown[]>(
-      `INSERT INTO memberships (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id`,
-      [roomId, userId],
-    );
-    return added.length > 0;
+  /** Takes the per-(room, user) membership lock (MEMBERSHIP_LOCK) until `em` commits. */
+  async lockMembership(em: EntityManager, roomId: string, userId: string): Promise<void> {
+    await em.query(MEMBERSHIP_LOCK, [roomId, userId]);
   }
 
-  /** True when a membership was removed. */
-  async deleteMembership(em: EntityManager, roomId: string, userId: string): Promise<boolean> {
-    const removed = await em.query<unknown>(
-      `DELETE FROM memberships WHERE room_id = $1 AND user_id = $2 RETURNING user_id`,
+  /**
+   * Adds a member unless the room is archived or a ban on the user is in force (named
+   * cross-module read of room_bans). Call it under `lockMembership`, so a ban committed just
+   * before is seen and one committed after finds the membership to remove.
+   */
+  async insertMembership(em: EntityManager, roomId: string, userId: string): Promise<Admission> {
+    const [row] = await em.query<{ added: number; member: boolean }[]>(
+      `WITH ins AS (
+         INSERT INTO memberships (room_id, user_id)
+         SELECT r.id, $2 FROM rooms r
+          WHERE r.id = $1 AND r.archived_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM room_bans b
+                             WHERE b.room_id = $1 AND b.user_id = $2 AND b.until > now())
+         ON CONFLICT DO NOTHING RETURNING user_id)
+       SELECT (SELECT count(*) FROM ins)::int AS added,
+              EXISTS (SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2) AS member`,
       [roomId, userId],
     );
+    return row.added > 0 ? 'added' : row.member ? 'exists' : 'refused';
+  }
+
+  /** Sets a member's room role (never the owner's); false when there is no such member. */
+  async setMemberRole(
+    em: EntityManager,
+    roomId: string,
+    userId: string,
+    role: Exclude<Membership['role'], 'owner'>,
+  ): Promise<boolean> {
+    const result = await em.query<unknown>(
+      `UPDATE memberships SET role = $3 WHERE room_id = $1 AND user_id = $2 AND role <> 'owner'`,
+      [roomId, userId, role],
+    );
+    return updatedRows(result) > 0;
+  }
+
+  /**
+   * Mutes a member for `durationSec` from now (the database's clock), or until lifted when
+   * null. The end as stored (null: until lifted); undefined when there is no such member.
+   */
+  async mute(
+    em: EntityManager,
+    roomId: string,
+    userId: string,
+    durationSec: number | null,
+    reason: string,
+  ): Promise<{ until: Date | null } | undefined> {
+    const [rows] = await em.query<[{ until: Date | null }[], number]>(
+      `UPDATE memberships
+          SET muted_until = CASE WHEN $3::int IS NULL THEN 'infinity'::timestamptz
+                                 ELSE now() + $3::int * interval '1 second' END,
+              mute_reason = $4
+        WHERE room_id = $1 AND user_id = $2
+        RETURNING NULLIF(muted_until, 'infinity') AS until`,
+      [roomId, userId, durationSec, reason],
+    );
+    return rows[0];
+  }
+
+  /** Lifts a mute in force; false when the member is not muted (or not a member). */
+  async unmute(em: EntityManager, roomId: string, userId: string): Promise<boolean> {
+    const result = await em.query<unknown>(
+      `UPDATE memberships SET muted_until = NULL, mute_reason = ''
+        WHERE room_id = $1 AND user_id = $2 AND muted_until > now()`,
+      [roomId, userId],
+    );
+    return updatedRows(result) > 0;
+  }
+
+  /**
+   * Archives (sets archived_at) or unarchives a room. The new archived_at when it changed;
+   * undefined when the room was already in that state (or is gone).
+   */
+  async setArchived(
+    em: EntityManager,
+    roomId: string,
+    archived: boolean,
+  ): Promise<{ archivedAt: Date | null } | undefined> {
+    const [rows] = await em.query<[{ archived_at: Date | null }[], number]>(
+      `UPDATE rooms SET archived_at = CASE WHEN $2::boolean THEN now() END
+        WHERE id = $1 AND (archived_at IS NULL) = $2::boolean
+        RETURNING archived_at`,
+      [roomId, archived],
+    );
+    return rows[0] && { archivedAt: rows[0].archived_at };
+  }
+
+  /**
+   * True when a membership was removed. `unlessMuted` (a member leaving): not while a mute is in
+   * force, decided by the DELETE itself, so a mute committed after the policy's check still
+   * holds (leaving and rejoining would lift it).
+   */
+  async deleteMembership(
+    em: EntityManager,
+    roomId: string,
+    userId: string,
+    unlessMuted = false,
+  ): Promise<boolean> {
+    const removed = await em.query<unknown>(
+      `DELETE FROM memberships WHERE room_id = $1 AND user_id = $2
+          AND NOT ($3::boolean AND COALESCE(muted_until > now(), false))
+       RETURNING user_id`,
+      [roomId, userId, unlessMuted],
+    );
     return updatedRows(removed) > 0;
+  }
+
+  /** Sets a member's notification level; false when not a member. */
+  async setNotify(roomId: string, userId: string, level: NotifyLevel): Promise<boolean> {
+    const result = await this.db.query<unknown>(
+      `UPDATE memberships SET notify = $3 WHERE room_id = $1 AND user_id = $2`,
+      [roomId, userId, level],
+    );
+    return updatedRows(result) > 0;
   }
 
   async setLastRead(em: EntityManager, roomId: string, userId: string, messageId: number) {
@@ -286,9 +541,14 @@ export class RoomStore {
     roomId: string,
     userId: string,
     messageId: number,
-  ): Promise<{ lastReadMessageId: number; moved: boolean; unread: number } | null> {
+  ): Promise<{
+    lastReadMessageId: number;
+    moved: boolean;
+    unread: number;
+    unreadMentions: number;
+  } | null> {
     const rows = await this.db.query<
-      { last_read_message_id: string; moved: boolean; unread: number }[]
+      { last_read_message_id: string; moved: boolean; unread: number; unread_mentions: number }[]
     >(
       `WITH target AS (SELECT id FROM messages WHERE id = $3 AND room_id = $1),
             before AS (SELECT last_read_message_id AS prev FROM memberships WHERE room_id = $1 AND user_id = $2),
@@ -297,8 +557,9 @@ export class RoomStore {
                     RETURNING ms.last_read_message_id)
        SELECT upd.last_read_message_id, upd.last_read_message_id > before.prev AS moved,
               (SELECT count(*)::int FROM (SELECT 1 FROM messages x WHERE x.room_id = $1
-                  AND x.id > upd.last_read_message_id AND x.deleted_at IS NULL
-                  AND x.author_id IS DISTINCT FROM $2 LIMIT ${UNREAD_CAP}) y) AS unread
+                  AND x.id > upd.last_read_message_id AND ${UNREAD}
+                  AND x.author_id IS DISTINCT FROM $2 LIMIT ${UNREAD_CAP}) y) AS unread,
+              ${unreadMentions('$2', '$1', 'upd.last_read_message_id')} AS unread_mentions
          FROM upd, before`,
       [roomId, userId, messageId],
     );
@@ -307,6 +568,7 @@ export class RoomStore {
       lastReadMessageId: Number(rows[0].last_read_message_id),
       moved: rows[0].moved,
       unread: rows[0].unread,
+      unreadMentions: rows[0].unread_mentions,
     };
   }
 
@@ -331,8 +593,10 @@ export function toRoomDto(r: RoomRow): RoomDto {
     createdBy: r.created_by,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    slowModeMs: r.slow_mode_ms,
     memberCount: r.member_count,
     joined: r.my_role !== null,
     myRole: r.my_role,
+    archivedAt: r.archived_at,
   };
 }

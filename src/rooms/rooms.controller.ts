@@ -13,6 +13,7 @@ import {
 import {
   ApiBearerAuth,
   ApiCreatedResponse,
+  ApiExtraModels,
   ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
@@ -29,11 +30,14 @@ import {
   MarkReadDto,
   MemberDto,
   MemberPageDto,
+  NotifyLevelDto,
+  NotifySettingDto,
   ReadStateDto,
   RoomDto,
   RoomIdParam,
   RoomMemberParams,
   RoomPageDto,
+  RoomUpdatedDto,
   UpdateRoomDto,
   UserIdOnlyParam,
 } from './dto/room.dto';
@@ -43,6 +47,8 @@ import { RateLimit } from '../limits/limits.decorators';
 @ApiTags('rooms')
 @ApiBearerAuth()
 @ApiErrors(401)
+// The payload of the room.updated socket event: in the schemas the AsyncAPI document draws on.
+@ApiExtraModels(RoomUpdatedDto)
 @Controller()
 export class RoomsController {
   constructor(private readonly rooms: RoomsService) {}
@@ -172,6 +178,26 @@ export class RoomsController {
     @Body() dto: MarkReadDto,
   ): Promise<ReadStateDto> {
     return this.rooms.markRead(user, id, dto.messageId);
+  }
+
+  @Put('rooms/:id/notifications')
+  @RateLimit('rooms')
+  @ApiTags('notifications')
+  @ApiOperation({
+    summary: 'Set my notification level in a room (members)',
+    description:
+      '`default` is `all` in direct rooms and conversations, `mentions` in group rooms; ' +
+      '`mentions` keeps mentions, direct messages and replies in followed threads; `none` ' +
+      'mutes the room, mentions included. Shown as `notify` in GET /rooms.',
+  })
+  @ApiOkResponse({ type: NotifySettingDto, description: 'The level set, and what it means here' })
+  @ApiErrors(400, [403, 'Not a member of this room'], 404, 429)
+  setNotify(
+    @CurrentUser() user: AuthUser,
+    @Param() { id }: RoomIdParam,
+    @Body() dto: NotifyLevelDto,
+  ): Promise<NotifySettingDto> {
+    return this.rooms.setNotify(user, id, dto.level);
   }
 
   @Post('direct/:userId')

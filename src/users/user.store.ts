@@ -5,6 +5,12 @@ import { isUniqueViolation } from '../common/pg-errors';
 import { updatedRows } from '../common/sql';
 import { Role, User } from './user.entity';
 
+/** A global suspension in force: until when, and why (users.suspended_until, suspension_reason). */
+export interface Suspension {
+  until: Date;
+  reason: string;
+}
+
 export interface NewUser {
   username: string;
   /** Already normalised (NFC, lower case) by the service. */
@@ -115,5 +121,47 @@ export class UserStore {
       await manager.update(User, { id }, changes);
     }
     return manager.findOne(User, { where: { id } });
+  }
+
+  /**
+   * Suspends the user for `durationSec` from now (the database's clock, which every check
+   * compares with) with a reason; answers the suspension as stored.
+   */
+  async suspend(
+    id: string,
+    durationSec: number,
+    reason: string,
+    manager: EntityManager = this.db.manager,
+  ): Promise<Suspension> {
+    const [rows] = await manager.query<[Suspension[], number]>(
+      `UPDATE users SET suspended_until = now() + make_interval(secs => $2::double precision),
+                        suspension_reason = $3
+        WHERE id = $1
+        RETURNING suspended_until AS until, suspension_reason AS reason`,
+      [id, durationSec, reason],
+    );
+    return rows[0];
+  }
+
+  /** Lifts a suspension in force; false when there was none (or it had ended by itself). */
+  async unsuspend(id: string, manager: EntityManager = this.db.manager): Promise<boolean> {
+    const result: unknown = await manager.query(
+      `UPDATE users SET suspended_until = NULL, suspension_reason = ''
+        WHERE id = $1 AND suspended_until > now()
+        RETURNING id`,
+      [id],
+    );
+    return updatedRows(result) > 0;
+  }
+
+  /** The suspensions in force (until after now) of these users, by user id. */
+  async suspensionsOf(ids: string[]): Promise<Map<string, Suspension>> {
+    if (!ids.length) return new Map();
+    const rows = await this.db.query<(Suspension & { id: string })[]>(
+      `SELECT id, suspended_until AS until, suspension_reason AS reason FROM users
+        WHERE id = ANY($1::uuid[]) AND suspended_until > now()`,
+      [ids],
+    );
+    return new Map(rows.map(({ id, ...s }) => [id, s]));
   }
 }

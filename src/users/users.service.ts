@@ -1,12 +1,20 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service';
 import { AppError } from '../common/errors';
 import { DomainEvents } from '../events/domain-events';
 import type { AuthUser } from '../auth/auth-user';
 import { SessionStore } from '../auth/session.store';
-import { ListUsersQuery, PublicUserDto, UpdateUserDto, UserDto, UserPageDto } from './dto/user.dto';
+import {
+  ListUsersQuery,
+  PublicUserDto,
+  SuspendUserDto,
+  UpdateUserDto,
+  UserDto,
+  UserPageDto,
+} from './dto/user.dto';
 import { Role, User } from './user.entity';
-import { UserStore } from './user.store';
+import { type Suspension, UserStore } from './user.store';
 
 /**
  * One account per address however it is typed: Unicode NFC (so "é" typed precomposed or as
@@ -22,6 +30,7 @@ export class UsersService {
     private readonly users: UserStore,
     private readonly sessions: SessionStore,
     private readonly events: DomainEvents,
+    private readonly audit: AuditService,
   ) {}
 
   /** Creates a user; a taken username (any case) or email is a 409. */
@@ -78,7 +87,9 @@ export class UsersService {
 
   async list(query: ListUsersQuery): Promise<UserPageDto> {
     const rows = await this.users.page(query.after, query.limit + 1);
-    const items = rows.slice(0, query.limit).map((u) => UserDto.of(u));
+    const page = rows.slice(0, query.limit);
+    const suspended = await this.users.suspensionsOf(page.map((u) => u.id));
+    const items = page.map((u) => UserDto.of(u, suspended.get(u.id)));
     return {
       items,
       nextCursor: rows.length > query.limit ? items[items.length - 1].username : null,
@@ -89,7 +100,8 @@ export class UsersService {
    * Admin: change role or disable. Disabling ends every session of the user in the same
    * transaction as the flag (so re-enabling later brings none of them back); after commit,
    * `session.revoked` tells live sockets, and `user.role.changed` tells the chat module to
-   * re-evaluate what the user's sockets may see.
+   * re-evaluate what the user's sockets may see. Each actual change is audited in the same
+   * transaction (`user.role` with from/to, `user.disable`, `user.enable`); a no-op is not.
    */
   async update(actor: AuthUser, id: string, dto: UpdateUserDto): Promise<UserDto> {
     if (id === actor.id && (dto.role === 'user' || dto.disabled === true)) {
@@ -105,6 +117,20 @@ export class UsersService {
       if (changes.disabled === true) {
         await this.sessions.revokeAllOfUser(id, 'user_disabled', manager);
       }
+      const entry = {
+        actorId: actor.id,
+        targetType: 'user',
+        targetId: id,
+        reason: dto.reason,
+      } as const;
+      if (saved.role !== before.role) {
+        const details = { from: before.role, to: saved.role };
+        await this.audit.record({ ...entry, action: 'user.role', details }, manager);
+      }
+      if (saved.disabled !== before.disabled) {
+        const action = saved.disabled ? 'user.disable' : 'user.enable';
+        await this.audit.record({ ...entry, action }, manager);
+      }
       return { before, saved };
     });
     if (dto.disabled) {
@@ -113,6 +139,58 @@ export class UsersService {
     if (saved.role !== before.role) {
       this.events.emit('user.role.changed', { userId: id, role: saved.role });
     }
-    return UserDto.of(saved);
+    return UserDto.of(saved, (await this.users.suspensionsOf([id])).get(id));
+  }
+
+  /** The user's global suspension in force, or null (login and refresh ask, to say why). */
+  async suspensionOf(id: string): Promise<Suspension | null> {
+    return (await this.users.suspensionsOf([id])).get(id) ?? null;
+  }
+
+  /**
+   * Admin: a global suspension for a duration, with a reason. Unlike disabling it ends by
+   * itself. Every session of the user ends in the same transaction (login and refresh then
+   * answer FORBIDDEN with the reason and the end, see AuthService); after commit
+   * `session.revoked` (reason `suspended`) tells their live sockets, which then disconnect.
+   * Admins cannot be suspended (an admin is demoted first), so no admin suspends themself.
+   * Suspending a suspended user replaces the end and the reason.
+   */
+  async suspend(actor: AuthUser, id: string, dto: SuspendUserDto): Promise<UserDto> {
+    const { user, suspension } = await this.users.transaction(async (manager) => {
+      const user = await this.users.findById(id, manager, true);
+      if (!user) throw AppError.notFound('User');
+      if (user.role === 'admin') throw AppError.forbidden('Admins cannot be suspended');
+      const suspension = await this.users.suspend(id, dto.durationSec, dto.reason, manager);
+      await this.sessions.revokeAllOfUser(id, 'suspended', manager);
+      await this.audit.record(
+        {
+          actorId: actor.id,
+          action: 'user.suspend',
+          targetType: 'user',
+          targetId: id,
+          reason: dto.reason,
+          details: { until: suspension.until, durationSec: dto.durationSec },
+        },
+        manager,
+      );
+      return { user, suspension };
+    });
+    this.events.emit('session.revoked', { userId: id, reason: 'suspended' });
+    return UserDto.of(user, suspension);
+  }
+
+  /** Admin: lifts a suspension in force (audited); a no-op when there is none. */
+  async unsuspend(actor: AuthUser, id: string): Promise<UserDto> {
+    return this.users.transaction(async (manager) => {
+      const user = await this.users.findById(id, manager, true);
+      if (!user) throw AppError.notFound('User');
+      if (await this.users.unsuspend(id, manager)) {
+        await this.audit.record(
+          { actorId: actor.id, action: 'user.unsuspend', targetType: 'user', targetId: id },
+          manager,
+        );
+      }
+      return UserDto.of(user);
+    });
   }
 }

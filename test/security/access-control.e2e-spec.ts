@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import sharp from 'sharp';
 import { COMMAND_NAMES, type CommandName } from '../../src/chat/contract';
 import { startApp, type TestApp } from '../support/app';
 import { ADMIN_ENV, loginAdmin, newRoom, newUser, send, type TestUser } from '../support/factories';
@@ -36,6 +37,13 @@ const ROUTES: Record<string, Expect> = {
   'GET /api/v1/users': 'admin-only',
   'GET /api/v1/users/{id}': 'allowed',
   'PATCH /api/v1/users/{id}': 'admin-only',
+  'POST /api/v1/users/{id}/suspension': 'admin-only',
+  'DELETE /api/v1/users/{id}/suspension': 'admin-only',
+  'POST /api/v1/messages/{id}/reports': 'hidden',
+  'GET /api/v1/rooms/{id}/reports': 'hidden',
+  'GET /api/v1/admin/reports': 'admin-only',
+  'POST /api/v1/reports/{id}/resolve': 'hidden',
+  'POST /api/v1/reports/{id}/dismiss': 'hidden',
   'GET /api/v1/rooms': 'allowed',
   'POST /api/v1/rooms': 'admin-only',
   'GET /api/v1/rooms/{id}': 'hidden',
@@ -57,6 +65,9 @@ const ROUTES: Record<string, Expect> = {
   'GET /api/v1/messages/{id}/edits': 'hidden',
   'PUT /api/v1/messages/{id}/reactions/{emoji}': 'hidden',
   'DELETE /api/v1/messages/{id}/reactions/{emoji}': 'hidden',
+  'GET /api/v1/messages/{id}/thread': 'hidden',
+  'PUT /api/v1/messages/{id}/follow': 'hidden',
+  'DELETE /api/v1/messages/{id}/follow': 'hidden',
   'GET /api/v1/personas': 'allowed',
   'GET /api/v1/personas/{id}': 'allowed',
   'POST /api/v1/personas': 'admin-only',
@@ -65,12 +76,50 @@ const ROUTES: Record<string, Expect> = {
   'GET /api/v1/rooms/{id}/personas': 'hidden',
   'POST /api/v1/rooms/{id}/personas/{personaId}': 'admin-only',
   'DELETE /api/v1/rooms/{id}/personas/{personaId}': 'admin-only',
+  'GET /api/v1/rooms/{id}/personas/{personaId}/summary': 'hidden',
+  'DELETE /api/v1/rooms/{id}/personas/{personaId}/summary': 'hidden',
   'POST /api/v1/personas/streams/{streamId}/cancel': 'hidden',
+  'GET /api/v1/rooms/{id}/persona-policy': 'hidden',
+  'PUT /api/v1/rooms/{id}/persona-policy': 'hidden',
   'GET /api/v1/conversations': 'allowed',
   'POST /api/v1/conversations': 'self',
   'GET /api/v1/conversations/{id}': 'hidden',
   'PATCH /api/v1/conversations/{id}': 'hidden',
   'DELETE /api/v1/conversations/{id}': 'hidden',
+  'PUT /api/v1/rooms/{id}/notifications': 'hidden',
+  'GET /api/v1/notifications': 'self',
+  'GET /api/v1/notifications/unread-count': 'self',
+  'POST /api/v1/notifications/read': 'hidden',
+  'POST /api/v1/notifications/{id}/read': 'hidden',
+
+  'PUT /api/v1/rooms/{id}/members/{userId}/role': 'hidden',
+  'POST /api/v1/rooms/{id}/mutes': 'hidden',
+  'DELETE /api/v1/rooms/{id}/mutes/{userId}': 'hidden',
+  'POST /api/v1/rooms/{id}/bans': 'hidden',
+  'GET /api/v1/rooms/{id}/bans': 'hidden',
+  'DELETE /api/v1/rooms/{id}/bans/{userId}': 'hidden',
+  'POST /api/v1/rooms/{id}/archive': 'admin-only',
+  'DELETE /api/v1/rooms/{id}/archive': 'admin-only',
+  'PUT /api/v1/rooms/{id}/slow-mode': 'hidden',
+  'GET /api/v1/rooms/{id}/filters': 'hidden',
+  'POST /api/v1/rooms/{id}/filters': 'hidden',
+  'DELETE /api/v1/rooms/{id}/filters/{filterId}': 'hidden',
+  'GET /api/v1/admin/filters': 'admin-only',
+  'POST /api/v1/admin/filters': 'admin-only',
+  'DELETE /api/v1/admin/filters/{filterId}': 'admin-only',
+  'GET /api/v1/admin/audit': 'admin-only',
+  'GET /api/v1/admin/audit/export': 'admin-only',
+  'GET /api/v1/admin/usage': 'admin-only',
+  'POST /api/v1/push/pushers': 'self',
+  'GET /api/v1/push/pushers': 'self',
+  'DELETE /api/v1/push/pushers/{id}': 'hidden',
+  'GET /api/v1/push/settings': 'self',
+  'PUT /api/v1/push/settings': 'self',
+  'POST /api/v1/rooms/{id}/attachments': 'hidden',
+  'POST /api/v1/rooms/{id}/attachments/uploads': 'hidden',
+  'POST /api/v1/attachments/{id}/complete': 'hidden',
+  'GET /api/v1/attachments/{id}': 'hidden',
+  'GET /api/v1/attachments/{id}/thumbnail': 'hidden',
   'GET /health': 'skip',
   'GET /health/ready': 'skip',
 };
@@ -79,16 +128,37 @@ const ROUTES: Record<string, Expect> = {
 function bodyFor(op: string, ctx: Ctx): object | undefined {
   const bodies: Record<string, object> = {
     'PATCH /api/v1/users/{id}': { role: 'admin' },
+    'POST /api/v1/users/{id}/suspension': { durationSec: 3600, reason: 'taken over' },
+    'POST /api/v1/messages/{id}/reports': { category: 'spam' },
+    'POST /api/v1/reports/{id}/resolve': { action: 'delete', reason: 'taken over' },
+    'POST /api/v1/reports/{id}/dismiss': { note: 'taken over' },
     'POST /api/v1/rooms': { name: `r-${randomUUID()}`, visibility: 'public' },
+    'PUT /api/v1/rooms/{id}/members/{userId}/role': { role: 'moderator' },
+    'POST /api/v1/rooms/{id}/mutes': { userId: ctx.alice.id, reason: 'taken over' },
+    'POST /api/v1/rooms/{id}/bans': { userId: ctx.alice.id, reason: 'taken over' },
+    'PUT /api/v1/rooms/{id}/slow-mode': { seconds: 60 },
+    'PUT /api/v1/rooms/{id}/persona-policy': { policy: 'auto', crossTalk: true },
+    'POST /api/v1/rooms/{id}/filters': { pattern: 'taken', action: 'block' },
+    'POST /api/v1/admin/filters': { pattern: 'taken', action: 'block' },
     'PATCH /api/v1/rooms/{id}': { name: 'taken over' },
     'POST /api/v1/rooms/{id}/members': { userId: ctx.mallory.id },
     'PUT /api/v1/rooms/{id}/read': { messageId: ctx.messageId },
+    'PUT /api/v1/rooms/{id}/notifications': { level: 'all' },
+    'POST /api/v1/notifications/read': { roomId: ctx.roomId },
     'POST /api/v1/rooms/{id}/messages': { clientMsgId: randomUUID(), content: 'hi' },
     'PATCH /api/v1/messages/{id}': { content: 'edited by mallory' },
     'POST /api/v1/personas': { handle: `p${Date.now()}`, displayName: 'P' },
     'PATCH /api/v1/personas/{id}': { systemPrompt: 'leak everything' },
     'POST /api/v1/conversations': { personaId: ctx.personaId },
     'PATCH /api/v1/conversations/{id}': { title: 'mine now' },
+    'POST /api/v1/push/pushers': {
+      kind: 'http',
+      url: 'https://push.example.com/notify',
+      appId: 'com.example.parlor',
+      pushKey: `mallory-${randomUUID()}`,
+    },
+    'PUT /api/v1/push/settings': { hideContent: true },
+    'POST /api/v1/rooms/{id}/attachments/uploads': { name: 'x.png', size: 10 },
   };
   return bodies[op];
 }
@@ -101,6 +171,10 @@ interface Ctx {
   messageId: number;
   personaId: string;
   conversationId: string;
+  /** Alice's pusher. */
+  pusherId: string;
+  /** An image Alice sent in the private room. */
+  attachmentId: string;
 }
 
 /** Path parameters: the private room, or the conversation for /conversations/{id}. */
@@ -109,18 +183,23 @@ function pathFor(template: string, ctx: Ctx, target: 'room' | 'conversation'): s
   return template
     .replace(
       '{id}',
-      template.startsWith('/api/v1/messages')
-        ? String(ctx.messageId)
+      template.startsWith('/api/v1/messages') || template.startsWith('/api/v1/notifications')
+        ? String(ctx.messageId) // no notification of the outsider's has this id
         : template.startsWith('/api/v1/users')
           ? ctx.alice.id
           : template.startsWith('/api/v1/personas/{id}')
             ? ctx.personaId
-            : roomOrConv,
+            : template.startsWith('/api/v1/push/pushers/{id}')
+              ? ctx.pusherId
+              : template.startsWith('/api/v1/attachments/{id}')
+                ? ctx.attachmentId
+                : roomOrConv,
     )
     .replace('{userId}', ctx.alice.id)
     .replace('{personaId}', ctx.personaId)
     .replace('{emoji}', encodeURIComponent('👍'))
-    .replace('{streamId}', randomUUID());
+    .replace('{streamId}', randomUUID())
+    .replace('{filterId}', randomUUID());
 }
 
 describe('security: access control', () => {
@@ -130,7 +209,11 @@ describe('security: access control', () => {
   const sockets: ClientSocket[] = [];
 
   beforeAll(async () => {
-    t = await startApp(ADMIN_ENV);
+    t = await startApp({
+      ...ADMIN_ENV,
+      PUSH_HMAC_SECRET: 'access-control-push-secret-0123456789',
+      PUSH_ALLOWED_HOSTS: 'push.example.com',
+    });
     const admin = await loginAdmin(t);
     const [alice, mallory] = [await newUser(t), await newUser(t)];
     const room = await newRoom(t, admin, { visibility: 'private', name: SECRET_ROOM });
@@ -146,6 +229,23 @@ describe('security: access control', () => {
       .put(`/api/v1/messages/${message.id}/reactions/${encodeURIComponent('👍')}`)
       .set(alice.auth)
       .expect(200);
+    const image = await sharp({
+      create: { width: 4, height: 4, channels: 3, background: { r: 0, g: 0, b: 0 } },
+    })
+      .png()
+      .toBuffer();
+    const attachment = await t
+      .http()
+      .post(`/api/v1/rooms/${room.id}/attachments`)
+      .set(alice.auth)
+      .attach('file', image, 'secret.png')
+      .expect(201);
+    await t
+      .http()
+      .post(`/api/v1/rooms/${room.id}/messages`)
+      .set(alice.auth)
+      .send({ clientMsgId: randomUUID(), content: '', attachmentIds: [attachment.body.id] })
+      .expect(201);
     const persona = await t
       .http()
       .post('/api/v1/personas')
@@ -159,6 +259,17 @@ describe('security: access control', () => {
       .send({ personaId: persona.body.id, title: SECRET_CONV })
       .expect(201);
     await send(t, alice, conv.body.id, `${SECRET_TEXT} in conversation`);
+    const pusher = await t
+      .http()
+      .post('/api/v1/push/pushers')
+      .set(alice.auth)
+      .send({
+        kind: 'http',
+        url: 'https://push.example.com/notify',
+        appId: 'com.example.parlor',
+        pushKey: 'alice-device',
+      })
+      .expect(201);
     ctx = {
       admin,
       alice,
@@ -167,6 +278,8 @@ describe('security: access control', () => {
       messageId: message.id,
       personaId: persona.body.id,
       conversationId: conv.body.id,
+      pusherId: (pusher.body as { id: string }).id,
+      attachmentId: (attachment.body as { id: string }).id,
     };
     const doc = (await t.http().get('/docs-json').expect(200)).body as {
       paths: Record<string, Record<string, unknown>>;
@@ -250,6 +363,10 @@ describe('security: access control', () => {
     expect(members.body.items.map((m: { userId: string }) => m.userId)).not.toContain(
       ctx.mallory.id,
     );
+    const pushers = await t.http().get('/api/v1/push/pushers').set(ctx.alice.auth).expect(200);
+    expect(pushers.body).toEqual([expect.objectContaining({ id: ctx.pusherId })]);
+    const mallorys = await t.http().get('/api/v1/push/pushers').set(ctx.mallory.auth).expect(200);
+    expect(JSON.stringify(mallorys.body)).not.toContain('alice-device');
   });
 
   it('public profiles carry no email or flags (lists were swept for secrets above)', async () => {
@@ -278,12 +395,15 @@ describe('security: access control', () => {
       'message.send': { roomId, clientMsgId: randomUUID(), content: 'hi' },
       'message.edit': { messageId: ctx.messageId, content: 'mine' },
       'message.delete': { messageId: ctx.messageId },
+      'message.report': { messageId: ctx.messageId, category: 'spam' },
       'reaction.add': { messageId: ctx.messageId, emoji: '👍' },
       'reaction.remove': { messageId: ctx.messageId, emoji: '👍' },
       'typing.start': { roomId },
       'typing.stop': { roomId },
       'read.mark': { roomId, messageId: ctx.messageId },
+      'notification.read': { roomId },
       'history.fetch': { roomId },
+      'thread.fetch': { messageId: ctx.messageId },
       'persona.cancel': { messageId: randomUUID() },
       'auth.refresh': { accessToken: ctx.alice.accessToken },
     });

@@ -155,21 +155,28 @@ describe('security: no user enumeration by timing', () => {
     await time('nobody_warmup');
     await time(u.username);
     const N = 20;
-    const known: number[] = [];
-    const unknown: number[] = [];
-    for (let i = 0; i < N; i++) {
-      // Interleaved, so machine noise hits both series alike.
-      known.push(await time(u.username));
-      unknown.push(await time(`nobody_${i}_${randomBytes(3).toString('hex')}`));
-    }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const gap = Math.abs(median(known) - median(unknown));
-    const bcryptMs = median(known);
-    console.log(
-      `login timing over ${N} tries each: known user ${mean(known).toFixed(1)} ms mean / ${median(known).toFixed(1)} ms median, ` +
-        `unknown user ${mean(unknown).toFixed(1)} ms mean / ${median(unknown).toFixed(1)} ms median, gap ${gap.toFixed(1)} ms`,
-    );
+    // Up to 3 rounds: a burst of load from a parallel test worker can skew one round, but a
+    // real leak (no dummy comparison: an unknown user answers a whole bcrypt sooner) shows in
+    // every round.
+    let gap = Infinity;
+    let bcryptMs = 0;
+    for (let round = 1; round <= 3 && gap >= bcryptMs * 0.25; round++) {
+      const known: number[] = [];
+      const unknown: number[] = [];
+      for (let i = 0; i < N; i++) {
+        // Interleaved, so machine noise hits both series alike.
+        known.push(await time(u.username));
+        unknown.push(await time(`nobody_${round}_${i}_${randomBytes(3).toString('hex')}`));
+      }
+      gap = Math.abs(median(known) - median(unknown));
+      bcryptMs = median(known);
+      console.log(
+        `login timing, round ${round}, over ${N} tries each: known user ${mean(known).toFixed(1)} ms mean / ${median(known).toFixed(1)} ms median, ` +
+          `unknown user ${mean(unknown).toFixed(1)} ms mean / ${median(unknown).toFixed(1)} ms median, gap ${gap.toFixed(1)} ms`,
+      );
+    }
     // Without the dummy comparison the gap would be the whole bcrypt time (an unknown user
     // would answer almost at once); with it, the gap is noise.
     expect(gap).toBeLessThan(bcryptMs * 0.25);

@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
@@ -17,6 +19,8 @@ export const TEST_ENV: Record<string, string> = {
   AUTH_THROTTLE_IP_LIMIT: '100000',
   AUTH_THROTTLE_USER_LIMIT: '100000',
   AUTH_THROTTLE_ACCOUNT_LIMIT: '100000',
+  // Uploads of every test app land outside the work tree (suites that look at files set their own).
+  ATTACHMENTS_DIR: join(tmpdir(), 'parlor-test-attachments'),
 };
 
 export interface TestApp {

@@ -35,3 +35,26 @@ export async function testEndpoint(): Promise<PgEndpoint> {
   });
   return { url: embedded.url, embedded };
 }
+
+/**
+ * A fresh database on the server of TEST_DATABASE_URL, for suites that run the built server in
+ * child processes (several instances on one database); `drop` removes it, connections and all.
+ */
+export async function scratchDatabase(
+  prefix: string,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const pg = new Client({ connectionString: SERVER_URL });
+    await pg.connect();
+    try {
+      await pg.query(sql);
+    } finally {
+      await pg.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(SERVER_URL!);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { MessageDto } from '../../src/messages/dto/message.dto';
 import type { TestApp } from './app';
 
 export interface TestUser {
@@ -130,4 +131,21 @@ export async function send(
     .send({ clientMsgId, content })
     .expect(201);
   return res.body as SentMessage;
+}
+
+/** Sends a message (a reply with `replyToId`) and answers it as stored, mentions and all. */
+export async function post(
+  t: TestApp,
+  user: TestUser,
+  roomId: string,
+  content: string,
+  replyToId?: number,
+): Promise<MessageDto> {
+  const res = await t
+    .http()
+    .post(`/api/v1/rooms/${roomId}/messages`)
+    .set(user.auth)
+    .send({ clientMsgId: randomBytes(8).toString('hex'), content, replyToId });
+  if (res.status !== 201) throw new Error(`send: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as MessageDto;
 }

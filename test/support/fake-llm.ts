@@ -8,7 +8,22 @@ export interface ChatRequest {
   stream?: boolean;
   temperature?: number;
   max_tokens?: number;
+  stop?: string | string[];
+  stream_options?: { include_usage?: boolean };
 }
+
+/** A `usage` as the fake sends it; `total_tokens` is added (their sum, when both are numbers). */
+export interface FakeUsage {
+  prompt_tokens?: unknown;
+  completion_tokens?: unknown;
+}
+
+const withTotal = (u: FakeUsage) => ({
+  ...u,
+  ...(typeof u.prompt_tokens === 'number' && typeof u.completion_tokens === 'number'
+    ? { total_tokens: u.prompt_tokens + u.completion_tokens }
+    : {}),
+});
 
 /** How the fake answers one request. */
 export interface Script {
@@ -27,11 +42,18 @@ export interface Script {
   endEarly?: boolean;
   /** Never answer ('headers': send 200 + SSE headers, then nothing; true: not even headers). */
   hang?: true | 'headers';
+  /**
+   * The token counts of the final usage chunk, sent when the request asks for it
+   * (`stream_options.include_usage`); default: prompt 11, completion one per chunk. false: none.
+   * The counts may be anything (a broken or hostile server): negative, huge, fractional, absent.
+   */
+  usage?: FakeUsage | false;
 }
 
 /**
  * An OpenAI-compatible server on 127.0.0.1 for tests: POST /v1/chat/completions with
- * `stream: true` answers in the real protocol (SSE `data: {chunk}` lines, then `data: [DONE]`).
+ * `stream: true` answers in the real protocol (SSE `data: {chunk}` lines, then `data: [DONE]`);
+ * without it, one `chat.completion` JSON body (the script's chunks joined).
  * Each request takes the next queued script, or the `respond` default. Request bodies are
  * recorded in arrival order.
  */
@@ -95,6 +117,30 @@ export class FakeLlm {
       );
       return;
     }
+    if (body.stream !== true) {
+      // A plain completion (LlmClient.complete): the chunks joined, in one JSON body.
+      if (script.hang === 'headers') return;
+      if (script.delayMs) await sleep(script.delayMs);
+      const chunks = script.chunks ?? [];
+      const usage = script.usage || { prompt_tokens: 11, completion_tokens: chunks.length };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          id: `chatcmpl-${this.requests.length}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: body.model,
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: chunks.join('') },
+              finish_reason: script.finishReason ?? 'stop',
+            },
+          ],
+          usage: withTotal(usage),
+        }),
+      );
+      return;
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
@@ -132,6 +178,19 @@ export class FakeLlm {
       return;
     }
     write(chunk({}, script.finishReason ?? 'stop'));
+    if (body.stream_options?.include_usage && script.usage !== false) {
+      const usage = script.usage ?? { prompt_tokens: 11, completion_tokens: chunks.length };
+      write(
+        `data: ${JSON.stringify({
+          id,
+          object: 'chat.completion.chunk',
+          created: Math.floor(Date.now() / 1000),
+          model: body.model,
+          choices: [],
+          usage: withTotal(usage),
+        })}\n\n`,
+      );
+    }
     write('data: [DONE]\n\n');
     res.end();
   }

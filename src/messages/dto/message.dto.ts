@@ -1,6 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import {
+  ArrayMaxSize,
+  IsArray,
+  IsUUID,
   IsInt,
   IsNotEmpty,
   IsOptional,
@@ -33,7 +36,14 @@ const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? val
  * How a persona reply ended: 'stop' and 'length' come from the model; 'cancelled', 'timeout'
  * and 'error' mark a reply cut short, whose text is what the model produced until then.
  */
-export const FINISH_REASONS = ['stop', 'length', 'cancelled', 'timeout', 'error'] as const;
+export const FINISH_REASONS = [
+  'stop',
+  'length',
+  'cancelled',
+  'timeout',
+  'error',
+  'interrupted',
+] as const;
 export type FinishReason = (typeof FINISH_REASONS)[number];
 
 /** A client's idempotency key for a send: what `clientMsgId` must match. */
@@ -66,6 +76,51 @@ export class MessageAuthorDto implements Wire.MessageAuthorDto {
   handle?: string;
   @ApiPropertyOptional({ example: 'Alice', nullable: true, type: String })
   displayName?: string | null;
+}
+
+export class MentionDto implements Wire.MentionDto {
+  @ApiProperty({ format: 'uuid' })
+  userId: string;
+  @ApiProperty({ example: 'bob' })
+  username: string;
+}
+
+export class AttachmentDto implements Wire.AttachmentDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  @ApiProperty({ example: 'holiday.png', description: "The uploader's file name" })
+  name: string;
+  @ApiProperty({ example: 183204, description: 'Bytes' })
+  size: number;
+  @ApiProperty({
+    example: 'image/png',
+    description: 'Sniffed from the bytes; application/octet-stream when not recognised',
+  })
+  contentType: string;
+  @ApiProperty({ example: 1280, nullable: true, type: Number, description: 'Images only' })
+  width: number | null;
+  @ApiProperty({ example: 960, nullable: true, type: Number, description: 'Images only' })
+  height: number | null;
+  @ApiProperty({
+    example: '/api/v1/attachments/0b6e2f8a-3c1d-4e5f-8a9b-0c1d2e3f4a5b/thumbnail',
+    nullable: true,
+    type: String,
+    description: 'Images only: path of a WebP thumbnail',
+  })
+  thumbnail: string | null;
+}
+
+export class MessageUsageDto implements Wire.MessageUsage {
+  @ApiProperty({ example: 412, description: 'Tokens of the prompt sent to the model' })
+  promptTokens: number;
+  @ApiProperty({ example: 57, description: 'Tokens of the reply' })
+  completionTokens: number;
+  @ApiProperty({
+    example: false,
+    description:
+      'true: estimated (one token per 4 characters, rounded up), the model server sent no `usage`',
+  })
+  estimated: boolean;
 }
 
 export class MessageDto implements Wire.MessageDto {
@@ -103,6 +158,96 @@ export class MessageDto implements Wire.MessageDto {
       'partial reply (the text the model produced before it was stopped).',
   })
   finishReason?: FinishReason;
+  @ApiPropertyOptional({
+    type: MessageUsageDto,
+    description: 'Persona replies only: the tokens their generation cost',
+  })
+  usage?: MessageUsageDto;
+  @ApiPropertyOptional({
+    example: true,
+    description:
+      'Tombstones only: true when someone other than the author (a moderator or an admin) removed it',
+  })
+  removedByModeration?: boolean;
+  @ApiPropertyOptional({
+    example: 'Off-topic advertising',
+    description:
+      "Why a moderator removed it: only in its author's and the room's moderators' and admins' " +
+      'views (never in room broadcasts)',
+  })
+  removalReason?: string;
+  @ApiProperty({
+    type: [MentionDto],
+    description:
+      'Members mentioned by name (`@username`, any case), parsed by the server at send and edit; ' +
+      'unknown names and non-members stay plain text',
+  })
+  mentions: MentionDto[];
+  @ApiPropertyOptional({
+    example: true,
+    description: 'Present when the text says `@here`: the members online then are mentioned',
+  })
+  mentionsHere?: boolean;
+  @ApiPropertyOptional({
+    example: true,
+    description:
+      "Present when `@room` mentions every member (only the room's moderators and admins may; " +
+      "others' `@room` stays plain text)",
+  })
+  mentionsRoom?: boolean;
+  @ApiProperty({
+    nullable: true,
+    type: Number,
+    example: null,
+    description: "A reply's thread: the root of its parent's thread (threads are flat)",
+  })
+  threadRootId: number | null;
+  @ApiPropertyOptional({ example: 3, description: 'Thread roots (after a first reply): replies' })
+  replyCount?: number;
+  @ApiPropertyOptional({ description: 'Thread roots: when the latest reply was written' })
+  lastReplyAt?: Date;
+  @ApiPropertyOptional({
+    type: [String],
+    description: "Thread roots: the last 5 distinct repliers' user ids, most recent first",
+  })
+  threadParticipants?: string[];
+  @ApiProperty({
+    type: [AttachmentDto],
+    description: 'Files sent with the message, in the order given (empty on tombstones)',
+  })
+  attachments: AttachmentDto[];
+}
+
+export class ThreadPageDto implements Wire.ThreadPageDto {
+  @ApiProperty({ type: MessageDto, description: 'The thread root (a tombstone if deleted)' })
+  root: MessageDto;
+  @ApiProperty({ type: [MessageDto], description: 'Replies, oldest first' })
+  items: MessageDto[];
+  @ApiProperty({
+    nullable: true,
+    type: Number,
+    description: 'Pass as `after` for the next page; null on the last page',
+  })
+  nextCursor: number | null;
+  @ApiProperty({ description: 'Whether the caller follows the thread' })
+  following: boolean;
+}
+
+export class ThreadQuery {
+  @ApiPropertyOptional({ description: 'Replies with id > after (the previous nextCursor)' })
+  @IsOptional()
+  @IsCursor()
+  after?: number;
+
+  @PageLimit(200, 50)
+  limit: number = 50;
+}
+
+export class ThreadFollowDto {
+  @ApiProperty({ example: 1042, description: 'The thread root' })
+  rootId: number;
+  @ApiProperty({ example: true })
+  following: boolean;
 }
 
 /** The REST and socket DTOs have exactly the fields of their wire shapes (src/common/wire.ts). */
@@ -110,10 +255,14 @@ const _wire: [
   SameShape<ReactionSummaryDto, Wire.ReactionSummaryDto>,
   SameShape<MessageAuthorDto, Wire.MessageAuthorDto>,
   SameShape<MessageDto, Wire.MessageDto>,
+  SameShape<AttachmentDto, Wire.AttachmentDto>,
+  SameShape<MessageUsageDto, Wire.MessageUsage>,
+  SameShape<MentionDto, Wire.MentionDto>,
+  SameShape<ThreadPageDto, Wire.ThreadPageDto>,
   SameShape<HistoryPageDto, Wire.HistoryPageDto>,
   SameShape<FinishReason, Wire.FinishReason>,
   SameShape<MessageRole, Wire.MessageRole>,
-] = [true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true];
 
 export class SendMessageDto {
   @ApiProperty({
@@ -129,11 +278,20 @@ export class SendMessageDto {
 
   @ApiProperty({
     example: 'Hello, world',
-    description: 'At least 1 character after trimming; maxLength is MESSAGE_MAX_LENGTH',
+    description:
+      'At least 1 character after trimming (may be empty with attachmentIds); maxLength is MESSAGE_MAX_LENGTH',
   })
   @Transform(trim)
   @IsString()
-  @MinLength(1, { message: 'content must not be empty' })
+  @ValidateBy({
+    name: 'notEmptyWithoutAttachments',
+    validator: {
+      validate: (v: unknown, args) =>
+        typeof v === 'string' &&
+        (v.length > 0 || !!(args?.object as SendMessageDto).attachmentIds?.length),
+      defaultMessage: () => 'content must not be empty',
+    },
+  })
   @MaxLength(CONTENT_HARD_CAP)
   content: string;
 
@@ -141,6 +299,19 @@ export class SendMessageDto {
   @IsOptional()
   @IsCursor()
   replyToId?: number;
+
+  @ApiPropertyOptional({
+    type: 'array',
+    items: { type: 'string', format: 'uuid' },
+    example: [],
+    description:
+      'Uploads of yours to this room not yet sent (POST /rooms/:id/attachments); at most ATTACHMENTS_PER_MESSAGE',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(100)
+  @IsUUID('all', { each: true })
+  attachmentIds?: string[];
 }
 
 export class EditMessageDto {
@@ -242,6 +413,23 @@ export class MessageIdParam {
   @ApiProperty({ example: 1042 })
   @IsCursor()
   id: number;
+}
+
+/** The longest reason of a removal by moderation (messages.removal_reason). */
+export const REMOVAL_REASON_MAX = 500;
+
+export class RemoveMessageQuery {
+  @ApiPropertyOptional({
+    example: 'Off-topic advertising',
+    maxLength: REMOVAL_REASON_MAX,
+    description:
+      "Why (moderators and admins removing someone else's message): kept with the tombstone, " +
+      'shown to its author and the room moderators. Ignored when the author deletes their own.',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(REMOVAL_REASON_MAX)
+  reason?: string;
 }
 
 /** Emoji code points only: pictographs, flag letters, skin tones, joiners, selectors, keycaps. */

@@ -1,6 +1,10 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import {
+  ArrayMaxSize,
+  ArrayUnique,
+  IsArray,
   IsBoolean,
   IsInt,
   IsNumber,
@@ -24,6 +28,60 @@ const handle = ({ value }: { value: unknown }) =>
 
 /** Upper bound of a persona's maxTokens (the model server may enforce a lower one). */
 const MAX_TOKENS_CAP = 32768;
+
+/** A persona's stop list: OpenAI's `stop` takes 4 sequences at most. */
+const STOP_MAX = 4;
+const STOP_MAX_LENGTH = 32;
+
+/** The `stop` field of the create and update bodies (same rules, same example). */
+function StopList(): PropertyDecorator {
+  return applyDecorators(
+    ApiPropertyOptional({
+      type: [String],
+      example: ['\nUser:', '###'],
+      maxItems: STOP_MAX,
+      default: [],
+      description: `Up to ${STOP_MAX} distinct sequences of 1–${STOP_MAX_LENGTH} characters where the model stops writing (sent as the request's \`stop\`); [] sends none`,
+    }),
+    Omittable(),
+    IsArray(),
+    ArrayMaxSize(STOP_MAX),
+    ArrayUnique(),
+    IsString({ each: true }),
+    MinLength(1, { each: true }),
+    MaxLength(STOP_MAX_LENGTH, { each: true }),
+  );
+}
+
+/** Largest daily token budget of a persona (personas.daily_token_budget is an integer). */
+const MAX_BUDGET = 2_147_483_647;
+
+/** A persona's own daily token budget (create and update): null clears it. */
+function DailyTokenBudget(): PropertyDecorator {
+  return applyDecorators(
+    ApiPropertyOptional({
+      example: 200000,
+      nullable: true,
+      type: Number,
+      minimum: 0,
+      maximum: MAX_BUDGET,
+      description:
+        'Tokens (prompt + completion) this persona may spend per UTC day, all rooms together; ' +
+        'null or absent: PERSONA_DAILY_TOKENS_PERSONA; 0: unlimited',
+    }),
+    IsOptional(),
+    IsInt(),
+    Min(0),
+    Max(MAX_BUDGET),
+  );
+}
+const TALKATIVENESS = {
+  example: 0.5,
+  minimum: 0,
+  maximum: 1,
+  description:
+    "The `auto` turn policy's chance that the persona speaks when nobody is mentioned (1 always, 0 never)",
+};
 
 export class PersonaIdParam {
   @ApiProperty({ format: 'uuid' })
@@ -106,6 +164,15 @@ export class CreatePersonaDto {
   @Max(MAX_TOKENS_CAP)
   maxTokens?: number;
 
+  @StopList()
+  stop?: string[];
+  @ApiPropertyOptional({ ...TALKATIVENESS, default: 0.5 })
+  @Omittable()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0)
+  @Max(1)
+  talkativeness?: number;
+
   @ApiPropertyOptional({
     default: true,
     example: true,
@@ -124,9 +191,12 @@ export class CreatePersonaDto {
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true })
   @MaxLength(2000)
   avatarUrl?: string | null;
+
+  @DailyTokenBudget()
+  dailyTokenBudget?: number | null;
 }
 
-/** Every field optional; `model` and `avatarUrl` may be set to null to clear them. */
+/** Every field optional; `model`, `avatarUrl` and `dailyTokenBudget` may be set to null to clear them. */
 export class UpdatePersonaDto {
   @ApiPropertyOptional({ example: 'sage' })
   @Omittable()
@@ -181,6 +251,15 @@ export class UpdatePersonaDto {
   @Max(MAX_TOKENS_CAP)
   maxTokens?: number;
 
+  @StopList()
+  stop?: string[];
+  @ApiPropertyOptional(TALKATIVENESS)
+  @Omittable()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0)
+  @Max(1)
+  talkativeness?: number;
+
   @ApiPropertyOptional({ example: false })
   @Omittable()
   @IsBoolean()
@@ -191,6 +270,9 @@ export class UpdatePersonaDto {
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true })
   @MaxLength(2000)
   avatarUrl?: string | null;
+
+  @DailyTokenBudget()
+  dailyTokenBudget?: number | null;
 }
 
 export class ListPersonasQuery {
@@ -222,10 +304,21 @@ export class PersonaDto {
   temperature: number;
   @ApiProperty({ example: 512 })
   maxTokens: number;
+  @ApiProperty({ type: [String], example: ['###'], description: 'Stop sequences; [] none' })
+  stop: string[];
+  @ApiProperty({ example: 0.5, description: "The `auto` turn policy's chance of speaking (0–1)" })
+  talkativeness: number;
   @ApiProperty()
   enabled: boolean;
   @ApiProperty({ nullable: true, type: String })
   avatarUrl: string | null;
+  @ApiProperty({
+    nullable: true,
+    type: Number,
+    description:
+      "Tokens per UTC day (0: unlimited); null: the server's PERSONA_DAILY_TOKENS_PERSONA",
+  })
+  dailyTokenBudget: number | null;
   @ApiProperty({ nullable: true, type: String, format: 'uuid' })
   createdBy: string | null;
   @ApiProperty()

@@ -5,6 +5,8 @@ import { IsCursor, MessageDto } from '../../messages/dto/message.dto';
 import {
   ROOM_KINDS,
   type MemberRole,
+  NOTIFY_LEVELS,
+  type NotifyLevel,
   type RoomKind,
   VISIBILITIES,
   type Visibility,
@@ -104,24 +106,56 @@ export class RoomDto implements Wire.RoomDto {
   createdAt: Date;
   @ApiProperty()
   updatedAt: Date;
+  @ApiProperty({
+    example: 0,
+    description:
+      'Slow mode: least time between two messages of one member, in ms (0: off; moderators are exempt)',
+  })
+  slowModeMs: number;
   @ApiProperty({ example: 12 })
   memberCount: number;
   @ApiProperty({ description: 'Whether the caller is a member' })
   joined: boolean;
-  @ApiPropertyOptional({ enum: ['owner', 'member'], nullable: true, type: String })
+  @ApiPropertyOptional({ enum: ['owner', 'moderator', 'member'], nullable: true, type: String })
   myRole: MemberRole | null;
+  @ApiProperty({
+    nullable: true,
+    type: Date,
+    description: 'Set while the room is archived (read-only for everyone)',
+  })
+  archivedAt: Date | null;
 }
+
+/** `room.updated` (socket only): the room without the per-viewer `joined` and `myRole`. */
+export class RoomUpdatedDto
+  extends OmitType(RoomDto, ['joined', 'myRole'] as const)
+  implements Wire.RoomUpdated {}
 
 export class RoomSummaryDto extends RoomDto {
   @ApiProperty({
     example: 3,
-    description: 'Unread messages by others (capped at 1000); 0 when not joined',
+    description:
+      'Unread messages by others after my read marker, not deleted ones nor system notices ("bob joined"); capped at 1000; 0 when not joined',
   })
   unreadCount: number;
+  @ApiProperty({
+    example: 1,
+    description:
+      'Messages after my read marker that mention me (`@me`, `@here` while I was online, ' +
+      '`@room`), not deleted ones; capped at 1000; 0 when not joined',
+  })
+  unreadMentions: number;
   @ApiProperty({ example: 1040 })
   lastReadMessageId: number;
   @ApiProperty({ type: MessageDto, nullable: true })
   lastMessage: MessageDto | null;
+  @ApiProperty({
+    enum: NOTIFY_LEVELS,
+    nullable: true,
+    type: String,
+    description: 'My notification level here (PUT /rooms/{id}/notifications); null when not joined',
+  })
+  notify: NotifyLevel | null;
 }
 
 export class ListRoomsQuery {
@@ -156,10 +190,28 @@ export class MemberDto implements Wire.MemberDto {
   username: string;
   @ApiProperty({ nullable: true, type: String })
   displayName: string | null;
-  @ApiProperty({ enum: ['owner', 'member'] })
+  @ApiProperty({ enum: ['owner', 'moderator', 'member'] })
   role: MemberRole;
   @ApiProperty()
   joinedAt: Date;
+  @ApiProperty({ description: 'Muted in this room now: reads, but cannot write' })
+  muted: boolean;
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    format: 'date-time',
+    description: 'When the mute ends; null when not muted or muted until lifted',
+  })
+  mutedUntil: string | null;
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    example: null,
+    description:
+      "Why the member is muted ('' without a reason): shown to the muted member themself and " +
+      "to the room's owner and moderators and admins; null for everyone else and when not muted",
+  })
+  muteReason: string | null;
 }
 
 export class ListMembersQuery {
@@ -199,6 +251,31 @@ export class MarkReadDto {
   messageId: number;
 }
 
+export class NotifyLevelDto {
+  @ApiProperty({
+    enum: NOTIFY_LEVELS,
+    example: 'mentions',
+    description:
+      '`default` (= `all` in direct rooms and conversations, `mentions` elsewhere), `all` ' +
+      '(every message), `mentions` (mentions, direct messages, replies in followed threads), ' +
+      '`none` (nothing, mentions included)',
+  })
+  @IsIn(NOTIFY_LEVELS)
+  level: NotifyLevel;
+}
+
+export class NotifySettingDto {
+  @ApiProperty({ format: 'uuid' })
+  roomId: string;
+  @ApiProperty({ enum: NOTIFY_LEVELS, description: 'As set' })
+  level: NotifyLevel;
+  @ApiProperty({
+    enum: ['all', 'mentions', 'none'],
+    description: 'What `default` means in this room, or the level set',
+  })
+  effective: Exclude<NotifyLevel, 'default'>;
+}
+
 export class ReadStateDto implements Wire.ReadStateDto {
   @ApiProperty({ format: 'uuid' })
   roomId: string;
@@ -206,14 +283,17 @@ export class ReadStateDto implements Wire.ReadStateDto {
   lastReadMessageId: number;
   @ApiProperty({ example: 0 })
   unreadCount: number;
+  @ApiProperty({ example: 0, description: 'Messages after the marker that mention me' })
+  unreadMentions: number;
 }
 
 /** The DTOs have exactly the fields of their wire shapes (src/common/wire.ts). */
 const _wire: [
   SameShape<RoomDto, Wire.RoomDto>,
+  SameShape<RoomUpdatedDto, Wire.RoomUpdated>,
   SameShape<MemberDto, Wire.MemberDto>,
   SameShape<ReadStateDto, Wire.ReadStateDto>,
   SameShape<RoomKind, Wire.RoomKind>,
   SameShape<Visibility, Wire.Visibility>,
   SameShape<MemberRole, Wire.MemberRole>,
-] = [true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true];

@@ -1,7 +1,19 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsOptional, IsString, IsUUID } from 'class-validator';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNotEmpty,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Max,
+  MaxLength,
+  Min,
+} from 'class-validator';
 import { Omittable } from '../../common/validation';
 import { ROLES, type Role, User } from '../user.entity';
+import type { Suspension } from '../user.store';
 import { PageLimit } from '../../common/pagination';
 
 export class UserIdParam {
@@ -39,10 +51,54 @@ export class UserDto extends PublicUserDto {
   email: string;
   @ApiProperty({ example: false })
   disabled: boolean;
+  @ApiPropertyOptional({
+    example: '2026-01-01T12:00:00.000Z',
+    description: 'While a global suspension holds: when it ends by itself',
+  })
+  suspendedUntil?: Date;
+  @ApiPropertyOptional({
+    example: 'Spamming several rooms',
+    description: 'While a global suspension holds: why',
+  })
+  suspensionReason?: string;
 
-  static override of(u: User): UserDto {
-    return { ...PublicUserDto.of(u), email: u.email, disabled: u.disabled };
+  /** With the user's suspension in force, if any (UserStore.suspensionsOf). */
+  static override of(u: User, suspension?: Suspension | null): UserDto {
+    return {
+      ...PublicUserDto.of(u),
+      email: u.email,
+      disabled: u.disabled,
+      ...(suspension
+        ? { suspendedUntil: suspension.until, suspensionReason: suspension.reason }
+        : {}),
+    };
   }
+}
+
+/** The longest global suspension: ten years (longer is what disabling the account is for). */
+export const SUSPENSION_MAX_SEC = 10 * 365 * 24 * 3600;
+
+export class SuspendUserDto {
+  @ApiProperty({
+    example: 86400,
+    minimum: 1,
+    maximum: SUSPENSION_MAX_SEC,
+    description: 'How long, in seconds from now; the suspension ends by itself then',
+  })
+  @IsInt()
+  @Min(1)
+  @Max(SUSPENSION_MAX_SEC)
+  durationSec: number;
+
+  @ApiProperty({
+    example: 'Spamming several rooms',
+    maxLength: 500,
+    description: 'Why: told to the user when they try to log in',
+  })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(500)
+  reason: string;
 }
 
 export class UpdateUserDto {
@@ -58,6 +114,16 @@ export class UpdateUserDto {
   @Omittable()
   @IsBoolean()
   disabled?: boolean;
+
+  @ApiPropertyOptional({
+    maxLength: 500,
+    example: 'Runs the support team',
+    description: 'Why: kept in the audit log with the change',
+  })
+  @Omittable()
+  @IsString()
+  @MaxLength(500)
+  reason?: string;
 }
 
 export class ListUsersQuery {

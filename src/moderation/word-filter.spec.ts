@@ -1,0 +1,112 @@
+import {
+  compileFilter,
+  type FilterAction,
+  type FilterRule,
+  normalizePattern,
+  patternProblem,
+  screen,
+} from './word-filter';
+
+let n = 0;
+const rule = (pattern: string, action: FilterAction = 'mask', roomId: string | null = 'r') => ({
+  id: `f${++n}`,
+  pattern: normalizePattern(pattern),
+  action,
+  roomId,
+});
+const run = (rules: FilterRule[], text: string) => screen(compileFilter(rules), text);
+const masked = (rules: FilterRule[], text: string) => {
+  const r = run(rules, text);
+  if ('blocked' in r) throw new Error(`blocked by ${r.blocked.pattern}`);
+  return r.content;
+};
+
+describe('word filter matcher', () => {
+  it('matches whole words only, case-insensitively', () => {
+    const bad = [rule('Ass')];
+    expect(masked(bad, 'You ASS!')).toBe('You ***!');
+    expect(masked(bad, 'a class act, assorted, bass')).toBe('a class act, assorted, bass');
+    expect(masked(bad, 'ass-ass')).toBe('***-***');
+  });
+
+  it('is Unicode-aware: letters of every script are word characters, case folds, NFC', () => {
+    const rules = [rule('café'), rule('ДУРАК'), rule('東京')];
+    expect(masked(rules, 'un CAFÉ noir')).toBe('un **** noir');
+    // é written as e + combining acute (NFD) is the same word.
+    expect(masked(rules, 'un cafe\u0301!')).toBe('un ****!');
+    // A following letter of another script makes it a different word.
+    expect(masked(rules, 'caféй')).toBe('caféй');
+    expect(masked(rules, 'ты дурак.')).toBe('ты *****.');
+    expect(masked(rules, 'ты дураки')).toBe('ты дураки');
+    expect(masked(rules, '東京 tower')).toBe('** tower');
+    expect(masked(rules, 'Untouched 😀 text')).toBe('Untouched 😀 text');
+  });
+
+  it('phrases match across any whitespace; masking keeps the whitespace', () => {
+    const rules = [rule('  buy   NOW ')];
+    expect(rules[0].pattern).toBe('buy now');
+    expect(masked(rules, 'please Buy\n\tnow, thanks')).toBe('please ***\n\t***, thanks');
+    expect(masked(rules, 'buy nowhere')).toBe('buy nowhere');
+  });
+
+  it('* stands for letters or digits inside one word', () => {
+    const rules = [rule('spam*'), rule('*coin'), rule('f*ck')];
+    expect(masked(rules, 'spammer spam spam42 bitcoin coin fck fuuuck')).toBe(
+      '******* **** ****** ******* **** *** ******',
+    );
+    expect(masked(rules, 'spa sp am coins f ck')).toBe('spa sp am coins f ck');
+  });
+
+  it('block names the first matching rule; block wins over mask', () => {
+    const m = rule('darn');
+    const b1 = rule('heck', 'block');
+    const b2 = rule('buy now', 'block', null);
+    expect(run([m, b1, b2], 'darn, heck')).toEqual({ blocked: b1 });
+    expect(run([m, b1, b2], 'darn, BUY  now')).toEqual({ blocked: b2 });
+    expect(run([m, b1, b2], 'darn it')).toEqual({ content: '**** it' });
+    expect(run([m, b1, b2], 'all fine')).toEqual({ content: 'all fine' });
+  });
+
+  it('regex syntax in a pattern is literal', () => {
+    const rules = [rule('a.b'), rule('(x)'), rule('c++')];
+    expect(masked(rules, 'a.b axb (x) x c++ c')).toBe('*** axb *** x *** c');
+  });
+
+  it('refuses patterns that are empty, wordless, control characters, too long or too wild', () => {
+    expect(patternProblem(normalizePattern('  '))).toMatch(/empty/);
+    expect(patternProblem(normalizePattern('!!! ?'))).toMatch(/no letter/);
+    expect(patternProblem(normalizePattern('*'))).toMatch(/no letter/);
+    expect(patternProblem(normalizePattern('bad\u200bword'))).toMatch(/control/);
+    expect(patternProblem('x'.repeat(101))).toMatch(/at most 100/);
+    expect(patternProblem(normalizePattern('a*b*c'))).toMatch(/one \*/);
+    expect(patternProblem(normalizePattern('*a*b'))).toMatch(/one \*/);
+    for (const ok of ['spam', '*spam*', 'f*ck', 'buy* now*', "don't", 'c++', '東京'])
+      expect(patternProblem(normalizePattern(ok))).toBeNull();
+    expect(normalizePattern('SP**AM')).toBe('sp*am');
+  });
+
+  it('stays linear on hostile input (no catastrophic backtracking)', () => {
+    const patterns = ['a*b', '*ab', '*ab*', 'a* a* a* b', 'a a a a b', 'a*a a*a b'];
+    const filter = compileFilter(
+      patterns.flatMap((p) => [rule(p, 'block'), rule(`${p}z`, 'mask')]),
+    );
+    const inputs = ['a'.repeat(100_000), 'a '.repeat(50_000), `${'a'.repeat(50_000)} c`];
+    for (const text of inputs) {
+      const t0 = performance.now();
+      expect(screen(filter, text)).toEqual({ content: text });
+      expect(performance.now() - t0).toBeLessThan(500);
+    }
+  });
+
+  it('invisible characters inside a word do not hide it (block and mask)', () => {
+    const zw = '\u200b';
+    const blocking = [rule('bad', 'block')];
+    expect(run(blocking, `so b${zw}ad`)).toMatchObject({ blocked: { pattern: 'bad' } });
+    expect(run(blocking, `so b\u00adad`)).toMatchObject({ blocked: { pattern: 'bad' } });
+    expect(masked([rule('ugly')], `so u${zw}gly`)).toBe('so ****');
+    // Without a hidden word, invisible characters (an emoji's joiners) stay.
+    const family = '\u{1f468}\u200d\u{1f469}\u200d\u{1f467}';
+    expect(masked([rule('ugly')], `${family} ugly`)).toBe(`${family} ****`);
+    expect(masked([rule('ugly')], `${family} fine`)).toBe(`${family} fine`);
+  });
+});

@@ -1,0 +1,132 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { createRedis } from './redis.module';
+
+export interface SharedCacheOptions<V> {
+  /** For logs and the subscriber connection's name. */
+  name: string;
+  /** The Redis channel on which instances tell each other which key to drop. */
+  channel: string;
+  /** A held value is read again after this long, whatever happened (the safety net). */
+  ttlMs: number;
+  /** At most this many keys are held (the least recently loaded goes first). */
+  maxKeys: number;
+  /** Reads a key's value (from the database). */
+  load: (key: string) => Promise<V>;
+  /** The shared Redis client (publishing), or null on a single instance. */
+  redis: Redis | null;
+  /** REDIS_URL, for a subscriber connection of the cache's own. */
+  redisUrl?: string;
+}
+
+interface Invalidation {
+  origin: string;
+  key: string | null;
+}
+
+/**
+ * Values held in memory per key, read once on first need, kept coherent across instances:
+ * `changed(key)` drops the key here and publishes it on a Redis channel, and every other
+ * instance drops it on that message (after its subscriber reconnects, it drops everything:
+ * messages may have been missed). Whatever happens, a value is read again after `ttlMs`.
+ *
+ * A load under way when its key is dropped answers its callers but is not kept (a generation
+ * counter moved on), so a stale read never outlives the change that dropped it.
+ */
+export class SharedCache<V> {
+  private readonly logger: Logger;
+  private readonly origin = randomUUID();
+  private readonly held = new Map<string, { value: V; expires: number }>();
+  private readonly loading = new Map<string, Promise<V>>();
+  /** Moves on at every drop: a load started before it is not kept. */
+  private generation = 0;
+  private subscriber: Redis | null = null;
+
+  constructor(private readonly options: SharedCacheOptions<V>) {
+    this.logger = new Logger(options.name);
+  }
+
+  /** Subscribes to the channel (when Redis is configured). */
+  start(): void {
+    const { redisUrl, channel, name } = this.options;
+    if (!redisUrl) return;
+    const sub = createRedis(redisUrl, name, true);
+    let connectedOnce = false;
+    sub.on('ready', () => {
+      if (connectedOnce) this.drop(null);
+      connectedOnce = true;
+    });
+    sub.on('message', (_channel: string, raw: string) => this.onMessage(raw));
+    sub.subscribe(channel).catch((err: Error) => {
+      this.logger.warn(`not subscribed to ${channel}: ${err.message}`);
+    });
+    this.subscriber = sub;
+  }
+
+  stop(): void {
+    this.subscriber?.disconnect();
+  }
+
+  /** The key's value: from memory (synchronously) when held, else read once. */
+  get(key: string): V | Promise<V> {
+    const held = this.held.get(key);
+    if (held && held.expires > Date.now()) return held.value;
+    return this.loading.get(key) ?? this.load(key);
+  }
+
+  /** A change made on this instance: drop the key (null: all) here, and tell the others. */
+  changed(key: string | null): void {
+    this.drop(key);
+    const { redis, channel } = this.options;
+    if (!redis) return;
+    const message: Invalidation = { origin: this.origin, key };
+    redis.publish(channel, JSON.stringify(message)).catch((err: Error) => {
+      // The others fall back on the TTL (or on their reconnect, which drops all).
+      this.logger.warn(`change not published: ${err.message}`);
+    });
+  }
+
+  private onMessage(raw: string): void {
+    let message: Partial<Invalidation>;
+    try {
+      message = JSON.parse(raw) as Partial<Invalidation>;
+    } catch {
+      return;
+    }
+    if (message.origin === this.origin) return;
+    this.drop(typeof message.key === 'string' ? message.key : null);
+  }
+
+  private drop(key: string | null): void {
+    this.generation++;
+    if (key === null) {
+      this.held.clear();
+      this.loading.clear();
+    } else {
+      this.held.delete(key);
+      this.loading.delete(key);
+    }
+  }
+
+  private load(key: string): Promise<V> {
+    const generation = this.generation;
+    const loading: Promise<V> = this.options
+      .load(key)
+      .then((value) => {
+        if (generation === this.generation) this.keep(key, value);
+        return value;
+      })
+      .finally(() => {
+        if (this.loading.get(key) === loading) this.loading.delete(key);
+      });
+    this.loading.set(key, loading);
+    return loading;
+  }
+
+  private keep(key: string, value: V): void {
+    this.held.delete(key);
+    if (this.held.size >= this.options.maxKeys) this.held.delete(this.held.keys().next().value!);
+    this.held.set(key, { value, expires: Date.now() + this.options.ttlMs });
+  }
+}

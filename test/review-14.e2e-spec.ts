@@ -1,0 +1,296 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { startApp, type TestApp } from './support/app';
+import { SERVER_URL } from './support/database';
+import {
+  ADMIN_ENV,
+  join,
+  loginAdmin,
+  newRoom,
+  newUser,
+  NO_WRITE_LIMITS,
+  send,
+  type TestUser,
+} from './support/factories';
+import { FakeLlm } from './support/fake-llm';
+import { call, connect, record, sleep } from './support/socket';
+import type { ReportDto } from '../src/common/wire';
+
+const api = (path: string) => `/api/v1${path}`;
+
+/**
+ * Adversarial review of issue 14 (moderation and audit): each case here failed on main before
+ * its fix in the same commit.
+ */
+describe('issue 14 review (e2e)', () => {
+  let t: TestApp;
+  let db: DataSource;
+  let admin: TestUser;
+  let fake: FakeLlm;
+
+  beforeAll(async () => {
+    fake = await FakeLlm.start();
+    t = await startApp({
+      LLM_BASE_URL: fake.url,
+      ...ADMIN_ENV,
+      ...NO_WRITE_LIMITS,
+      RATE_LIMIT_MODERATE: '1000000',
+      RATE_LIMIT_REPORT: '1000000',
+      USER_MAX_INFLIGHT: '64',
+    });
+    db = t.app.get(DataSource);
+    admin = await loginAdmin(t);
+  });
+  afterAll(async () => {
+    await t.close();
+    await fake.close();
+  });
+
+  const http = () => t.http();
+  const report = (u: TestUser, messageId: number) =>
+    http()
+      .post(api(`/messages/${messageId}/reports`))
+      .set(u.auth)
+      .send({ category: 'spam' });
+  const resolve = (u: TestUser, id: string, body: object) =>
+    http()
+      .post(api(`/reports/${id}/resolve`))
+      .set(u.auth)
+      .send(body);
+  const reportRow = async (id: string) =>
+    (
+      await db.query<{ status: string; action: string | null }[]>(
+        `SELECT status, action FROM reports WHERE id = $1`,
+        [id],
+      )
+    )[0];
+  const auditRows = (action: string, targetId: string) =>
+    db.query<unknown[]>(`SELECT 1 FROM audit_log WHERE action = $1 AND target_id = $2`, [
+      action,
+      targetId,
+    ]);
+
+  /** A room with an author, a reporter, the author's message and the reporter's report of it. */
+  const reported = async (content: string, ...others: TestUser[]) => {
+    const room = await newRoom(t, admin);
+    const [author, reporter] = [await newUser(t), await newUser(t)];
+    for (const u of [author, reporter, ...others]) await join(t, u, room.id);
+    const m = await send(t, author, room.id, content);
+    const created = (await report(reporter, m.id).expect(201)).body as ReportDto;
+    return { room, author, m, created };
+  };
+
+  it('resolving a report with `mute` when its author has left: 404, the report stays open, nothing audited', async () => {
+    const { room, author, created } = await reported('rude');
+    await http()
+      .post(api(`/rooms/${room.id}/leave`))
+      .set(author.auth)
+      .expect(204);
+
+    const res = await resolve(admin, created.id, { action: 'mute', reason: 'Rude' }).expect(404);
+    expect(res.body.code).toBe('NOT_FOUND');
+    // Before the fix the report was closed as "resolved with mute" although nobody was muted.
+    expect(await reportRow(created.id)).toEqual({ status: 'open', action: null });
+    expect(await auditRows('report.resolve', created.id)).toEqual([]);
+    // A ban needs no membership: it still resolves the report.
+    await resolve(admin, created.id, { action: 'ban', reason: 'Rude' }).expect(200);
+    expect(await reportRow(created.id)).toEqual({ status: 'resolved', action: 'ban' });
+  });
+
+  it('a report resolution holds its sanction to the mute/ban maximum (a year)', async () => {
+    const { room, author, created } = await reported('spam');
+    const tooLong = 366 * 24 * 3600 + 1;
+    // The mute route refuses it...
+    await http()
+      .post(api(`/rooms/${room.id}/mutes`))
+      .set(admin.auth)
+      .send({ userId: author.id, durationSec: tooLong })
+      .expect(400);
+    // ...and so does the report's resolution, which mutes through the same service.
+    await resolve(admin, created.id, { action: 'mute', durationSec: tooLong }).expect(400);
+    expect(await reportRow(created.id)).toEqual({ status: 'open', action: null });
+  });
+
+  it('moderation routes answer 404 for a private room the caller is not in (no existence leak)', async () => {
+    const hidden = await newRoom(t, admin, { visibility: 'private' });
+    const [insider, outsider] = [await newUser(t), await newUser(t)];
+    await http()
+      .post(api(`/rooms/${hidden.id}/members`))
+      .set(admin.auth)
+      .send({ userId: insider.id })
+      .expect(201);
+    const m = await send(t, insider, hidden.id, 'secret');
+    const filter = await http()
+      .post(api(`/rooms/${hidden.id}/filters`))
+      .set(admin.auth)
+      .send({ pattern: 'zzzforbidden', action: 'block' })
+      .expect(201);
+    const as = (req: ReturnType<ReturnType<TestApp['http']>['get']>) => req.set(outsider.auth);
+    const attempts = [
+      as(http().post(api(`/rooms/${hidden.id}/mutes`))).send({ userId: insider.id }),
+      as(http().delete(api(`/rooms/${hidden.id}/mutes/${insider.id}`))),
+      as(http().post(api(`/rooms/${hidden.id}/bans`))).send({ userId: insider.id }),
+      as(http().delete(api(`/rooms/${hidden.id}/bans/${insider.id}`))),
+      as(http().get(api(`/rooms/${hidden.id}/bans`))),
+      as(http().put(api(`/rooms/${hidden.id}/members/${insider.id}/role`))).send({
+        role: 'moderator',
+      }),
+      as(http().put(api(`/rooms/${hidden.id}/slow-mode`))).send({ seconds: 5 }),
+      as(http().get(api(`/rooms/${hidden.id}/filters`))),
+      as(http().post(api(`/rooms/${hidden.id}/filters`))).send({
+        pattern: 'other',
+        action: 'block',
+      }),
+      as(http().delete(api(`/rooms/${hidden.id}/filters/${filter.body.id}`))),
+      as(http().get(api(`/rooms/${hidden.id}/reports`))),
+      as(http().post(api(`/messages/${m.id}/reports`))).send({ category: 'spam' }),
+      as(http().delete(api(`/messages/${m.id}?reason=x`))),
+    ];
+    const answers = await Promise.all(attempts.map((r) => r.then((x) => x)));
+    const statuses = answers.map((r, i) => [i, r.status]);
+    expect(statuses).toEqual(answers.map((_, i) => [i, 404]));
+    const created = (await report(admin, m.id).expect(201)).body as ReportDto;
+    await resolve(outsider, created.id, { action: 'none' }).expect(404);
+    await http()
+      .post(api(`/reports/${created.id}/dismiss`))
+      .set(outsider.auth)
+      .send({})
+      .expect(404);
+  });
+
+  it(`leaving races a mute: never both (the mute would be lifted by rejoining) (${SERVER_URL ? 'server PostgreSQL' : 'PGlite'})`, async () => {
+    const room = await newRoom(t, admin);
+    const rounds = SERVER_URL ? 40 : 3;
+    for (let i = 0; i < rounds; i++) {
+      const u = await newUser(t);
+      await join(t, u, room.id);
+      const leaving = (async () => {
+        await sleep(i % 3);
+        return http()
+          .post(api(`/rooms/${room.id}/leave`))
+          .set(u.auth)
+          .then((x) => x);
+      })();
+      const muting = http()
+        .post(api(`/rooms/${room.id}/mutes`))
+        .set(admin.auth)
+        .send({ userId: u.id, reason: 'race' })
+        .then((x) => x);
+      const [left, muted] = await Promise.all([leaving, muting]);
+      // Either the leave came first (the mute finds no member: 404) or the mute did (the leave
+      // is refused: 403). Both succeeding means the muted user left, and rejoins unmuted.
+      expect([left.status, muted.status].sort()).not.toEqual([201, 204]);
+      if (muted.status === 201) {
+        await http()
+          .post(api(`/rooms/${room.id}/messages`))
+          .set(u.auth)
+          .send({ clientMsgId: randomUUID(), content: 'still muted?' })
+          .expect(403);
+      }
+    }
+  });
+
+  it('a persona reply still streaming when the room is archived is not stored in it', async () => {
+    const room = await newRoom(t, admin);
+    const alice = await newUser(t);
+    await join(t, alice, room.id);
+    const handle = `bot_${randomUUID().slice(0, 8)}`;
+    const p = await http()
+      .post(api('/personas'))
+      .set(admin.auth)
+      .send({ handle, displayName: `Bot ${handle}`, systemPrompt: 'Be brief.' })
+      .expect(201);
+    await http()
+      .post(api(`/rooms/${room.id}/personas/${p.body.id as string}`))
+      .set(admin.auth)
+      .expect(200);
+    const s = await connect(t, alice.accessToken);
+    const seen = record(s, 'persona.stream.end');
+    const before = fake.requests.length;
+    fake.enqueue({ chunks: ['one', ' two', ' three', ' four'], delayMs: 250 });
+    await send(t, alice, room.id, `@${handle} talk slowly`);
+    await fake.waitForRequests(before + 1);
+    await http()
+      .post(api(`/rooms/${room.id}/archive`))
+      .set(admin.auth)
+      .expect(200);
+    const replies = () =>
+      db.query<{ content: string }[]>(
+        `SELECT content FROM messages WHERE room_id = $1 AND role = 'assistant'`,
+        [room.id],
+      );
+    const deadline = Date.now() + 8000;
+    while (!seen.of('persona.stream.end').length && Date.now() < deadline) await sleep(20);
+    s.close();
+    expect(seen.of('persona.stream.end')).toHaveLength(1);
+    // "Read-only for everyone": the persona is no exception.
+    expect(await replies()).toEqual([]);
+    expect(seen.of('persona.stream.end')[0].message).toBeNull();
+  });
+
+  it(`a room.join in flight when a ban lands never leaves the banned socket subscribed (${SERVER_URL ? 'server PostgreSQL' : 'PGlite'})`, async () => {
+    const room = await newRoom(t, admin);
+    const witness = await newUser(t);
+    await join(t, witness, room.id);
+    const rounds = SERVER_URL ? 30 : 4;
+    const leaked: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const u = await newUser(t);
+      await join(t, u, room.id);
+      // Subscribed to the room at the handshake, as a member; then (re)opens it, as a
+      // reconnecting client does, while the ban lands.
+      const s = await connect(t, u.accessToken);
+      try {
+        const seen = record(s, 'message.created');
+        const opens = Array.from({ length: 16 }, async (_, k) => {
+          await sleep(k % 8);
+          return call(s, 'room.join', { roomId: room.id });
+        });
+        const banning = (async () => {
+          await sleep(i % 6);
+          return http()
+            .post(api(`/rooms/${room.id}/bans`))
+            .set(admin.auth)
+            .send({ userId: u.id })
+            .then((x) => x);
+        })();
+        const [, banned] = await Promise.all([Promise.all(opens), banning]);
+        expect(banned.status).toBe(201);
+        const content = `after ban ${i}`;
+        await send(t, witness, room.id, content);
+        await call(s, 'history.fetch', { roomId: room.id }); // a round trip on the socket
+        if (seen.of('message.created').some((m) => m.content === content)) leaked.push(i);
+      } finally {
+        s.close();
+      }
+    }
+    expect(leaked).toEqual([]);
+  });
+
+  it('in an archived room only admins remove messages: resolving a report with `delete` too', async () => {
+    const mod = await newUser(t);
+    const { room, m, created } = await reported('rude', mod);
+    await http()
+      .put(api(`/rooms/${room.id}/members/${mod.id}/role`))
+      .set(admin.auth)
+      .send({ role: 'moderator' })
+      .expect(200);
+    await http()
+      .post(api(`/rooms/${room.id}/archive`))
+      .set(admin.auth)
+      .expect(200);
+    // The direct route says no...
+    await http()
+      .delete(api(`/messages/${m.id}?reason=rude`))
+      .set(mod.auth)
+      .expect(403);
+    // ...and so does the report's resolution (it used to remove the message anyway).
+    const res = await resolve(mod, created.id, { action: 'delete', reason: 'rude' }).expect(403);
+    expect(res.body.message).toBe('Room is archived');
+    expect(await reportRow(created.id)).toEqual({ status: 'open', action: null });
+    expect(await auditRows('message.remove', String(m.id))).toEqual([]);
+    // An admin may still remove the message.
+    await resolve(admin, created.id, { action: 'delete', reason: 'rude' }).expect(200);
+    expect(await auditRows('message.remove', String(m.id))).toHaveLength(1);
+  });
+});
