@@ -273,6 +273,12 @@ describe('moderation (e2e)', () => {
       ok: false,
       error: { code: 'FORBIDDEN', details },
     });
+    // Nor does the room see them typing.
+    const typing = record(ws, 'typing');
+    expect(await call(bs, 'typing.start', { roomId: room.id })).toMatchObject({
+      ok: false,
+      error: { code: 'FORBIDDEN', details },
+    });
     // Leaving and rejoining would lift the mute: refused while it holds.
     expect(
       (
@@ -313,6 +319,10 @@ describe('moderation (e2e)', () => {
     await restSend(bob, room.id).expect(201);
     await ok(bs, 'message.send', { roomId: room.id, clientMsgId: cmid(), content: 'back' });
     await ok(bs, 'reaction.add', { messageId: earlier.id, emoji: '👍' });
+    expect(typing.of('typing')).toEqual([]); // nothing reached the room while muted
+    const typed = next(ws, 'typing', (p) => p.userId === bob.id && p.typing);
+    await ok(bs, 'typing.start', { roomId: room.id });
+    await typed;
     await http()
       .delete(api(`/rooms/${room.id}/mutes/${bob.id}`))
       .set(owner.auth)

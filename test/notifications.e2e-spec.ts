@@ -132,8 +132,7 @@ describe('notifications (e2e)', () => {
     t.app.get(NotificationsService).write([{ messageId, edit }]);
   /**
    * Mention rows as the parser writes them, for what a real send cannot produce on demand: a
-   * mention resolved just before the member was removed (or of someone the parser would skip),
-   * and a persona's message (persona replies are not parsed).
+   * mention resolved just before the member was removed (or of someone the parser would skip).
    */
   const mentionRows = async (messageId: number, roomId: string, users: TestUser[]) => {
     for (const u of users)
@@ -458,13 +457,28 @@ describe('notifications (e2e)', () => {
       expect(note.messageId).toBeGreaterThan(q.id);
       expect(await notesOf(bob, note.messageId)).toEqual([]); // bob did not ask
 
-      // A persona message that mentions bob notifies him.
-      await mentionRows(note.messageId, r.id, [bob]);
-      await write(note.messageId, true);
-      expect(await noteOf(bob, note.messageId)).toMatchObject({
-        kind: 'mention',
-        actor: { kind: 'persona', handle },
-      });
+      // A persona's reply that mentions bob by name notifies him: parsed like a person's
+      // message, names only (@here and @room stay plain text in a persona's reply).
+      const [carol] = await users(1);
+      await join(t, carol, r.id);
+      llm.enqueue({ chunks: [`Ask @${bob.username} `, '(and @here, @room).'] });
+      await send(t, alice, r.id, `@${handle} who knows?`);
+      const mentioned = await until(
+        () => notes(bob),
+        (items) => items.some((n) => n.roomId === r.id && n.kind === 'mention'),
+        "the persona's mention",
+      );
+      const mention = mentioned.find((n) => n.roomId === r.id)!;
+      expect(mention).toMatchObject({ actor: { kind: 'persona', handle } });
+      const saved = (
+        await http()
+          .get(api(`/rooms/${r.id}/messages?limit=1`))
+          .set(alice.auth)
+          .expect(200)
+      ).body.items[0] as { id: number; mentions: unknown[] };
+      expect(saved).toMatchObject({ id: mention.messageId, mentions: [{ userId: bob.id }] });
+      expect(saved.mentions).toHaveLength(1);
+      expect(await notesOf(carol, mention.messageId)).toEqual([]); // no @here or @room
 
       // In a conversation every reply is direct.
       const conv = (

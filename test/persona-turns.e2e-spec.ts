@@ -341,6 +341,36 @@ describe('persona turn-taking (e2e)', () => {
       expect(notices(room.id)).toHaveLength(1);
     });
 
+    it('a chain ends when its person may no longer write (muted mid-exchange)', async () => {
+      const [a, b] = [await createPersona(), await createPersona()];
+      says.set(a.handle, `what do you think, @${b.handle}?`);
+      says.set(b.handle, `and you, @${a.handle}?`);
+      delays.set(a.handle, 150);
+      delays.set(b.handle, 150);
+      const room = await roomWith(a, b);
+      await setPolicy(room.id, {
+        crossTalk: true,
+        maxConsecutiveTurns: 6,
+        cooldownMs: 0,
+        chainBudget: 100,
+      });
+      await send(t, alice, room.id, `@${a.handle} start`);
+      while (replies(room.id).length < 1) await sleep(5);
+      await t
+        .http()
+        .post(api(`/rooms/${room.id}/mutes`))
+        .set(admin.auth)
+        .send({ userId: alice.id, reason: 'enough' })
+        .expect(201);
+      // The turn already under way when the mute landed may finish; none starts after it
+      // (unchecked, the exchange would run to its cap of 6).
+      await sleep(1500);
+      expect(replies(room.id).length).toBeLessThanOrEqual(2);
+      expect(await settle(room.id, replies(room.id).length)).toEqual(
+        [a.handle, b.handle].slice(0, replies(room.id).length),
+      );
+    });
+
     it('cooldown: it runs from when the persona last spoke, not from when it was called', async () => {
       const [a, b] = [await createPersona(), await createPersona()];
       says.set(a.handle, `@${b.handle}, your view?`);

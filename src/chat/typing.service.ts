@@ -1,5 +1,6 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { AccessPolicy } from '../access/access.policy';
 import type { AuthUser } from '../auth/auth-user';
 import type { Env } from '../config/env';
 import { AppError } from '../common/errors';
@@ -14,10 +15,15 @@ export class TypingService implements OnModuleDestroy {
   private server?: ChatServer;
   /** `socketId|roomId` → the timer that ends the indicator, and when it was last broadcast. */
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; lastBroadcast: number }>();
+  /** `socketId|roomId` → the policy's answer on its way (see typing). */
+  private readonly checks = new Map<string, Promise<void>>();
   private readonly timeoutMs: number;
   private readonly throttleMs: number;
 
-  constructor(config: ConfigService<Env, true>) {
+  constructor(
+    config: ConfigService<Env, true>,
+    private readonly access: AccessPolicy,
+  ) {
     this.timeoutMs = config.get('TYPING_TIMEOUT_MS', { infer: true });
     this.throttleMs = config.get('TYPING_THROTTLE_MS', { infer: true });
   }
@@ -26,10 +32,29 @@ export class TypingService implements OnModuleDestroy {
     this.server = server;
   }
 
-  /** Only sockets subscribed to the room (members) may type there. */
-  typing(socket: ChatSocket, roomId: string, on: boolean): null {
+  /**
+   * Only sockets subscribed to the room (members) may type there, and only while they may
+   * write: a muted member, or anyone in an archived room, is refused like a send. The check
+   * reads current state once per broadcast (at most once per TYPING_THROTTLE_MS per socket and
+   * room); a stop needs none.
+   */
+  async typing(socket: ChatSocket, roomId: string, on: boolean): Promise<null> {
     if (!socket.rooms.has(roomChannel(roomId))) throw AppError.notFound('Room');
     const key = `${socket.id}|${roomId}`;
+    if (on && this.due(key)) {
+      // A burst of starts shares one look at the policy.
+      let check = this.checks.get(key);
+      if (!check) {
+        check = this.access.room(socket.data.user, roomId, 'write').then(() => undefined);
+        this.checks.set(key, check);
+        void check.then(
+          () => this.checks.delete(key),
+          () => this.checks.delete(key),
+        );
+      }
+      await check;
+      if (!socket.rooms.has(roomChannel(roomId))) throw AppError.notFound('Room'); // left meanwhile
+    }
     const current = this.timers.get(key);
     if (current) clearTimeout(current.timer);
     if (!on) {
@@ -48,6 +73,11 @@ export class TypingService implements OnModuleDestroy {
     }, this.timeoutMs);
     this.timers.set(key, { timer, lastBroadcast: rebroadcast ? now : current.lastBroadcast });
     return null;
+  }
+
+  private due(key: string): boolean {
+    const current = this.timers.get(key);
+    return !current || Date.now() - current.lastBroadcast >= this.throttleMs;
   }
 
   /** The socket went away: its indicators end now, not at their timeout. */

@@ -38,15 +38,26 @@ export class MentionsService {
     return tokens.length ? this.resolveTokens(author, roomId, tokens) : NO_MENTIONS;
   }
 
+  /**
+   * A persona's reply: members mentioned by name only. `@here` and `@room` stay plain text (a
+   * persona holds no power to page a room, and its text is whatever its prompt led it to say).
+   */
+  async resolveForPersona(roomId: string, text: string): Promise<MessageMentions> {
+    const tokens = mentionTokens(text);
+    return tokens.length ? this.resolveTokens(null, roomId, tokens) : NO_MENTIONS;
+  }
+
+  /** `author` null: a persona (names only). */
   private async resolveTokens(
-    author: { id: string },
+    author: { id: string } | null,
     roomId: string,
     tokens: string[],
   ): Promise<MessageMentions> {
     const held = this.members.get(roomId);
     const members = held instanceof Promise ? await held : held;
     const parsed = resolveMentions<RoomMember>(tokens, (name) => members.byName.get(name));
-    const room = parsed.room && (await this.access.may(author, roomId, 'moderate'));
+    if (!author) parsed.here = parsed.room = false;
+    const room = parsed.room && !!author && (await this.access.may(author, roomId, 'moderate'));
     const here = parsed.here && !room;
     const stored: StoredMention[] = parsed.users.map(({ userId, username }) => ({
       userId,
@@ -55,10 +66,10 @@ export class MentionsService {
     if (parsed.here) stored.push({ group: 'here' });
     if (room) stored.push({ group: 'room' });
     const ids = new Set(parsed.users.map((u) => u.userId));
-    const others = members.ids.filter((id) => id !== author.id);
+    const others = members.ids.filter((id) => id !== author?.id);
     if (room) for (const id of others) ids.add(id);
     else if (here) for (const id of await this.presence.onlineAmong(others)) ids.add(id);
-    ids.delete(author.id);
+    if (author) ids.delete(author.id);
     return { stored, userIds: [...ids].slice(0, this.maxUsers) };
   }
 }

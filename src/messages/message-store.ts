@@ -498,17 +498,27 @@ export class MessageStore {
       finishReason?: FinishReason;
       /** Persona replies: the tokens their generation cost. */
       usage?: MessageUsage;
+      /** Persona replies: the members they mention (MentionsService.resolveForPersona). */
+      mentions?: MessageMentions;
     },
     manager: EntityManager = this.db.manager,
   ): Promise<MessageDto> {
+    const mentions = m.mentions ?? NO_MENTIONS;
     const rows = await manager.query<MessageRow[]>(
-      `WITH lock AS (${ROOM_LOCK})
-       INSERT INTO messages (room_id, role, content, persona_id, reply_to_id, finish_reason,
-                             prompt_tokens, completion_tokens, usage_estimated)
-       SELECT $1::uuid, $2, $3, $4::uuid, $5::bigint, $6, $8::int, $9::int, $10::boolean FROM lock
-        WHERE NOT $7::boolean
-           OR NOT EXISTS (SELECT 1 FROM rooms WHERE id = $1::uuid AND archived_at IS NOT NULL)
-       RETURNING id`,
+      `WITH lock AS (${ROOM_LOCK}),
+       ins AS (
+         INSERT INTO messages (room_id, role, content, persona_id, reply_to_id, finish_reason,
+                               prompt_tokens, completion_tokens, usage_estimated, mentions)
+         SELECT $1::uuid, $2, $3, $4::uuid, $5::bigint, $6, $8::int, $9::int, $10::boolean,
+                $11::jsonb
+           FROM lock
+          WHERE NOT $7::boolean
+             OR NOT EXISTS (SELECT 1 FROM rooms WHERE id = $1::uuid AND archived_at IS NOT NULL)
+         RETURNING id),
+       mm AS (
+         INSERT INTO message_mentions (message_id, user_id, room_id)
+         SELECT ins.id, u.id, $1::uuid FROM ins, unnest($12::uuid[]) AS u(id))
+       SELECT id FROM ins`,
       [
         m.roomId,
         m.role,
@@ -520,6 +530,8 @@ export class MessageStore {
         m.usage?.promptTokens ?? null,
         m.usage?.completionTokens ?? null,
         m.usage?.estimated ?? null,
+        JSON.stringify(mentions.stored),
+        mentions.userIds,
       ],
     );
     if (!rows.length) throw AppError.forbidden('Room is archived');

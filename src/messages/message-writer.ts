@@ -5,7 +5,7 @@ import { retryOnConflict } from '../common/pg-errors';
 import { DomainEvents } from '../events/domain-events';
 import type { MessageUsage } from '../common/wire';
 import type { FinishReason, MessageDto } from './dto/message.dto';
-import { MessageStore } from './message-store';
+import { type MessageMentions, MessageStore } from './message-store';
 
 /** A transaction that may post system messages; they are announced once it has committed. */
 export interface NoticeTx {
@@ -76,6 +76,8 @@ export class MessageWriter {
     finishReason: FinishReason;
     /** The tokens its generation cost (docs/personas.md "Usage and budgets"). */
     usage?: MessageUsage;
+    /** The members it mentions by name (they are notified). */
+    mentions?: MessageMentions;
   }): Promise<MessageDto> {
     return this.store.insert({ ...m, role: 'assistant' });
   }

@@ -18,6 +18,6 @@ import { AttachmentStoreModule } from '../attachments/attachment-store.module';
   ],
   controllers: [MessagesController],
   providers: [MessagesService, MentionsService],
-  exports: [MessagesService, MessageStoreModule],
+  exports: [MessagesService, MentionsService, MessageStoreModule],
 })
 export class MessagesModule {}

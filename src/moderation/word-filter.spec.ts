@@ -98,6 +98,31 @@ describe('word filter matcher', () => {
     }
   });
 
+  it('lookalike letters do not get past a rule (block and mask); ASCII is taken as written', () => {
+    const blocking = [rule('bad', 'block')];
+    for (const disguised of [
+      'b\u0430d', // Cyrillic а
+      '\u0412ad', // Cyrillic В
+      '\uff42\uff41\uff44', // fullwidth
+      '\u{1d41b}\u{1d41a}\u{1d41d}', // mathematical bold
+      'b\u00e0d', // an accent, composed
+      'bad\u0301', // an accent that composes with nothing
+      'BÀD',
+    ])
+      expect(run(blocking, `so ${disguised}!`)).toMatchObject({ blocked: { pattern: 'bad' } });
+    // Masking replaces what was written, whatever it looked like.
+    expect(masked([rule('spam')], 'no \u0455\u0440\u0430m here')).toBe('no **** here');
+    expect(masked([rule('spam')], 'no ｓｐａｍ here')).toBe('no **** here');
+    // A rule written with lookalikes matches the plain word too.
+    expect(masked([rule('\u0455pam')], 'spam')).toBe('****');
+    // Plain ASCII is not folded: 0 is not o, rn is not m, l is not 1.
+    expect(masked([rule('corn'), rule('lol')], 'com 101 l0l')).toBe('com 101 l0l');
+    // Words of other scripts stay words: no boundary appears inside them.
+    expect(masked([rule('bad')], 'b\u0430dу')).toBe('b\u0430dу');
+    // A pattern that folds to nothing is refused.
+    expect(patternProblem(normalizePattern('\u0301'))).toMatch(/no letter/);
+  });
+
   it('invisible characters inside a word do not hide it (block and mask)', () => {
     const zw = '\u200b';
     const blocking = [rule('bad', 'block')];

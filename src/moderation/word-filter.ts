@@ -1,11 +1,16 @@
+import unhomoglyph from 'unhomoglyph';
 import { AppError, ErrorCode } from '../common/errors';
 
 /**
  * The word-filter matcher: pure functions, no I/O (unit-tested in word-filter.spec.ts).
  *
  * A rule's pattern is a word or a phrase, never a regular expression:
- * - matched case-insensitively (Unicode simple case folding), after NFC normalisation of both
- *   the pattern and the text;
+ * - matched case-insensitively on a folded form of both the pattern and the text, so that
+ *   lookalike letters do not get past a rule: compatibility forms are unfolded (fullwidth
+ *   `ｂａｄ`, mathematical `𝐛𝐚𝐝`), accents dropped (`bàd`), and non-ASCII letters that look like
+ *   others replaced by them (Cyrillic `bаd`, Greek `Βad`), from Unicode's confusables table
+ *   (UTS #39, through the `unhomoglyph` package). ASCII itself is only lower-cased: `0` is not
+ *   `o` and `rn` is not `m`, so plain English text is matched as written;
  * - as whole words: a match is neither preceded nor followed by a letter, mark or digit of any
  *   script ("ass" does not match "class"; "café" matches in "un café noir");
  * - spaces in a phrase match any run of whitespace;
@@ -57,7 +62,8 @@ export function patternProblem(pattern: string): string | null {
     return `pattern must be at most ${PATTERN_MAX_LENGTH} characters`;
   if (/\p{C}/u.test(pattern)) return 'pattern must not contain control or invisible characters';
   for (const word of pattern.split(' ')) {
-    if (!WORD_CHAR.test(word)) return `"${word}" has no letter or digit`;
+    if (!WORD_CHAR.test(word) || !WORD_CHAR.test(foldWord(word.replace(/\*/g, ''))))
+      return `"${word}" has no letter or digit`;
     const inner = word.endsWith('*') ? word.slice(0, -1) : word;
     if ((inner.match(/\*/g) ?? []).length > 1)
       return `"${word}": at most one * per word besides a trailing one`;
@@ -65,21 +71,90 @@ export function patternProblem(pattern: string): string | null {
   return null;
 }
 
-function escape(text: string): string {
-  return text.replace(/[\\^$.|?+()[\]{}/]/g, (c) => `\\${c}`);
+/** Combining diacritics (accents), dropped; the marks that make up other scripts' letters stay. */
+const ACCENT_RANGES: readonly [number, number][] = [
+  [0x0300, 0x036f],
+  [0x1ab0, 0x1aff],
+  [0x1dc0, 0x1dff],
+  [0x20d0, 0x20ff],
+  [0xfe20, 0xfe2f],
+];
+const isAccent = (c: string): boolean => {
+  const cp = c.codePointAt(0)!;
+  return ACCENT_RANGES.some(([lo, hi]) => cp >= lo && cp <= hi);
+};
+const foldCache = new Map<string, string>();
+
+/** One code point's folded form (see the header): lower-cased ASCII, or its base lookalike. */
+function foldChar(c: string): string {
+  if (c.length === 1 && c.charCodeAt(0) < 0x80) return c.toLowerCase();
+  let folded = foldCache.get(c);
+  if (folded === undefined) {
+    if (INVISIBLE_CHAR.test(c)) folded = '';
+    else {
+      folded = '';
+      for (const d of c.normalize('NFKD')) {
+        if (isAccent(d)) continue;
+        const lower = d.toLowerCase();
+        // Unicode's confusables (UTS #39): the base characters it looks like, if any.
+        const base = unhomoglyph(d);
+        folded +=
+          lower.length === 1 && lower.charCodeAt(0) < 0x80
+            ? lower
+            : (base !== d ? base : unhomoglyph(lower)).toLowerCase();
+      }
+    }
+    if (foldCache.size < 100_000) foldCache.set(c, folded);
+  }
+  return folded;
 }
 
-/** One rule as a regular-expression source (no capture groups of its own). */
+/**
+ * A text's folded form, with where each of its code units came from in the text: `from[i]` and
+ * `to[i]` bound the text's code units that folded unit i stands for.
+ */
+function fold(text: string): { folded: string; from: number[]; to: number[] } {
+  let folded = '';
+  const from: number[] = [];
+  const to: number[] = [];
+  let at = 0;
+  for (const c of text) {
+    const f = foldChar(c);
+    folded += f;
+    for (let i = 0; i < f.length; i++) {
+      from.push(at);
+      to.push(at + c.length);
+    }
+    at += c.length;
+  }
+  return { folded, from, to };
+}
+
+function foldWord(text: string): string {
+  return [...text].map(foldChar).join('');
+}
+
+function escape(text: string): string {
+  return text.replace(/[\\^$.|?*+()[\]{}/]/g, (c) => `\\${c}`);
+}
+
+/** One rule as a regular-expression source (no capture groups of its own), on folded text. */
 function ruleSource(pattern: string): string {
+  // The pattern's own spaces and `*` keep their meaning; what its parts fold to is literal.
   const body = pattern
     .split(' ')
-    .map((word) => word.split('*').map(escape).join(`${WORD}*`))
+    .map((word) =>
+      word
+        .split('*')
+        .map((part) => escape(foldWord(part)))
+        .join(`${WORD}*`),
+    )
     .join(String.raw`\s+`);
   // Whole words: a boundary is needed only where the rule itself begins or ends with a word
   // character (or a `*`, which stands for them).
-  const starts = pattern.startsWith('*') || WORD_CHAR.test([...pattern][0]);
-  const last = [...pattern].pop()!;
-  const ends = last === '*' || WORD_CHAR.test(last);
+  const folded = foldWord(pattern);
+  const starts = pattern.startsWith('*') || WORD_CHAR.test([...folded][0] ?? '');
+  const ends = pattern.endsWith('*') || WORD_CHAR.test([...folded].pop() ?? '');
   return `${starts ? `(?<!${WORD})` : ''}${body}${ends ? `(?!${WORD})` : ''}`;
 }
 
@@ -103,41 +178,40 @@ export const NO_FILTER: CompiledFilter = compileFilter([]);
 
 /**
  * Applies a compiled filter to a text: the first blocking rule that matches, or the text to
- * store, with every masked match's characters (whitespace aside) replaced by `*`. The text is
- * returned as given when nothing matched; NFC-normalised when something was masked.
+ * store, with every masked match's characters (whitespace aside) replaced by `*` and the
+ * invisible ones among them dropped. Matching runs on the folded text (see the header); the
+ * text is returned as given when nothing matched, NFC-normalised when something was masked.
  */
 export function screen(filter: CompiledFilter, text: string): ScreenResult {
   if (filter.empty) return { content: text };
   const normalized = text.normalize('NFC');
+  const { folded, from, to } = fold(normalized);
   if (filter.block) {
-    // Invisible characters inside a word ("ba\u200bd") must not hide it from a rule.
-    const m = filter.block.exec(visible(normalized));
+    const m = filter.block.exec(folded);
     if (m) {
       const group = m.findIndex((g, i) => i > 0 && g !== undefined);
       return { blocked: filter.blockRules[group - 1] };
     }
   }
   if (filter.mask) {
-    let content = maskAll(filter.mask, normalized);
-    // A word hidden by invisible characters is masked with them dropped; text without such a
-    // word keeps them (emoji sequences are joined by one).
-    const shown = visible(content);
-    if (shown !== content && shown.search(filter.mask) >= 0) content = maskAll(filter.mask, shown);
-    if (content !== normalized) return { content };
+    let content = '';
+    let done = 0;
+    filter.mask.lastIndex = 0;
+    for (const m of folded.matchAll(filter.mask)) {
+      const start = from[m.index];
+      const end = to[m.index + m[0].length - 1];
+      content += normalized.slice(done, start);
+      content += normalized.slice(start, end).replace(INVISIBLE, '').replace(/\S/gu, '*');
+      done = end;
+    }
+    if (done > 0) return { content: content + normalized.slice(done) };
   }
   return { content: text };
 }
 
 /** Format characters (zero-width spaces and joiners, soft hyphens, bidi marks): not shown. */
 const INVISIBLE = /\p{Cf}/gu;
-
-function visible(text: string): string {
-  return text.replace(INVISIBLE, '');
-}
-
-function maskAll(mask: RegExp, text: string): string {
-  return text.replace(mask, (hit) => hit.replace(/\S/gu, '*'));
-}
+const INVISIBLE_CHAR = /^\p{Cf}$/u;
 
 /**
  * The text to store for a message (masked where a `mask` rule matched), or CONTENT_BLOCKED

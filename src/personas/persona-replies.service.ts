@@ -7,6 +7,7 @@ import type { AuthUser } from '../auth/auth-user';
 import type { Env } from '../config/env';
 import { DomainEventMap, DomainEvents } from '../events/domain-events';
 import { AppError } from '../common/errors';
+import { MentionsService } from '../messages/mentions.service';
 import { RateLimiter } from '../common/rate-limiter';
 import { RateLimitPolicy } from '../limits/rate-limit.policy';
 import type { FinishReason, MessageDto } from '../messages/dto/message.dto';
@@ -128,6 +129,7 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     private readonly memory: PersonaMemory,
     private readonly usage: PersonaUsageService,
     private readonly turns: PersonaTurns,
+    private readonly mentions: MentionsService,
     config: ConfigService<Env, true>,
   ) {
     const get = <K extends keyof Env>(k: K) => config.get(k, { infer: true });
@@ -251,6 +253,16 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
+  private async requesterMayWrite(job: ReplyJob): Promise<boolean> {
+    try {
+      await this.access.room({ id: job.userId }, job.roomId, 'write');
+      return true;
+    } catch (err) {
+      if (err instanceof AppError) return false;
+      throw err;
+    }
+  }
+
   /** The per-user policy's `persona` bucket (shared across instances with Redis). */
   private async admit(roomId: string, user: { id: string; username?: string }): Promise<boolean> {
     const hit = await this.rateLimits.hit('persona', user.id);
@@ -297,6 +309,9 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
 
   private async generate(job: ReplyJob): Promise<void> {
     if (this.closing) return;
+    // A reply speaks for the person who asked: they may have been muted, banned or removed, or
+    // the room archived, while this job waited or the chain went on. Asked now, not remembered.
+    if (!(await this.requesterMayWrite(job))) return;
     if (!(await this.slowModeSlot(job))) return;
     // Read fresh: the persona may have been changed, disabled or deleted while this job waited.
     const persona = await this.personas.findById(job.personaId);
@@ -529,8 +544,19 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     usage: MessageUsage,
   ): Promise<MessageDto | null> {
     const replyTo = replyToId ?? undefined;
-    return this.writer
-      .personaReply({ roomId, content, personaId, replyToId: replyTo, finishReason, usage })
+    return this.mentions
+      .resolveForPersona(roomId, content)
+      .then((mentions) =>
+        this.writer.personaReply({
+          roomId,
+          content,
+          personaId,
+          replyToId: replyTo,
+          finishReason,
+          usage,
+          mentions,
+        }),
+      )
       .catch((err: unknown) => {
         this.logger.warn(`reply of ${personaId} in ${roomId} not saved: ${String(err)}`);
         return null;

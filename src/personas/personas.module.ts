@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { MessagesModule } from '../messages/messages.module';
 import { MessageStoreModule } from '../messages/message-store.module';
 import { RoomSettingsModule } from '../moderation/room-settings.module';
 import { RoomsModule } from '../rooms/rooms.module';
@@ -39,6 +40,7 @@ import { TurnGuards } from './turn-guards';
     ]),
     RoomsModule,
     MessageStoreModule,
+    MessagesModule,
     RoomSettingsModule,
   ],
   controllers: [
