@@ -18,6 +18,8 @@
  *   --statements plain,full   plain: no mention, no reply (SEND_BATCH_PLAIN);
  *                             full: each row mentions one member (SEND_BATCH);
  *                             full-bare: SEND_BATCH with plain rows (what SEND_BATCH_PLAIN saves)
+ *                             plain-nomember: SEND_BATCH_PLAIN without the membership, mute and
+ *                             archive joins (what answering them from memory would leave)
  *   --search keep|noindex|nocolumn   keep the GIN index on `search`, drop it, or drop the
  *                             generated column with it (what indexing search costs per row)
  *   --rooms 100 --members 1000   every member is in every room
@@ -35,7 +37,7 @@ import { onCleanup } from '../lib/run';
 import { fmt, log, table } from '../lib/util';
 
 type Mode = 'unnamed' | 'named' | 'generic' | 'named-noplanonce';
-type Statement = 'plain' | 'full' | 'full-bare';
+type Statement = 'plain' | 'full' | 'full-bare' | 'plain-nomember';
 
 interface Line {
   batch: number;
@@ -61,6 +63,22 @@ function fullBare(items: NewUserMessage[]) {
   values[7] = [];
   values[8] = [];
   return { statement: withMention.statement, values };
+}
+
+/** SEND_BATCH_PLAIN without its membership check: the room lock and the insert only. */
+function noMember(items: NewUserMessage[]) {
+  const { statement, values } = sendBatchQuery(items);
+  let text = statement.text;
+  for (const cut of [
+    /\n\s*JOIN memberships ms ON ms\.room_id = i\.room_id AND ms\.user_id = i\.author_id/,
+    /\n\s*JOIN rooms rm ON rm\.id = i\.room_id/,
+    /\n\s*AND \(ms\.muted_until IS NULL OR ms\.muted_until <= now\(\)\)/,
+    /\n\s*AND rm\.archived_at IS NULL/,
+  ]) {
+    if (!cut.test(text)) throw new Error(`plain-nomember: ${String(cut)} not in the statement`);
+    text = text.replace(cut, '');
+  }
+  return { statement: { name: `${statement.name}_nomember`, text }, values };
 }
 
 export async function sendcost(o: Options): Promise<void> {
@@ -138,7 +156,11 @@ export async function sendcost(o: Options): Promise<void> {
       const exec = async () => {
         const items = Array.from({ length: batch }, () => message(statement));
         const { statement: app, values } =
-          statement === 'full-bare' ? fullBare(items) : sendBatchQuery(items);
+          statement === 'full-bare'
+            ? fullBare(items)
+            : statement === 'plain-nomember'
+              ? noMember(items)
+              : sendBatchQuery(items);
         const stmt =
           mode === 'named-noplanonce'
             ? { name: `${app.name}_x`, text: app.text.replaceAll(PLAN_ONCE, 'true') }
