@@ -10,6 +10,7 @@ import { PersonaStreamInterrupted1763780750000 } from './1763780750000-PersonaSt
 import { PersonaTurns1763780800000 } from './1763780800000-PersonaTurns';
 import { PersonaUsage1763780810000 } from './1763780810000-PersonaUsage';
 import { PersonaMemory1763780820000 } from './1763780820000-PersonaMemory';
+import { SearchPendingList1763780900000 } from './1763780900000-SearchPendingList';
 
 /** Every migration, in order. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const migrations = [
@@ -25,4 +26,5 @@ export const migrations = [
   PersonaTurns1763780800000,
   PersonaUsage1763780810000,
   PersonaMemory1763780820000,
+  SearchPendingList1763780900000,
 ];

@@ -604,6 +604,18 @@ export class Env {
   @Max(64)
   SEND_BATCH_CONCURRENCY = 2;
 
+  /**
+   * Search index upkeep: every this many ms, one statement merges the search index's GIN
+   * pending list (where inserts put their entries, cheaply) into the index, off the send path.
+   * 0: never (autovacuum merges it, and an insert that fills the 4 MB list merges it inline:
+   * a stall of that send batch).
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3_600_000)
+  SEARCH_INDEX_CLEAN_MS = 1000;
+
   // --- push gateway (phones) ---
   /**
    * HMAC-SHA256 key of the `X-Parlor-Signature` header on every push; the push gateway holds

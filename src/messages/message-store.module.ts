@@ -4,6 +4,7 @@ import { Message, MessageEdit, Reaction } from './message.entity';
 import { MessageMention, ThreadFollow } from './thread.entity';
 import { MessageStore } from './message-store';
 import { MessageWriter } from './message-writer';
+import { SearchIndexCleaner } from './search-index-cleaner';
 
 /**
  * The messages tables and the one writer of notices and persona replies, on their own, so rooms
@@ -13,7 +14,7 @@ import { MessageWriter } from './message-writer';
   imports: [
     TypeOrmModule.forFeature([Message, MessageEdit, Reaction, MessageMention, ThreadFollow]),
   ],
-  providers: [MessageStore, MessageWriter],
+  providers: [MessageStore, MessageWriter, SearchIndexCleaner],
   exports: [MessageStore, MessageWriter],
 })
 export class MessageStoreModule {}

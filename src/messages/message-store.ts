@@ -538,6 +538,17 @@ export class MessageStore {
     return (await this.findById(Number(rows[0].id), manager))!;
   }
 
+  /**
+   * Merges the search index's GIN pending list into the index (SearchIndexCleaner); answers how
+   * many pending pages it merged (0 when another merge had just emptied it).
+   */
+  async mergeSearchPendingList(): Promise<number> {
+    const [row] = await this.db.query<{ pages: string }[]>(
+      `SELECT gin_clean_pending_list('messages_search_idx'::regclass) AS pages`,
+    );
+    return Number(row.pages);
+  }
+
   findByClientMsgId(authorId: string, clientMsgId: string): Promise<MessageDto | null> {
     return this.one(`${SELECT_FULL} WHERE m.author_id = $1 AND m.client_msg_id = $2`, [
       authorId,

@@ -79,7 +79,7 @@ export class Message {
   deletedAt: Date | null;
 
   /**
-   * Full-text search (GIN, fastupdate off: SearchIndexFastupdateOff). The expression as PostgreSQL
+   * Full-text search (GIN with its pending list, merged by SearchIndexCleaner: SearchPendingList). The expression as PostgreSQL
    * prints it back, which is what the schema diff compares.
    */
   @Index('messages_search_idx', { type: 'gin' })
