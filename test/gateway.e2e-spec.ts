@@ -414,6 +414,20 @@ describe('chat gateway (e2e)', () => {
       expect(seen.of('typing').map((p) => p.typing)).toEqual([true, false]);
       expect(mine.events).toEqual([]);
     });
+
+    it('a stop sent right after a start wins, even while the start is being checked', async () => {
+      const [a, b] = [await newUser(t), await newUser(t)];
+      const room = await roomWith(a, b);
+      const [sa, sb] = [await open(a.accessToken), await open(b.accessToken)];
+      const seen = record(sb, 'typing');
+      // No await between: the stop arrives while the start asks the access policy.
+      const started = call(sa, 'typing.start', { roomId: room.id });
+      await ok(sa, 'typing.stop', { roomId: room.id });
+      await started;
+      await sleep(300); // < TYPING_TIMEOUT_MS (600): a start that won would still show
+      const shown = seen.of('typing').map((p) => p.typing);
+      expect(shown.at(-1) ?? false).toBe(false);
+    });
   });
 
   describe('limits and robustness', () => {

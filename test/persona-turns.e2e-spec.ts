@@ -345,8 +345,8 @@ describe('persona turn-taking (e2e)', () => {
       const [a, b] = [await createPersona(), await createPersona()];
       says.set(a.handle, `what do you think, @${b.handle}?`);
       says.set(b.handle, `and you, @${a.handle}?`);
-      delays.set(a.handle, 150);
-      delays.set(b.handle, 150);
+      delays.set(a.handle, 400);
+      delays.set(b.handle, 400);
       const room = await roomWith(a, b);
       await setPolicy(room.id, {
         crossTalk: true,
@@ -364,7 +364,7 @@ describe('persona turn-taking (e2e)', () => {
         .expect(201);
       // The turn already under way when the mute landed may finish; none starts after it
       // (unchecked, the exchange would run to its cap of 6).
-      await sleep(1500);
+      await sleep(3000);
       expect(replies(room.id).length).toBeLessThanOrEqual(2);
       expect(await settle(room.id, replies(room.id).length)).toEqual(
         [a.handle, b.handle].slice(0, replies(room.id).length),

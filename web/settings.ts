@@ -265,6 +265,13 @@ function moderationForm(room: RoomDto, again: () => Promise<void>): HTMLElement 
   );
 }
 
+/**
+ * "Saved" outlives a redraw: the save's own `room.updated` event redraws this screen, before or
+ * after the PATCH answers, so the confirmation is kept here and shown on whichever form is up.
+ */
+let savedFlash: { roomId: string; until: number } | null = null;
+const SAVED_SHOWN_MS = 5000;
+
 function settingsForm(room: RoomDto): HTMLFormElement {
   const name = h('input', { name: 'settings-name', value: room.name, required: true });
   const description = h('textarea', { attrs: { name: 'settings-description', rows: '3' } });
@@ -279,6 +286,7 @@ function settingsForm(room: RoomDto): HTMLFormElement {
     }),
   );
   const saved = h('span', { class: 'meta', attrs: { 'data-testid': 'settings-saved' } });
+  if (savedFlash?.roomId === room.id && Date.now() < savedFlash.until) saved.textContent = 'Saved';
   return h(
     'form',
     {
@@ -288,6 +296,7 @@ function settingsForm(room: RoomDto): HTMLFormElement {
         submit: (ev) => {
           ev.preventDefault();
           saved.textContent = '';
+          savedFlash = null;
           void act(async () => {
             const updated = await state.session.api<RoomDto>('PATCH', `/rooms/${room.id}`, {
               name: name.value,
@@ -298,7 +307,9 @@ function settingsForm(room: RoomDto): HTMLFormElement {
             if (known) upsertRoom({ ...known, ...updated });
             const title = document.querySelector('[data-testid=room-title]');
             if (title) title.textContent = `⚙ ${roomLabel(updated)}`;
-            saved.textContent = 'Saved';
+            savedFlash = { roomId: room.id, until: Date.now() + SAVED_SHOWN_MS };
+            const shown = document.querySelector('[data-testid=settings-saved]');
+            (shown ?? saved).textContent = 'Saved';
           });
         },
       },

@@ -15,8 +15,11 @@ export class TypingService implements OnModuleDestroy {
   private server?: ChatServer;
   /** `socketId|roomId` → the timer that ends the indicator, and when it was last broadcast. */
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; lastBroadcast: number }>();
-  /** `socketId|roomId` → the policy's answer on its way (see typing). */
-  private readonly checks = new Map<string, Promise<void>>();
+  /**
+   * `socketId|roomId` → the policy's answer on its way (see typing); `stopped` when a stop came
+   * meanwhile, so the start it answers no longer shows.
+   */
+  private readonly checks = new Map<string, { answer: Promise<void>; stopped: boolean }>();
   private readonly timeoutMs: number;
   private readonly throttleMs: number;
 
@@ -45,15 +48,21 @@ export class TypingService implements OnModuleDestroy {
       // A burst of starts shares one look at the policy.
       let check = this.checks.get(key);
       if (!check) {
-        check = this.access.room(socket.data.user, roomId, 'write').then(() => undefined);
-        this.checks.set(key, check);
-        void check.then(
+        const answer = this.access.room(socket.data.user, roomId, 'write').then(() => undefined);
+        const entry = { answer, stopped: false };
+        this.checks.set(key, entry);
+        void answer.then(
           () => this.checks.delete(key),
           () => this.checks.delete(key),
         );
+        check = entry;
       }
-      await check;
+      await check.answer;
       if (!socket.rooms.has(roomChannel(roomId))) throw AppError.notFound('Room'); // left meanwhile
+      if (check.stopped) return null; // "stop" came while the policy looked: nothing to show
+    } else if (!on) {
+      const pending = this.checks.get(key);
+      if (pending) pending.stopped = true;
     }
     const current = this.timers.get(key);
     if (current) clearTimeout(current.timer);

@@ -607,8 +607,8 @@ export class Env {
   /**
    * Search index upkeep: every this many ms, one statement merges the search index's GIN
    * pending list (where inserts put their entries, cheaply) into the index, off the send path.
-   * 0: never (autovacuum merges it, and an insert that fills the 4 MB list merges it inline:
-   * a stall of that send batch).
+   * 0: never (on a server, autovacuum merges it now and then; embedded PGlite has no
+   * autovacuum. An insert that fills the 4 MB list merges it inline: a stall of that batch).
    */
   @Transform(toInt)
   @IsInt()

@@ -517,7 +517,10 @@ export class MessageStore {
          RETURNING id),
        mm AS (
          INSERT INTO message_mentions (message_id, user_id, room_id)
-         SELECT ins.id, u.id, $1::uuid FROM ins, unnest($12::uuid[]) AS u(id))
+         SELECT ins.id, u.id, $1::uuid
+           FROM ins, unnest($12::uuid[]) AS u(id)
+           JOIN memberships ms ON ms.room_id = $1::uuid AND ms.user_id = u.id
+         ON CONFLICT DO NOTHING)
        SELECT id FROM ins`,
       [
         m.roomId,

@@ -17,7 +17,9 @@ import { MessageStore } from './message-store';
  *
  * The merge must keep ahead of the 4 MB list: an insert that fills it merges it inline, a stall
  * of that send batch (docs/benchmarks.md). One merge at a time per instance; several instances
- * each run it, and PostgreSQL lets one merge at a time (the others find the list empty).
+ * each run it, and PostgreSQL runs one merge at a time (the others wait for it, holding a pool
+ * connection, then find the list nearly empty). The role must own the index (the one that ran
+ * the migrations does).
  */
 @Injectable()
 export class SearchIndexCleaner implements OnApplicationBootstrap, BeforeApplicationShutdown {

@@ -123,6 +123,56 @@ describe('word filter matcher', () => {
     expect(patternProblem(normalizePattern('\u0301'))).toMatch(/no letter/);
   });
 
+  it('folding does not depend on case: rules of every script match capitalised and upper-case text', () => {
+    const rules = [rule('дурак', 'block'), rule('сука', 'block'), rule('μαλάκα', 'block')];
+    for (const text of ['ТЫ ДУРАК.', 'Дурак!', 'СУКА', 'Μαλάκα', 'ΜΑΛΆΚΑ'])
+      expect(run(rules, text)).toHaveProperty('blocked');
+    // A rule saved with a capital lookalike matches the very text it was written from.
+    expect(run([rule('Вad', 'block')], 'Вad')).toHaveProperty('blocked');
+    // Every cased letter of the Latin, Greek and Cyrillic blocks: a rule written in lower case
+    // matches the upper-case text, and the other way round.
+    for (let cp = 0x00c0; cp <= 0x052f; cp++) {
+      const c = String.fromCodePoint(cp);
+      const [lower, upper] = [c.toLowerCase(), c.toUpperCase()];
+      if (
+        !/\p{L}/u.test(c) ||
+        lower === upper ||
+        [...lower].length !== 1 ||
+        [...upper].length !== 1
+      )
+        continue;
+      if (patternProblem(normalizePattern(`q${lower}q`)) !== null) continue;
+      expect([cp.toString(16), run([rule(`q${lower}q`, 'block')], `Q${upper}Q`)]).toEqual([
+        cp.toString(16),
+        { blocked: expect.anything() },
+      ]);
+      expect([cp.toString(16), run([rule(`q${upper}q`, 'block')], `q${lower}q`)]).toEqual([
+        cp.toString(16),
+        { blocked: expect.anything() },
+      ]);
+    }
+  });
+
+  it('capital-I lookalikes fold to i, as ASCII I does', () => {
+    const rules = [rule('idiot', 'block'), rule('shit', 'block')];
+    for (const text of ['\u0406diot', 'SH\u0406T', 'sh\u0456t', '\u0399DIOT', 'IDIOT'])
+      expect(run(rules, text)).toHaveProperty('blocked');
+  });
+
+  it('rules stored before the folding changed are left out when they fold to nothing', () => {
+    const stale: FilterRule = { id: 'old', pattern: '\u0301', action: 'block', roomId: null };
+    const staleMask: FilterRule = { id: 'old2', pattern: '\u0301*', action: 'mask', roomId: 'r' };
+    expect(run([stale, staleMask], 'hello world')).toEqual({ content: 'hello world' });
+    expect(run([stale, rule('bad', 'block')], 'so bad')).toMatchObject({
+      blocked: { pattern: 'bad' },
+    });
+  });
+
+  it('masks cover what a word folds from, loose accents included, and never repeat text', () => {
+    expect(masked([rule('bad')], 'so bad\u0301!')).toBe('so ***!');
+    expect(masked([rule('1/'), rule('2')], 'x \u00bd y')).toBe('x * y');
+  });
+
   it('invisible characters inside a word do not hide it (block and mask)', () => {
     const zw = '\u200b';
     const blocking = [rule('bad', 'block')];

@@ -1,4 +1,4 @@
-import unhomoglyph from 'unhomoglyph';
+import { createRequire } from 'node:module';
 import { AppError, ErrorCode } from '../common/errors';
 
 /**
@@ -71,41 +71,65 @@ export function patternProblem(pattern: string): string | null {
   return null;
 }
 
-/** Combining diacritics (accents), dropped; the marks that make up other scripts' letters stay. */
-const ACCENT_RANGES: readonly [number, number][] = [
+/**
+ * Unicode's confusables (UTS #39), as the `unhomoglyph` package ships them: a character → the
+ * base characters it looks like. Read as data (an O(1) lookup per character), resolved from this
+ * file in the built (CommonJS) app and from the working directory under Jest's ES modules, which
+ * have no `__filename`.
+ */
+const CONFUSABLES = createRequire(
+  typeof __filename === 'string' ? __filename : `${process.cwd()}/package.json`,
+)('unhomoglyph/data.json') as Record<string, string>;
+
+/**
+ * Dropped: combining diacritics (accents) and variation selectors. The marks that make up other
+ * scripts' letters stay.
+ */
+const DROPPED_RANGES: readonly [number, number][] = [
   [0x0300, 0x036f],
   [0x1ab0, 0x1aff],
   [0x1dc0, 0x1dff],
   [0x20d0, 0x20ff],
+  [0xfe00, 0xfe0f],
   [0xfe20, 0xfe2f],
+  [0xe0100, 0xe01ef],
 ];
-const isAccent = (c: string): boolean => {
+const isDropped = (c: string): boolean => {
   const cp = c.codePointAt(0)!;
-  return ACCENT_RANGES.some(([lo, hi]) => cp >= lo && cp <= hi);
+  return DROPPED_RANGES.some(([lo, hi]) => cp >= lo && cp <= hi);
 };
-const foldCache = new Map<string, string>();
+const isAscii = (c: string): boolean => c.length === 1 && c.charCodeAt(0) < 0x80;
+
+/** A character's base form: its confusable's, or itself; dropped marks removed. */
+function base(c: string): string {
+  let out = '';
+  for (const d of CONFUSABLES[c] ?? c) if (!isDropped(d)) out += d;
+  return out;
+}
+
+/**
+ * One decomposed character's folded form, the same for its upper- and lower-case forms (a rule
+ * is stored lower-cased, the text is not): the lower-case form's lookalike when that is plain
+ * ASCII, else the upper-case form's when that is, else the lower-case form's.
+ */
+function foldLetter(d: string): string {
+  const upper = d.toUpperCase();
+  // Through the upper case, so that letters with two lower cases (final `ς`, `σ`) fold alike.
+  const lower = [...upper].length === 1 ? upper.toLowerCase() : d.toLowerCase();
+  if (isAscii(lower)) return lower;
+  const fromLower = base(lower).toLowerCase();
+  if ([...fromLower].every(isAscii)) return fromLower;
+  const fromUpper = base(upper).toLowerCase();
+  if (fromUpper && [...fromUpper].every(isAscii)) return fromUpper;
+  return fromLower;
+}
 
 /** One code point's folded form (see the header): lower-cased ASCII, or its base lookalike. */
 function foldChar(c: string): string {
-  if (c.length === 1 && c.charCodeAt(0) < 0x80) return c.toLowerCase();
-  let folded = foldCache.get(c);
-  if (folded === undefined) {
-    if (INVISIBLE_CHAR.test(c)) folded = '';
-    else {
-      folded = '';
-      for (const d of c.normalize('NFKD')) {
-        if (isAccent(d)) continue;
-        const lower = d.toLowerCase();
-        // Unicode's confusables (UTS #39): the base characters it looks like, if any.
-        const base = unhomoglyph(d);
-        folded +=
-          lower.length === 1 && lower.charCodeAt(0) < 0x80
-            ? lower
-            : (base !== d ? base : unhomoglyph(lower)).toLowerCase();
-      }
-    }
-    if (foldCache.size < 100_000) foldCache.set(c, folded);
-  }
+  if (isAscii(c)) return c.toLowerCase();
+  if (INVISIBLE_CHAR.test(c)) return '';
+  let folded = '';
+  for (const d of c.normalize('NFKD')) if (!isDropped(d)) folded += foldLetter(d);
   return folded;
 }
 
@@ -159,7 +183,10 @@ function ruleSource(pattern: string): string {
 }
 
 /** Compiles a room's rules (its own and the global ones) once per change. */
-export function compileFilter(rules: readonly FilterRule[]): CompiledFilter {
+export function compileFilter(all: readonly FilterRule[]): CompiledFilter {
+  // A rule stored before the folding rules changed may no longer be valid (one that folds to
+  // nothing would match everywhere): it is left out, never compiled.
+  const rules = all.filter((r) => patternProblem(r.pattern) === null);
   const blockRules = rules.filter((r) => r.action === 'block');
   const maskRules = rules.filter((r) => r.action === 'mask');
   return {
@@ -198,10 +225,18 @@ export function screen(filter: CompiledFilter, text: string): ScreenResult {
     let done = 0;
     filter.mask.lastIndex = 0;
     for (const m of folded.matchAll(filter.mask)) {
-      const start = from[m.index];
-      const end = to[m.index + m[0].length - 1];
+      if (!m[0].length) continue;
+      // Two matches inside one character's fold (`½` is `1/2`) must not go back.
+      const start = Math.max(from[m.index], done);
+      let end = to[m.index + m[0].length - 1];
+      // What follows and folds to nothing (an accent left loose) goes with the word.
+      for (const c of normalized.slice(end)) {
+        if (foldChar(c) !== '') break;
+        end += c.length;
+      }
+      if (end <= start) continue;
       content += normalized.slice(done, start);
-      content += normalized.slice(start, end).replace(INVISIBLE, '').replace(/\S/gu, '*');
+      content += maskWord(normalized.slice(start, end));
       done = end;
     }
     if (done > 0) return { content: content + normalized.slice(done) };
@@ -209,8 +244,14 @@ export function screen(filter: CompiledFilter, text: string): ScreenResult {
   return { content: text };
 }
 
-/** Format characters (zero-width spaces and joiners, soft hyphens, bidi marks): not shown. */
-const INVISIBLE = /\p{Cf}/gu;
+/** A matched stretch as stored: whitespace kept, what folds to nothing dropped, the rest `*`. */
+function maskWord(text: string): string {
+  let out = '';
+  for (const c of text) out += /\s/u.test(c) ? c : foldChar(c) === '' ? '' : '*';
+  return out;
+}
+
+/** Format characters (zero-width spaces, joiners, soft hyphens, bidi marks): not shown. */
 const INVISIBLE_CHAR = /^\p{Cf}$/u;
 
 /**

@@ -337,6 +337,8 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     if (this.closing) return;
     // A summary takes a while and cannot be cancelled: the room may have gone meanwhile.
     if (summarised && !(await this.personas.promptRoom(job.roomId))) return;
+    // Asked again: slow mode and the summary may have kept this job waiting for minutes.
+    if (!(await this.requesterMayWrite(job))) return;
     // Counted from here on; refused when a budget ran out meanwhile (the room is told).
     const reservation = await this.usage.reserve({ ...ask, prompt: messages });
     if (!reservation) return;
