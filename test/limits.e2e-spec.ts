@@ -366,3 +366,63 @@ const SHARED = Boolean(process.env.TEST_REDIS_URL && process.env.TEST_DATABASE_U
     expect(Number(onB.headers['retry-after'])).toBeGreaterThan(1);
   });
 });
+
+describe('administration has a rate bucket too (RATE_LIMIT_ADMIN)', () => {
+  let t: TestApp;
+  let admin: TestUser;
+  beforeAll(async () => {
+    t = await startApp({ ...ADMIN_ENV, RATE_LIMIT_WINDOW_MS: '60000', RATE_LIMIT_ADMIN: '3' });
+    admin = await loginAdmin(t);
+  });
+  afterAll(() => t.close());
+
+  it('room creation, room changes, user changes and persona administration share one bucket', async () => {
+    const created = await Promise.all(
+      Array.from({ length: 2 }, (_, i) =>
+        t
+          .http()
+          .post(api('/rooms'))
+          .set(admin.auth)
+          .send({ name: `admin-limit-${randomUUID().slice(0, 8)}-${i}`, visibility: 'public' }),
+      ),
+    );
+    expect(created.map((r) => r.status)).toEqual([201, 201]);
+    const user = await newUser(t);
+    await t
+      .http()
+      .patch(api(`/users/${user.id}`))
+      .set(admin.auth)
+      .send({ role: 'user' })
+      .expect(200); // the third
+    const over = [
+      await t
+        .http()
+        .post(api('/rooms'))
+        .set(admin.auth)
+        .send({ name: `admin-limit-${randomUUID().slice(0, 8)}`, visibility: 'public' }),
+      await t
+        .http()
+        .patch(api(`/rooms/${created[0].body.id}`))
+        .set(admin.auth)
+        .send({ description: 'x' }),
+      await t
+        .http()
+        .post(api('/personas'))
+        .set(admin.auth)
+        .send({ handle: `p_${randomUUID().slice(0, 8)}`, displayName: 'P' }),
+      await t
+        .http()
+        .delete(api(`/rooms/${created[1].body.id}`))
+        .set(admin.auth),
+    ];
+    expect(over.map((r) => r.status)).toEqual([429, 429, 429, 429]);
+    expect(over[0].body).toMatchObject({ code: ErrorCode.RATE_LIMITED });
+    expect(Number(over[0].headers['retry-after'])).toBeGreaterThan(1);
+    // Reading is not limited by it.
+    await t
+      .http()
+      .get(api(`/rooms/${created[0].body.id}`))
+      .set(admin.auth)
+      .expect(200);
+  });
+});

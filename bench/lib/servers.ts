@@ -304,6 +304,7 @@ export function startParlor(label: string, main: string, o: ParlorOptions): Prom
     RATE_LIMIT_ROOMS: '100000000',
     RATE_LIMIT_TYPING: '100000000',
     RATE_LIMIT_READ: '100000000',
+    RATE_LIMIT_ADMIN: '100000000',
     USER_MAX_INFLIGHT: '100000000',
     WS_MAX_SOCKETS_PER_USER: '100000',
     ADMIN_USERNAME: ADMIN.username,

@@ -371,6 +371,16 @@ export class Env {
   @Min(1)
   RATE_LIMIT_MODERATE = 60;
 
+  /**
+   * Administration that predates moderation (rooms created, changed or deleted, members
+   * removed, users changed, personas administered, a persona's memory reset) per user per
+   * window: high, for scripts that set up many rooms, and still a bound.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_ADMIN = 300;
+
   /** A typing indicator ends by itself after this long without a new typing.start. */
   @Transform(toInt)
   @IsInt()

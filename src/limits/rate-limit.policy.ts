@@ -23,6 +23,9 @@ import { REDIS } from '../redis/redis.module';
  *   slow mode, word-filter rules)
  * - push: pusher registrations and removals, push settings (RATE_LIMIT_PUSH)
  * - upload: attachment uploads and direct-upload creations (RATE_LIMIT_UPLOAD)
+ * - admin: administration that predates moderation (creating, changing and deleting rooms,
+ *   removing members, changing users, persona administration, resetting a persona's memory;
+ *   RATE_LIMIT_ADMIN): a stolen admin token cannot churn the database without bound
  */
 export type RateBucket =
   | 'send'
@@ -35,7 +38,8 @@ export type RateBucket =
   | 'report'
   | 'moderate'
   | 'push'
-  | 'upload';
+  | 'upload'
+  | 'admin';
 
 const ENV_OF: Record<RateBucket, keyof Env> = {
   send: 'RATE_LIMIT_SEND',
@@ -49,6 +53,7 @@ const ENV_OF: Record<RateBucket, keyof Env> = {
   moderate: 'RATE_LIMIT_MODERATE',
   push: 'RATE_LIMIT_PUSH',
   upload: 'RATE_LIMIT_UPLOAD',
+  admin: 'RATE_LIMIT_ADMIN',
 };
 
 /** Buckets with a window of their own (the others use RATE_LIMIT_WINDOW_MS). */

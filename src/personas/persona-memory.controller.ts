@@ -8,6 +8,7 @@ import {
 } from '@nestjs/swagger';
 import type { AuthUser } from '../auth/auth-user';
 import { CurrentUser } from '../auth/decorators';
+import { RateLimit } from '../limits/limits.decorators';
 import { ApiErrors } from '../common/swagger';
 import { RoomPersonaParams } from './dto/persona.dto';
 import { PersonaMemoryDto } from './dto/persona-memory.dto';
@@ -44,6 +45,7 @@ export class PersonaMemoryController {
   }
 
   @Delete()
+  @RateLimit('admin')
   @HttpCode(204)
   @ApiTags('rooms')
   @ApiOperation({
@@ -53,7 +55,7 @@ export class PersonaMemoryController {
       `starts a new summary. Audited in group rooms. ${WHO}`,
   })
   @ApiNoContentResponse({ description: 'Reset (or there was none)' })
-  @ApiErrors(400, 403, 404)
+  @ApiErrors(400, 403, 404, 429)
   reset(
     @CurrentUser() user: AuthUser,
     @Param() { id, personaId }: RoomPersonaParams,

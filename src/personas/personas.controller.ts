@@ -11,6 +11,7 @@ import { IsUUID } from 'class-validator';
 import { ApiProperty } from '@nestjs/swagger';
 import type { AuthUser } from '../auth/auth-user';
 import { CurrentUser, Roles } from '../auth/decorators';
+import { RateLimit } from '../limits/limits.decorators';
 import { ApiErrors } from '../common/swagger';
 import { RoomIdParam } from '../rooms/dto/room.dto';
 import {
@@ -57,18 +58,20 @@ export class PersonasController {
 
   @Post('personas')
   @Roles('admin')
+  @RateLimit('admin')
   @ApiOperation({ summary: 'Create a persona (admin)' })
   @ApiCreatedResponse({ type: PersonaDto, description: 'The new persona' })
-  @ApiErrors(400, 403, 409)
+  @ApiErrors(400, 403, 409, 429)
   create(@CurrentUser() user: AuthUser, @Body() dto: CreatePersonaDto): Promise<PersonaDto> {
     return this.personas.create(user, dto);
   }
 
   @Patch('personas/:id')
   @Roles('admin')
+  @RateLimit('admin')
   @ApiOperation({ summary: 'Change a persona (admin); `enabled: false` silences it everywhere' })
   @ApiOkResponse({ type: PersonaDto, description: 'The changed persona' })
-  @ApiErrors(400, 403, 404, 409)
+  @ApiErrors(400, 403, 404, 409, 429)
   update(
     @CurrentUser() user: AuthUser,
     @Param() { id }: PersonaIdParam,
@@ -79,6 +82,7 @@ export class PersonasController {
 
   @Delete('personas/:id')
   @Roles('admin')
+  @RateLimit('admin')
   @HttpCode(204)
   @ApiOperation({
     summary: 'Delete a persona (admin)',
@@ -87,7 +91,7 @@ export class PersonasController {
       'with it stay readable but nothing answers there any more.',
   })
   @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiErrors(400, 403, 404)
+  @ApiErrors(400, 403, 404, 429)
   remove(@CurrentUser() user: AuthUser, @Param() { id }: PersonaIdParam): Promise<void> {
     return this.personas.remove(user, id);
   }
@@ -106,6 +110,7 @@ export class PersonasController {
 
   @Post('rooms/:id/personas/:personaId')
   @Roles('admin')
+  @RateLimit('admin')
   @HttpCode(200)
   @ApiTags('rooms')
   @ApiOperation({
@@ -113,7 +118,7 @@ export class PersonasController {
     description: 'Answers with the personas now in the room. The room gets a system message.',
   })
   @ApiOkResponse({ type: [PersonaDto], description: 'The personas now in the room' })
-  @ApiErrors(400, 403, 404)
+  @ApiErrors(400, 403, 404, 429)
   attach(
     @CurrentUser() user: AuthUser,
     @Param() { id, personaId }: RoomPersonaParams,
@@ -123,11 +128,12 @@ export class PersonasController {
 
   @Delete('rooms/:id/personas/:personaId')
   @Roles('admin')
+  @RateLimit('admin')
   @HttpCode(204)
   @ApiTags('rooms')
   @ApiOperation({ summary: 'Take a persona out of a group room (admin)' })
   @ApiNoContentResponse({ description: 'Taken out of the room' })
-  @ApiErrors(400, 403, 404)
+  @ApiErrors(400, 403, 404, 429)
   detach(
     @CurrentUser() user: AuthUser,
     @Param() { id, personaId }: RoomPersonaParams,

@@ -65,12 +65,13 @@ export class RoomsController {
 
   @Post('rooms')
   @Roles('admin')
+  @RateLimit('admin')
   @ApiOperation({ summary: 'Create a group room (admin); the creator becomes its owner' })
   @ApiCreatedResponse({
     type: RoomDto,
     description: 'The new room (also broadcast as room.created)',
   })
-  @ApiErrors(400, 403, 409)
+  @ApiErrors(400, 403, 409, 429)
   create(@CurrentUser() user: AuthUser, @Body() dto: CreateRoomDto): Promise<RoomDto> {
     return this.rooms.create(user, dto);
   }
@@ -85,12 +86,13 @@ export class RoomsController {
 
   @Patch('rooms/:id')
   @Roles('admin')
+  @RateLimit('admin')
   @ApiOperation({ summary: 'Rename or change a group room (admin)' })
   @ApiOkResponse({
     type: RoomDto,
     description: 'The changed room (also broadcast as room.updated)',
   })
-  @ApiErrors(400, 403, 404, 409)
+  @ApiErrors(400, 403, 404, 409, 429)
   update(
     @CurrentUser() user: AuthUser,
     @Param() { id }: RoomIdParam,
@@ -101,10 +103,11 @@ export class RoomsController {
 
   @Delete('rooms/:id')
   @Roles('admin')
+  @RateLimit('admin')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a room and its messages (admin); members are told live' })
   @ApiNoContentResponse({ description: 'Deleted, with its messages' })
-  @ApiErrors(400, 403, 404)
+  @ApiErrors(400, 403, 404, 429)
   remove(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<void> {
     return this.rooms.remove(user, id);
   }
@@ -156,10 +159,11 @@ export class RoomsController {
 
   @Delete('rooms/:id/members/:userId')
   @Roles('admin')
+  @RateLimit('admin')
   @HttpCode(204)
   @ApiOperation({ summary: 'Remove a member (admin); their live delivery stops at once' })
   @ApiNoContentResponse({ description: 'Removed from the room' })
-  @ApiErrors(400, 403, 404)
+  @ApiErrors(400, 403, 404, 429)
   removeMember(
     @CurrentUser() user: AuthUser,
     @Param() { id, userId }: RoomMemberParams,

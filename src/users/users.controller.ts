@@ -40,9 +40,10 @@ export class UsersController {
 
   @Patch(':id')
   @Roles('admin')
+  @RateLimit('admin')
   @ApiOperation({ summary: 'Change role or disable a user (admin)' })
   @ApiOkResponse({ type: UserDto, description: 'The changed user' })
-  @ApiErrors(400, 401, 403, 404, 409)
+  @ApiErrors(400, 401, 403, 404, 409, 429)
   update(
     @CurrentUser() actor: AuthUser,
     @Param() { id }: UserIdParam,

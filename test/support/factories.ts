@@ -57,6 +57,7 @@ export const NO_WRITE_LIMITS = {
   RATE_LIMIT_EDIT: '1000000',
   RATE_LIMIT_REACT: '1000000',
   RATE_LIMIT_ROOMS: '1000000',
+  RATE_LIMIT_ADMIN: '1000000',
 };
 
 export async function loginAdmin(t: TestApp): Promise<TestUser> {
