@@ -117,12 +117,17 @@ function foldLetter(d: string): string {
   // Through the upper case, so that letters with two lower cases (final `ς`, `σ`) fold alike.
   const lower = [...upper].length === 1 ? upper.toLowerCase() : d.toLowerCase();
   if (isAscii(lower)) return lower;
+  // A letter or digit never folds into punctuation or a symbol (`ð` looks like `∂`): that would
+  // break a word in two.
+  const keepsWord = (f: string) => !WORD_CHAR.test(d) || (f !== '' && [...f].every(isWordChar));
   const fromLower = base(lower).toLowerCase();
-  if ([...fromLower].every(isAscii)) return fromLower;
+  if (keepsWord(fromLower) && [...fromLower].every(isAscii)) return fromLower;
   const fromUpper = base(upper).toLowerCase();
-  if (fromUpper && [...fromUpper].every(isAscii)) return fromUpper;
-  return fromLower;
+  if (keepsWord(fromUpper) && [...fromUpper].every(isAscii)) return fromUpper;
+  return keepsWord(fromLower) ? fromLower : lower;
 }
+
+const isWordChar = (c: string): boolean => WORD_CHAR.test(c);
 
 /** One code point's folded form (see the header): lower-cased ASCII, or its base lookalike. */
 function foldChar(c: string): string {
@@ -130,6 +135,11 @@ function foldChar(c: string): string {
   if (INVISIBLE_CHAR.test(c)) return '';
   let folded = '';
   for (const d of c.normalize('NFKD')) if (!isDropped(d)) folded += foldLetter(d);
+  // A letter or digit stays one: what its compatibility form adds between letters (the space
+  // of `ͺ`, the fraction slash of `½`) is not kept.
+  if (WORD_CHAR.test(c) && ![...folded].every(isWordChar)) {
+    folded = [...folded].filter(isWordChar).join('') || c.toLowerCase();
+  }
   return folded;
 }
 
