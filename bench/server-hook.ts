@@ -9,7 +9,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { writeHeapSnapshot } from 'node:v8';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
+
+// V8 flags to try on a server without a code change (`--server-env BENCH_V8_FLAGS=…`).
+if (process.env.BENCH_V8_FLAGS) setFlagsFromString(process.env.BENCH_V8_FLAGS);
 
 type Command =
   | { id: number; cmd: 'gc' }

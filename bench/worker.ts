@@ -34,6 +34,8 @@ interface StepState {
   latency: Histogram;
   ack: Histogram;
   lag: Histogram;
+  /** Messages scheduled before this (the warm-up) are delivered and counted, not timed. */
+  timedFrom: number;
   cpuMs: number;
   sendWallMs: number;
   /** Closes the CPU window (at the latest when the step is collected). */
@@ -110,7 +112,7 @@ function onCreated(m: MessageDto): void {
     return;
   }
   state.received++;
-  state.latency.recordValue((now() - parsedAt) * 1000);
+  if (parsedAt >= state.timedFrom) state.latency.recordValue((now() - parsedAt) * 1000);
 }
 
 async function openOne(kind: ConnKind, spec: ConnSpec): Promise<Conn> {
@@ -172,6 +174,7 @@ function runStep(spec: StepSpec): void {
     latency: new Histogram(),
     ack: new Histogram(),
     lag: new Histogram(),
+    timedFrom: spec.startAt + spec.warmupMs,
     cpuMs: 0,
     sendWallMs: 0,
     endCpu: () => undefined,
@@ -206,7 +209,8 @@ function runStep(spec: StepSpec): void {
       return;
     }
     state.acked++;
-    if (parse(res.data.content) === spec.id) state.ack.recordValue((now() - parsedAt) * 1000);
+    if (parse(res.data.content) === spec.id && parsedAt >= state.timedFrom)
+      state.ack.recordValue((now() - parsedAt) * 1000);
   };
   const progress = setInterval(() => {
     send({

@@ -15,6 +15,11 @@ export interface StepRequest {
   /** Offered load, messages per second over all workers. */
   rate: number;
   durationMs: number;
+  /**
+   * Sent before durationMs at the same rate, its latencies not recorded: the step's first
+   * second from a quiet machine (cold sockets, workers and caches) is not its steady state.
+   */
+  warmupMs?: number;
   payloadBytes: number;
   /** Receivers per message (the room's size: the sender gets its own message.created too). */
   fanout: number;
@@ -181,7 +186,8 @@ export class Fleet {
   }
 
   /**
-   * One load step: every worker sends rate/N messages per second for durationMs, staggered so
+   * One load step: every worker sends rate/N messages per second for warmupMs + durationMs
+   * (latencies timed after the warm-up), staggered so
    * the sends interleave; then waits for deliveries (up to drainMs after the last send) and
    * collects. Everything not received by then counts as not delivered.
    */
@@ -189,11 +195,13 @@ export class Fleet {
     const id = ++this.nextStep;
     const n = this.workers.length;
     const interval = 1000 / r.rate;
+    const warmupMs = r.warmupMs ?? 0;
+    const sendMs = warmupMs + r.durationMs;
     const startAt = mono() + 300;
     const sent = new Array<number>(n).fill(0);
     const received = new Array<number>(n).fill(0);
     const sendingDone = new Array<boolean>(n).fill(false);
-    const total = Math.max(1, Math.round((r.rate * r.durationMs) / 1000));
+    const total = Math.max(1, Math.round((r.rate * sendMs) / 1000));
     const planned = total * r.fanout;
     const bar = r.label ? new Progress(r.label, planned, true) : undefined;
     const onProgress = (w: number, m: FromWorker) => {
@@ -218,7 +226,8 @@ export class Fleet {
             shape: r.shape,
             rate: r.rate / n,
             startAt: startAt + i * interval,
-            durationMs: r.durationMs,
+            durationMs: sendMs,
+            warmupMs,
             count: Math.floor(total / n) + (i < total % n ? 1 : 0),
             payloadBytes: r.payloadBytes,
           },
@@ -226,7 +235,7 @@ export class Fleet {
       );
       const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
       // Sending: bounded by the step's duration plus a margin for a lagging worker.
-      const sendDeadline = Date.now() + r.durationMs + 300 + Math.max(5000, r.durationMs);
+      const sendDeadline = Date.now() + sendMs + 300 + Math.max(5000, sendMs);
       while (!sendingDone.every(Boolean) && Date.now() < sendDeadline) await sleep(50);
       if (!sendingDone.every(Boolean)) log(`  ! step ${id}: a worker could not finish sending`);
       const drainDeadline = Date.now() + r.drainMs;
@@ -261,7 +270,7 @@ export class Fleet {
       shape: r.shape,
       payloadBytes: r.payloadBytes,
       offered: r.rate,
-      durationMs: r.durationMs,
+      durationMs: (r.warmupMs ?? 0) + r.durationMs,
       sent,
       acked: add((s) => s.acked),
       ackErrors,

@@ -25,7 +25,10 @@ export interface StepSpec {
   rate: number;
   /** Absolute start on the monotonic clock, shared by all workers, plus this worker's offset. */
   startAt: number;
+  /** Sending time, warm-up included. */
   durationMs: number;
+  /** Latencies of messages scheduled before startAt + warmupMs are not recorded. */
+  warmupMs: number;
   /** Messages this worker sends in the step (its share of rate × duration). */
   count: number;
   payloadBytes: number;

@@ -65,6 +65,8 @@ export interface LoadShape {
   payloadBytes: number;
   fanout: number;
   durationMs: number;
+  /** Sent first at the step's rate, not timed (see StepRequest.warmupMs). */
+  warmupMs: number;
   drainMs: number;
   settleMs: number;
 }
@@ -93,6 +95,7 @@ export async function measure(
     shape: shape.shape,
     rate,
     durationMs: shape.durationMs,
+    warmupMs: shape.warmupMs,
     payloadBytes: shape.payloadBytes,
     fanout: shape.fanout,
     drainMs: shape.drainMs,
@@ -108,7 +111,7 @@ export async function measure(
     );
     persisted = r.n;
   }
-  const seconds = shape.durationMs / 1000;
+  const seconds = (shape.warmupMs + shape.durationMs) / 1000;
   const messages = persisted ?? step.acked;
   const throughput = messages / seconds;
   const perMsg = (ms: number | undefined) =>

@@ -38,6 +38,7 @@ export async function fanout(o: Options): Promise<void> {
   const shapes = words(o.raw, 'shapes', ['small', 'big']);
   const payloads = list(o.raw, 'payloads', size(o, [100, 1024], [100, 1024], [100]));
   const durationMs = num(o.raw, 'duration', size(o, 10, 4, 1)) * 1000;
+  const warmupMs = num(o.raw, 'warmup', size(o, 1, 1, 0)) * 1000;
   const factor = num(o.raw, 'factor', 1.5);
   const maxSteps = num(o.raw, 'max-steps', size(o, 12, 10, 2));
   const startSmall = num(o.raw, 'start-small', size(o, 100, 100, 20));
@@ -101,6 +102,7 @@ export async function fanout(o: Options): Promise<void> {
         payloadBytes,
         fanout: shape === 'big' ? big : members,
         durationMs,
+        warmupMs,
         drainMs: o.smoke ? 2000 : 5000,
         settleMs: o.smoke ? 200 : 1500,
       };
@@ -139,7 +141,7 @@ export async function fanout(o: Options): Promise<void> {
         }
       }
       console.log(
-        `\nfanout ${shapeLabel[shape]}, ${payloadBytes} B payload, ${durationMs / 1000} s steps`,
+        `\nfanout ${shapeLabel[shape]}, ${payloadBytes} B payload, ${durationMs / 1000} s steps after ${warmupMs / 1000} s of warm-up`,
       );
       console.log(levelsTable([...levels, ...fixed]));
       combos.push({ shape, label: shapeLabel[shape], payloadBytes, levels, fixed, profiles });
@@ -227,6 +229,7 @@ export async function fanout(o: Options): Promise<void> {
       shapes,
       payloads,
       durationMs,
+      warmupMs,
       factor,
       maxSteps,
       workers: o.workers,

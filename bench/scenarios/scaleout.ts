@@ -25,6 +25,7 @@ export async function scaleout(o: Options): Promise<void> {
   const members = num(o.raw, 'members', size(o, 10, 10, 4));
   const [payloadBytes] = list(o.raw, 'payloads', [100]);
   const durationMs = num(o.raw, 'duration', size(o, 10, 4, 1)) * 1000;
+  const warmupMs = num(o.raw, 'warmup', size(o, 1, 1, 0)) * 1000;
   const factor = num(o.raw, 'factor', 1.5);
   const maxSteps = num(o.raw, 'max-steps', size(o, 12, 10, 2));
   const start = num(o.raw, 'start-small', size(o, 100, 100, 20));
@@ -87,6 +88,7 @@ export async function scaleout(o: Options): Promise<void> {
     payloadBytes,
     fanout: members,
     durationMs,
+    warmupMs,
     drainMs: o.smoke ? 2000 : 5000,
     settleMs: o.smoke ? 200 : 1500,
   };

@@ -132,6 +132,17 @@ export class Env {
   @Max(200)
   DATABASE_POOL_SIZE = 10;
 
+  /**
+   * A pool connection idle this long (ms) is closed; 0: idle connections are kept. A new
+   * connection is a new PostgreSQL backend, whose first statements fill its catalog caches and
+   * prepare the send statements again: after a quiet spell, the first burst paid ~250 ms of
+   * stalls with pg's default of 10 s (docs/benchmarks.md).
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  DATABASE_POOL_IDLE_MS = 0;
+
   @Transform(toDuration)
   @IsInt()
   @Min(1)
@@ -607,12 +618,26 @@ export class Env {
   @Max(10000)
   SEND_BATCH_MAX = 256;
 
-  /** Group commit: batches written at the same time (each holds one pool connection). */
+  /**
+   * Group commit: most batches written at the same time (each holds one pool connection). One
+   * is written at a time; another starts only when the oldest has run SEND_BATCH_STALL_MS.
+   */
   @Transform(toInt)
   @IsInt()
   @Min(1)
   @Max(64)
   SEND_BATCH_CONCURRENCY = 2;
+
+  /**
+   * Group commit: how long the batch in flight runs before a further one may start beside it
+   * (up to SEND_BATCH_CONCURRENCY). Bounds how long one slow batch (a room's lock held by its
+   * deletion) holds the instance's other sends. 0: start every batch at once.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(60000)
+  SEND_BATCH_STALL_MS = 10;
 
   /**
    * Search index upkeep: every this many ms, one statement merges the search index's GIN

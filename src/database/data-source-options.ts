@@ -6,6 +6,8 @@ export function dataSourceOptions(opts: {
   url: string;
   options?: string;
   poolSize?: number;
+  /** How long a pool connection may sit idle before it is closed; 0: kept (pg's default: 10 s). */
+  poolIdleMs?: number;
   statementTimeoutMs?: number;
 }): DataSourceOptions {
   return {
@@ -18,6 +20,7 @@ export function dataSourceOptions(opts: {
     extra: {
       // Fail fast instead of hanging when the server is gone (sends answer UNAVAILABLE).
       connectionTimeoutMillis: 5000,
+      ...(opts.poolIdleMs !== undefined ? { idleTimeoutMillis: opts.poolIdleMs } : {}),
       ...(opts.options ? { options: opts.options } : {}),
       ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
     },

@@ -84,6 +84,7 @@ async function runMigrationsLocked(dataSource: DataSource): Promise<Migration[]>
           // PGlite runs one query at a time anyway, and pglite-socket mixes up the extended
           // protocol of concurrent connections ("portal does not exist"): one connection.
           poolSize: endpoint.embedded ? 1 : config.get('DATABASE_POOL_SIZE', { infer: true }),
+          poolIdleMs: config.get('DATABASE_POOL_IDLE_MS', { infer: true }),
           statementTimeoutMs: endpoint.embedded
             ? undefined
             : config.get('DATABASE_STATEMENT_TIMEOUT', { infer: true }) * 1000,

@@ -337,9 +337,13 @@ export class MessageStore {
   /** A sent reply's root counters after its batch (MessageWriter.announce reads it). */
   private readonly threads = new WeakMap<MessageDto, ThreadCounters>();
   private scheduled = false;
-  private batches = 0;
+  /** When each batch in flight started (ms), oldest first. */
+  private readonly inFlight: number[] = [];
+  /** Armed while a further batch waits for the one in flight to count as stalled. */
+  private stallTimer: NodeJS.Timeout | null = null;
   private readonly batchMax: number;
   private readonly batchConcurrency: number;
+  private readonly stallMs: number;
 
   private readonly prepared: PreparedStatements;
 
@@ -351,16 +355,21 @@ export class MessageStore {
     this.prepared = new PreparedStatements(db, endpoint.embedded !== undefined);
     this.batchMax = config.get('SEND_BATCH_MAX', { infer: true });
     this.batchConcurrency = config.get('SEND_BATCH_CONCURRENCY', { infer: true });
+    this.stallMs = config.get('SEND_BATCH_STALL_MS', { infer: true });
   }
 
   /**
    * Group commit: sends that arrive while a batch is being written are inserted together by
-   * the next one (one multi-row INSERT, one commit), up to SEND_BATCH_MAX rows and
-   * SEND_BATCH_CONCURRENCY batches at a time. A send is never held back waiting for company
-   * (a 2 ms gathering window was measured: it cost latency and throughput, see
-   * docs/benchmarks.md). Each promise resolves after its batch committed:
-   * the message, or null when nothing was inserted (not a member, muted, the room archived,
-   * reply target not in the room, or the clientMsgId exists).
+   * the next one (one multi-row INSERT, one commit), up to SEND_BATCH_MAX rows. One batch is
+   * in flight at a time, so batches grow with load (a one-row statement costs PostgreSQL about
+   * five rows of a 50-row one: docs/benchmarks.md). A further batch starts, up to
+   * SEND_BATCH_CONCURRENCY at once, only when the oldest in flight has run SEND_BATCH_STALL_MS
+   * (say, waiting on the lock of a room being deleted): one slow room cannot hold every send
+   * of the instance for longer than that. A send is never held back waiting for company (a
+   * 2 ms gathering window was measured: it cost latency and throughput, see
+   * docs/benchmarks.md). Each promise resolves after its batch committed: the message, or null
+   * when nothing was inserted (not a member, muted, the room archived, reply target not in
+   * the room, or the clientMsgId exists).
    */
   insertUserMessage(m: NewUserMessage): Promise<MessageDto | null> {
     return new Promise((resolve, reject) => {
@@ -370,7 +379,18 @@ export class MessageStore {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.batches >= this.batchConcurrency || !this.pending.length) return;
+    if (this.scheduled || !this.pending.length) return;
+    if (this.inFlight.length >= this.batchConcurrency) return;
+    if (this.inFlight.length) {
+      const wait = this.inFlight[0] + this.stallMs - performance.now();
+      if (wait > 0) {
+        this.stallTimer ??= setTimeout(() => {
+          this.stallTimer = null;
+          this.schedule();
+        }, wait);
+        return;
+      }
+    }
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -381,7 +401,9 @@ export class MessageStore {
   private async flush(): Promise<void> {
     const batch = this.pending.splice(0, this.batchMax);
     if (!batch.length) return;
-    this.batches++;
+    const started = performance.now();
+    this.inFlight.push(started);
+    this.schedule(); // sends left over (more than SEND_BATCH_MAX) may start after a stall
     try {
       const rows = await this.insertBatch(batch.map((b) => b.m));
       const byKey = new Map(rows.map((r) => [`${r.author_id}|${r.client_msg_id}`, r]));
@@ -403,7 +425,11 @@ export class MessageStore {
         ),
       );
     } finally {
-      this.batches--;
+      this.inFlight.splice(this.inFlight.indexOf(started), 1);
+      if (this.stallTimer) {
+        clearTimeout(this.stallTimer);
+        this.stallTimer = null;
+      }
       this.schedule();
     }
   }
