@@ -235,7 +235,7 @@ function runStep(spec: StepSpec): void {
     while (i < total && next <= t) {
       const k = i % senders.length;
       const prefix = head + Math.round(next * 1000) + '|';
-      state.lag.recordValue((t - next) * 1000);
+      if (next >= state.timedFrom) state.lag.recordValue((t - next) * 1000);
       state.sent++;
       senders[k].socket.emit(
         'message.send',

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
+import { MessageStore } from '../src/messages/message-store';
 import { startApp, type TestApp } from './support/app';
 import { SERVER_URL } from './support/database';
 import {
@@ -53,13 +54,43 @@ onServer('send batches: one in flight, a second after a stall (server PostgreSQL
     };
   }
 
+  /** Until a session waits for an advisory lock (the send batch, stuck on the held room). */
+  async function batchWaiting(): Promise<void> {
+    const c = new Client({ connectionString: SERVER_URL });
+    await c.connect();
+    try {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const { rows } = await c.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`,
+        );
+        if (rows[0].n > 0) return;
+        if (Date.now() > deadline) throw new Error('no send batch waiting on the held room');
+        await sleep(10);
+      }
+    } finally {
+      await c.end();
+    }
+  }
+
   const sendTo = (s: ClientSocket, room: TestRoom, content: string) =>
     ok(s, 'message.send', { roomId: room.id, clientMsgId: randomUUID(), content });
 
-  /** Resolves with the ms from now to when `p` settles, or null if it has not by `ms`. */
-  async function settlesWithin(p: Promise<unknown>, ms: number): Promise<number | null> {
-    const start = performance.now();
-    return Promise.race([p.then(() => performance.now() - start), sleep(ms).then(() => null)]);
+  /** Resolves with the ms from `since` to when `p` settles, or null if it has not by `ms`. */
+  async function settlesWithin(
+    p: Promise<unknown>,
+    ms: number,
+    since = performance.now(),
+  ): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        p.then(() => performance.now() - since),
+        new Promise<null>((r) => (timer = setTimeout(() => r(null), ms))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   let ctx: { t: TestApp; user: TestUser; a: TestRoom; b: TestRoom; socket: ClientSocket };
@@ -69,24 +100,63 @@ onServer('send batches: one in flight, a second after a stall (server PostgreSQL
   });
 
   it('a batch held on one room holds the others only until SEND_BATCH_STALL_MS', async () => {
-    ctx = await setup(200);
+    ctx = await setup(500);
     const { a, b, socket } = ctx;
     const release = await holdRoomLock(a);
     let sentA: Promise<unknown>;
     try {
-      sentA = sendTo(socket, a, 'to the held room');
-      await sleep(50); // its batch is in flight, waiting on the lock
       const start = performance.now();
-      const took = await settlesWithin(sendTo(socket, b, 'to another room'), 5000);
-      // Not before the threshold (one batch at a time), and soon after it.
+      sentA = sendTo(socket, a, 'to the held room');
+      await batchWaiting();
+      const took = await settlesWithin(sendTo(socket, b, 'to another room'), 10_000, start);
+      // Not before the threshold (one batch at a time), and not held until the lock goes.
       expect(took).not.toBeNull();
-      expect(performance.now() - start).toBeGreaterThanOrEqual(100);
-      expect(took!).toBeLessThan(2000);
+      expect(took!).toBeGreaterThanOrEqual(450);
       expect(await settlesWithin(sentA, 100)).toBeNull(); // still held
     } finally {
       await release();
     }
-    expect(await settlesWithin(sentA, 5000)).not.toBeNull();
+    expect(await settlesWithin(sentA, 10_000)).not.toBeNull();
+  });
+
+  it('the second batch leaves out the rooms of the one in flight, whose locks it may hold', async () => {
+    ctx = await setup(300);
+    const { t, user, socket } = ctx;
+    const admin = await loginAdmin(t);
+    // Two more rooms; the batch takes its rooms' locks in id order, so with `first` sorted
+    // before `held` it holds first's lock while it waits for held's.
+    const more = [await newRoom(t, admin), await newRoom(t, admin), ctx.a];
+    for (const r of more.slice(0, 2)) await join(t, user, r.id);
+    const [first, held] = more.sort((x, y) => (x.id < y.id ? -1 : 1));
+    const release = await holdRoomLock(held);
+    const store = t.app.get(MessageStore);
+    const author = { id: user.id, username: user.username, displayName: null };
+    const message = (room: TestRoom, content: string) =>
+      store.insertUserMessage({ roomId: room.id, author, content, clientMsgId: randomUUID() });
+    let stuck: Promise<unknown>;
+    try {
+      // One batch of both rooms (queued in the same tick).
+      stuck = Promise.all([message(first, 'one'), message(held, 'two')]);
+      await batchWaiting();
+      const start = performance.now();
+      const toFirst = sendTo(socket, first, 'three');
+      const toB = sendTo(socket, ctx.b, 'four');
+      // b is sent after the threshold; first's send waits for the stuck batch, not beside it.
+      expect(await settlesWithin(toB, 10_000, start)).not.toBeNull();
+      expect(await settlesWithin(toFirst, 300)).toBeNull();
+      await release();
+      expect(await settlesWithin(toFirst, 10_000)).not.toBeNull();
+    } finally {
+      await release().catch(() => undefined);
+    }
+    await stuck;
+    const rows = await t.app
+      .get(DataSource)
+      .query<{ content: string }[]>(
+        `SELECT content FROM messages WHERE room_id = $1 AND role = 'user' ORDER BY id`,
+        [first.id],
+      );
+    expect(rows.map((r) => r.content)).toEqual(['one', 'three']);
   });
 
   it('with a long threshold the next batch waits for the one in flight, then carries every send', async () => {
@@ -94,7 +164,7 @@ onServer('send batches: one in flight, a second after a stall (server PostgreSQL
     const { t, a, b, socket } = ctx;
     const release = await holdRoomLock(a);
     const sentA = sendTo(socket, a, 'first');
-    await sleep(50);
+    await batchWaiting();
     const sentB = Array.from({ length: 5 }, (_, i) => sendTo(socket, b, `b${i}`));
     const all = Promise.all(sentB);
     try {

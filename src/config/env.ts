@@ -133,15 +133,16 @@ export class Env {
   DATABASE_POOL_SIZE = 10;
 
   /**
-   * A pool connection idle this long (ms) is closed; 0: idle connections are kept. A new
-   * connection is a new PostgreSQL backend, whose first statements fill its catalog caches and
-   * prepare the send statements again: after a quiet spell, the first burst paid ~250 ms of
-   * stalls with pg's default of 10 s (docs/benchmarks.md).
+   * A pool connection idle this long (ms) is closed; 0: never. A new connection is a new
+   * PostgreSQL backend, whose first statements fill its catalog caches and prepare the send
+   * statements again; pg's own default (10 s) closed them between any two bursts. Idle
+   * connections send TCP keepalives, so one dropped by the network is found out.
    */
   @Transform(toInt)
   @IsInt()
   @Min(0)
-  DATABASE_POOL_IDLE_MS = 0;
+  @Max(2147483647)
+  DATABASE_POOL_IDLE_MS = 300000;
 
   @Transform(toDuration)
   @IsInt()

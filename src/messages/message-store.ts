@@ -337,8 +337,10 @@ export class MessageStore {
   /** A sent reply's root counters after its batch (MessageWriter.announce reads it). */
   private readonly threads = new WeakMap<MessageDto, ThreadCounters>();
   private scheduled = false;
-  /** When each batch in flight started (ms), oldest first. */
-  private readonly inFlight: number[] = [];
+  /** The batches in flight, oldest first: when each started (ms) and the rooms it locks. */
+  private readonly inFlight: { started: number; rooms: Set<string> }[] = [];
+  /** Pending sends before this index are all of rooms in flight (reset when a batch ends). */
+  private blockedUpTo = 0;
   /** Armed while a further batch waits for the one in flight to count as stalled. */
   private stallTimer: NodeJS.Timeout | null = null;
   private readonly batchMax: number;
@@ -364,8 +366,10 @@ export class MessageStore {
    * in flight at a time, so batches grow with load (a one-row statement costs PostgreSQL about
    * five rows of a 50-row one: docs/benchmarks.md). A further batch starts, up to
    * SEND_BATCH_CONCURRENCY at once, only when the oldest in flight has run SEND_BATCH_STALL_MS
-   * (say, waiting on the lock of a room being deleted): one slow room cannot hold every send
-   * of the instance for longer than that. A send is never held back waiting for company (a
+   * (say, waiting on the lock of a room being deleted), and it carries only rooms that no batch
+   * in flight has: it never waits on their locks, so one slow room cannot hold the sends of
+   * other rooms for longer than that, and a room's sends commit in the order they arrived
+   * (the next batch with that room starts after the one before it ended). A send is never held back waiting for company (a
    * 2 ms gathering window was measured: it cost latency and throughput, see
    * docs/benchmarks.md). Each promise resolves after its batch committed: the message, or null
    * when nothing was inserted (not a member, muted, the room archived, reply target not in
@@ -382,7 +386,7 @@ export class MessageStore {
     if (this.scheduled || !this.pending.length) return;
     if (this.inFlight.length >= this.batchConcurrency) return;
     if (this.inFlight.length) {
-      const wait = this.inFlight[0] + this.stallMs - performance.now();
+      const wait = this.inFlight[0].started + this.stallMs - performance.now();
       if (wait > 0) {
         this.stallTimer ??= setTimeout(() => {
           this.stallTimer = null;
@@ -398,11 +402,37 @@ export class MessageStore {
     });
   }
 
+  /** The next batch: the oldest pending sends, of rooms no batch in flight has. */
+  private take(): typeof this.pending {
+    if (!this.inFlight.length) {
+      this.blockedUpTo = 0;
+      return this.pending.splice(0, this.batchMax);
+    }
+    const busy = new Set<string>();
+    for (const b of this.inFlight) for (const room of b.rooms) busy.add(room);
+    // Sends keep arriving while a batch is stuck: look only at those not looked at yet.
+    let i = this.blockedUpTo;
+    while (i < this.pending.length && busy.has(this.pending[i].m.roomId)) i++;
+    this.blockedUpTo = i;
+    if (i === this.pending.length) return [];
+    this.blockedUpTo = 0;
+    const taken: typeof this.pending = [];
+    const left: typeof this.pending = [];
+    for (const p of this.pending) {
+      (taken.length < this.batchMax && !busy.has(p.m.roomId) ? taken : left).push(p);
+    }
+    if (taken.length) {
+      this.pending.length = 0;
+      for (const p of left) this.pending.push(p);
+    }
+    return taken;
+  }
+
   private async flush(): Promise<void> {
-    const batch = this.pending.splice(0, this.batchMax);
-    if (!batch.length) return;
-    const started = performance.now();
-    this.inFlight.push(started);
+    const batch = this.take();
+    if (!batch.length) return; // (the batch in flight ends with schedule())
+    const flight = { started: performance.now(), rooms: new Set(batch.map((b) => b.m.roomId)) };
+    this.inFlight.push(flight);
     this.schedule(); // sends left over (more than SEND_BATCH_MAX) may start after a stall
     try {
       const rows = await this.insertBatch(batch.map((b) => b.m));
@@ -425,7 +455,8 @@ export class MessageStore {
         ),
       );
     } finally {
-      this.inFlight.splice(this.inFlight.indexOf(started), 1);
+      this.inFlight.splice(this.inFlight.indexOf(flight), 1);
+      this.blockedUpTo = 0;
       if (this.stallTimer) {
         clearTimeout(this.stallTimer);
         this.stallTimer = null;
