@@ -337,8 +337,8 @@ export class MessageStore {
   /** A sent reply's root counters after its batch (MessageWriter.announce reads it). */
   private readonly threads = new WeakMap<MessageDto, ThreadCounters>();
   private scheduled = false;
-  /** The batches in flight, oldest first: when each started (ms) and the rooms it locks. */
-  private readonly inFlight: { started: number; rooms: Set<string> }[] = [];
+  /** The batches in flight, oldest first, with when each started (ms). */
+  private readonly inFlight: { started: number; batch: NewUserMessage[] }[] = [];
   /** Pending sends before this index are all of rooms in flight (reset when a batch ends). */
   private blockedUpTo = 0;
   /** Armed while a further batch waits for the one in flight to count as stalled. */
@@ -369,9 +369,9 @@ export class MessageStore {
    * (say, waiting on the lock of a room being deleted), and it carries only rooms that no batch
    * in flight has: it never waits on their locks, so one slow room cannot hold the sends of
    * other rooms for longer than that, and a room's sends commit in the order they arrived
-   * (the next batch with that room starts after the one before it ended). A send is never held back waiting for company (a
-   * 2 ms gathering window was measured: it cost latency and throughput, see
-   * docs/benchmarks.md). Each promise resolves after its batch committed: the message, or null
+   * (the next batch with that room starts after the one before it ended). A send is never
+   * held back waiting for company (a 2 ms gathering window was measured: it cost latency and
+   * throughput, see docs/benchmarks.md). Each promise resolves after its batch committed: the message, or null
    * when nothing was inserted (not a member, muted, the room archived, reply target not in
    * the room, or the clientMsgId exists).
    */
@@ -404,38 +404,33 @@ export class MessageStore {
 
   /** The next batch: the oldest pending sends, of rooms no batch in flight has. */
   private take(): typeof this.pending {
-    if (!this.inFlight.length) {
-      this.blockedUpTo = 0;
-      return this.pending.splice(0, this.batchMax);
-    }
-    const busy = new Set<string>();
-    for (const b of this.inFlight) for (const room of b.rooms) busy.add(room);
+    if (!this.inFlight.length) return this.pending.splice(0, this.batchMax);
+    const busy = new Set(this.inFlight.flatMap((f) => f.batch.map((m) => m.roomId)));
     // Sends keep arriving while a batch is stuck: look only at those not looked at yet.
     let i = this.blockedUpTo;
     while (i < this.pending.length && busy.has(this.pending[i].m.roomId)) i++;
-    this.blockedUpTo = i;
-    if (i === this.pending.length) return [];
+    if (i === this.pending.length) {
+      this.blockedUpTo = i;
+      return [];
+    }
     this.blockedUpTo = 0;
     const taken: typeof this.pending = [];
-    const left: typeof this.pending = [];
-    for (const p of this.pending) {
+    const left = this.pending.splice(0); // (those before i are all busy)
+    for (const p of left.splice(i)) {
       (taken.length < this.batchMax && !busy.has(p.m.roomId) ? taken : left).push(p);
     }
-    if (taken.length) {
-      this.pending.length = 0;
-      for (const p of left) this.pending.push(p);
-    }
+    for (const p of left) this.pending.push(p); // (no spread: there may be many)
     return taken;
   }
 
   private async flush(): Promise<void> {
     const batch = this.take();
     if (!batch.length) return; // (the batch in flight ends with schedule())
-    const flight = { started: performance.now(), rooms: new Set(batch.map((b) => b.m.roomId)) };
+    const flight = { started: performance.now(), batch: batch.map((b) => b.m) };
     this.inFlight.push(flight);
     this.schedule(); // sends left over (more than SEND_BATCH_MAX) may start after a stall
     try {
-      const rows = await this.insertBatch(batch.map((b) => b.m));
+      const rows = await this.insertBatch(flight.batch);
       const byKey = new Map(rows.map((r) => [`${r.author_id}|${r.client_msg_id}`, r]));
       const roots = new Map<string, ThreadCounters>();
       for (const { m, resolve } of batch) {

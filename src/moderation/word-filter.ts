@@ -129,17 +129,24 @@ function foldLetter(d: string): string {
 
 const isWordChar = (c: string): boolean => WORD_CHAR.test(c);
 
+/** Folded non-ASCII characters, remembered: a filtered room's sends fold every character. */
+const foldCache = new Map<string, string>();
+
 /** One code point's folded form (see the header): lower-cased ASCII, or its base lookalike. */
 function foldChar(c: string): string {
   if (isAscii(c)) return c.toLowerCase();
-  if (INVISIBLE_CHAR.test(c)) return '';
-  let folded = '';
-  for (const d of c.normalize('NFKD')) if (!isDropped(d)) folded += foldLetter(d);
-  // A letter or digit stays one: what its compatibility form adds between letters (the space
-  // of `ͺ`, the fraction slash of `½`) is not kept.
-  if (WORD_CHAR.test(c) && ![...folded].every(isWordChar)) {
-    folded = [...folded].filter(isWordChar).join('') || c.toLowerCase();
+  let folded = foldCache.get(c);
+  if (folded !== undefined) return folded;
+  folded = '';
+  if (!INVISIBLE_CHAR.test(c)) {
+    for (const d of c.normalize('NFKD')) if (!isDropped(d)) folded += foldLetter(d);
+    // A letter or digit stays one: what its compatibility form adds between letters (the space
+    // of `ͺ`, the fraction slash of `½`) is not kept.
+    if (WORD_CHAR.test(c) && ![...folded].every(isWordChar)) {
+      folded = [...folded].filter(isWordChar).join('') || c.toLowerCase();
+    }
   }
+  if (foldCache.size < 100_000) foldCache.set(c, folded);
   return folded;
 }
 
