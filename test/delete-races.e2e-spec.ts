@@ -1,4 +1,4 @@
-import { DataSource } from 'typeorm';
+import { DataSource, QueryRunner } from 'typeorm';
 import { startApp, TestApp } from './support/app';
 import {
   ADMIN_ENV,
@@ -20,6 +20,19 @@ import {
  */
 /** On embedded PGlite (one query at a time) a few rounds check the answers; the races need a server. */
 const ROUNDS = process.env.TEST_DATABASE_URL ? 16 : 4;
+
+/** Until another session waits for a lock that `q`'s session holds. */
+async function waitUntilBlocking(q: QueryRunner): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const rows = await q.query<unknown[]>(
+      `SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
+    );
+    if (rows.length > 0) return;
+    if (Date.now() > deadline) throw new Error('no session waiting for this one');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 describe('requests racing a room deletion (e2e; real concurrency on server PostgreSQL)', () => {
   let t: TestApp;
@@ -75,6 +88,44 @@ describe('requests racing a room deletion (e2e; real concurrency on server Postg
         await other.release();
       }
       await t.http().get(`/api/v1/rooms/${room.id}`).set(admin.auth).expect(404);
+    },
+    30_000,
+  );
+
+  // Deterministic, the other way round: a report's insert locks its message (foreign key), then
+  // waits for the room's row, which a transaction holds; that transaction then deletes the
+  // message, closing the cycle. The insert waited first, so PostgreSQL aborts it: it runs again,
+  // finds the message gone, and the reporter sees 404, not 500 (CI once saw 500 here).
+  (process.env.TEST_DATABASE_URL ? it : it.skip)(
+    'a report chosen as a deadlock victim runs again: 404, not 500',
+    async () => {
+      const room = await newRoom(t, admin);
+      const [a, b] = members as [TestUser, TestUser];
+      await join(t, a, room.id);
+      await join(t, b, room.id);
+      const msg = await send(t, a, room.id, 'to be reported');
+      const other = t.app.get(DataSource).createQueryRunner();
+      await other.connect();
+      await other.startTransaction();
+      try {
+        await other.query(`SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE`, [room.id]);
+        const report = t
+          .http()
+          .post(`/api/v1/messages/${msg.id}/reports`)
+          .set(b.auth)
+          .send({ category: 'spam' })
+          .then((r) => r);
+        // The insert now holds the message's key-share lock and waits for the room's row.
+        await waitUntilBlocking(other);
+        await other.query(`DELETE FROM messages WHERE id = $1`, [msg.id]);
+        await other.commitTransaction();
+        const res = await report;
+        expect(res.status).toBe(404);
+        expect(res.body.code).toBe('NOT_FOUND');
+      } finally {
+        if (other.isTransactionActive) await other.rollbackTransaction();
+        await other.release();
+      }
     },
     30_000,
   );

@@ -43,10 +43,15 @@ export class ReportsStore {
     text: string;
   }): Promise<Report | 'duplicate' | 'gone'> {
     try {
-      const rows = await this.db.query<Row[]>(
-        `INSERT INTO reports (message_id, room_id, reporter_id, category, text)
-         VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
-        [r.messageId, r.roomId, r.reporterId, r.category, r.text],
+      // The insert locks its message's row, then its room's (foreign keys): a room deletion
+      // locks them the other way round, and PostgreSQL may abort the insert to break the
+      // deadlock. Run again, it finds the message gone ('gone') or the deletion not yet begun.
+      const rows = await retryOnConflict(() =>
+        this.db.query<Row[]>(
+          `INSERT INTO reports (message_id, room_id, reporter_id, category, text)
+           VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
+          [r.messageId, r.roomId, r.reporterId, r.category, r.text],
+        ),
       );
       return toReport(rows[0]);
     } catch (err) {
