@@ -7,7 +7,8 @@
  *   write at a clean exit, and a server stopped by a signal never has one;
  * - `heap-snapshot`: a .heapsnapshot (what each connection keeps alive, by constructor).
  */
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 
@@ -68,4 +69,26 @@ if (process.send) {
   });
   // The channel must not keep the server alive once it wants to exit.
   process.channel?.unref();
+}
+
+// `--server-env BENCH_STALLS=<file>`: event-loop stalls over 15 ms and GC pauses over 3 ms,
+// one line each (`stall|gc <ms since start> <ms>`), to tell a latency tail's cause.
+if (process.env.BENCH_STALLS) {
+  const file = process.env.BENCH_STALLS;
+  const t0 = Date.now();
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (now - last > 15)
+      appendFileSync(file, `stall ${Date.now() - t0} ${(now - last).toFixed(1)}\n`);
+    last = now;
+  }, 5).unref();
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      if (e.duration > 3)
+        appendFileSync(
+          file,
+          `gc ${Date.now() - t0} ${e.duration.toFixed(1)} kind=${(e as { detail?: { kind?: number } }).detail?.kind}\n`,
+        );
+  }).observe({ entryTypes: ['gc'] });
 }

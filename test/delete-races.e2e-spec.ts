@@ -25,9 +25,9 @@ const ROUNDS = process.env.TEST_DATABASE_URL ? 16 : 4;
 async function waitUntilBlocking(q: QueryRunner): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const rows = await q.query<unknown[]>(
+    const rows = (await q.query(
       `SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
-    );
+    )) as unknown[];
     if (rows.length > 0) return;
     if (Date.now() > deadline) throw new Error('no session waiting for this one');
     await new Promise((r) => setTimeout(r, 10));

@@ -13,6 +13,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { createRedis } from '../redis/redis.module';
 import { shardedAdapter } from './sharded-adapter';
 import { failureAck } from './ws-ack';
+import { coalesceWebSocketWrites } from './write-coalescing';
 
 /**
  * Socket.IO server options from configuration, in one place: packet size limit, CORS, an
@@ -42,6 +43,7 @@ export class ParlorIoAdapter extends IoAdapter {
       cors: origins.length ? { origin: origins, credentials: true } : undefined,
       allowRequest: (req, callback) => callback(null, originAllowed(req, origins)),
     });
+    if (this.config.get('WS_COALESCE_WRITES', { infer: true })) coalesceWebSocketWrites(server);
     const url = this.config.get('REDIS_URL', { infer: true });
     if (url) {
       const pub = createRedis(url, 'adapter-pub', true);

@@ -300,6 +300,11 @@ export class Env {
   @Min(1)
   WS_MAX_SOCKETS_PER_USER = 10;
 
+  /** One write per socket per event-loop turn (src/chat/write-coalescing.ts). */
+  @Transform(toBool)
+  @IsBoolean()
+  WS_COALESCE_WRITES = true;
+
   /** Commands one socket may have running at once; more are acked RATE_LIMITED. */
   @Transform(toInt)
   @IsInt()
