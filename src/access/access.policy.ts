@@ -78,15 +78,19 @@ export class AccessPolicy {
   }
 
   /**
-   * Whether the user may do `action` on the room now: false where `room` would refuse with
-   * FORBIDDEN; a room they may not view still throws (404).
+   * Whether the user may do `action` on the room now: false where `room` would refuse, with
+   * FORBIDDEN or with NOT_FOUND (a room they may not view, or one that is gone).
    */
   async may(user: { id: string }, roomId: string, action: RoomAction): Promise<boolean> {
     try {
       await this.room(user, roomId, action);
       return true;
     } catch (err) {
-      if (err instanceof AppError && err.code === ErrorCode.FORBIDDEN) return false;
+      if (
+        err instanceof AppError &&
+        (err.code === ErrorCode.FORBIDDEN || err.code === ErrorCode.NOT_FOUND)
+      )
+        return false;
       throw err;
     }
   }

@@ -253,14 +253,8 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  private async requesterMayWrite(job: ReplyJob): Promise<boolean> {
-    try {
-      await this.access.room({ id: job.userId }, job.roomId, 'write');
-      return true;
-    } catch (err) {
-      if (err instanceof AppError) return false;
-      throw err;
-    }
+  private requesterMayWrite(job: ReplyJob): Promise<boolean> {
+    return this.access.may({ id: job.userId }, job.roomId, 'write');
   }
 
   /** The per-user policy's `persona` bucket (shared across instances with Redis). */
