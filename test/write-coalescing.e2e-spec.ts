@@ -77,8 +77,8 @@ describe.each([
     return s;
   };
 
-  it(`a sender's ack and its own message.created take ${expectedWrites} write call(s)`, async () => {
-    const s = await open(alice);
+  /** The server's write calls for one send's ack and its echo to the sender. */
+  async function ackAndEchoWrites(s: ClientSocket): Promise<number> {
     const count = counter(s);
     const clientMsgId = randomUUID();
     const echoed = next(s, 'message.created', (m) => m.clientMsgId === clientMsgId);
@@ -86,7 +86,23 @@ describe.each([
     expect(ack.ok).toBe(true);
     await echoed;
     await new Promise((r) => setTimeout(r, 50)); // nothing else is on its way
-    expect(count()).toBe(expectedWrites);
+    return count();
+  }
+
+  it(`a sender's ack and its own message.created take ${expectedWrites} write call(s)`, async () => {
+    expect(await ackAndEchoWrites(await open(alice))).toBe(expectedWrites);
+  });
+
+  it(`after an upgrade from polling too (${expectedWrites} write call(s) for ack and echo)`, async () => {
+    const s = await connect(t, alice.accessToken, { transports: ['polling', 'websocket'] });
+    sockets.push(s);
+    const engine = s.io.engine as unknown as {
+      transport: { name: string };
+      once(event: 'upgrade', cb: () => void): void;
+    };
+    if (engine.transport.name !== 'websocket')
+      await new Promise<void>((resolve) => engine.once('upgrade', resolve));
+    expect(await ackAndEchoWrites(s)).toBe(expectedWrites);
   });
 
   it('a burst reaches a member complete and in order', async () => {

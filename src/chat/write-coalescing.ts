@@ -13,8 +13,10 @@ import type { Server } from 'socket.io';
  *
  * engine.io marks a websocket transport unwritable from each send until the kernel took it,
  * buffering later packets for a second flush: that would undo the batching, so the transport
- * stays writable. ws orders its frames itself, and engine.io's send callbacks still pair with
- * its flushes (one `drain` per send). Parlor sends nothing `volatile`, the one use of the flag.
+ * stays writable while the TCP socket holds less than its high-water mark (16 KiB). ws orders
+ * its frames itself, and engine.io's send callbacks still pair with its flushes (one `drain`
+ * per send). Past the mark (a client that stopped reading, or a very large turn) engine.io
+ * buffers as it always did until the socket drains.
  */
 export function coalesceWebSocketWrites(server: Server): void {
   server.engine.on('connection', (conn: EngineSocket) => {
@@ -53,12 +55,22 @@ function corkTransport(transport: Transport): void {
       }
     }
     send.call(this, packets);
-    this.writable = true;
+    // Writable again at once while the kernel keeps up. A client that stops reading falls back
+    // to engine.io's own buffering past the socket's high-water mark: engine.io drops that
+    // buffer when it closes the connection (ping timeout), and `volatile` emits drop again.
+    this.writable = raw.writableLength < raw.writableHighWaterMark && !raw.destroyed;
   };
 }
 
 function uncorkAll(): void {
-  uncorkScheduled = false;
-  for (const raw of corked) raw.uncork();
+  const sockets = [...corked];
   corked.clear();
+  uncorkScheduled = false;
+  for (const raw of sockets) {
+    try {
+      raw.uncork();
+    } catch {
+      // A failed write reaches its stream's error handler; the other sockets still flush.
+    }
+  }
 }
