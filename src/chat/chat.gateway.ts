@@ -1,4 +1,4 @@
-import { UseFilters, UseInterceptors, UsePipes } from '@nestjs/common';
+import { UseFilters, UsePipes } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -37,17 +37,17 @@ import {
 import { SocketSessionsService } from './socket-sessions.service';
 import { TypingService } from './typing.service';
 import type { ChatServer, ChatSocket } from './types';
-import { WsAckExceptionFilter, WsAckInterceptor } from './ws-ack';
+import { WsAckExceptionFilter } from './ws-ack';
 
 /**
  * The Socket.IO door to the same services REST uses. Handlers validate and delegate; the
  * handshake is authenticated in middleware, so an unauthenticated socket never connects.
  * Writes name their bucket of the per-user rate-limit policy (`@RateLimit`, the same bucket as
- * their REST twin); WsAckInterceptor applies it with the other per-user limits.
+ * their REST twin); WsCommandRunner (src/chat/ws-ack.ts), called by the adapter's dispatcher,
+ * applies it with the other per-user limits and wraps each result in its ack.
  */
 @WebSocketGateway()
 @UsePipes(createValidationPipe())
-@UseInterceptors(WsAckInterceptor)
 @UseFilters(WsAckExceptionFilter)
 export class ChatGateway
   implements

@@ -2,17 +2,22 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
+import { MESSAGE_METADATA } from '@nestjs/websockets/constants.js';
 import { createAdapter } from '@socket.io/redis-adapter';
 import type { Redis } from 'ioredis';
 import type { IncomingMessage } from 'node:http';
-import type { Server, ServerOptions, Socket } from 'socket.io';
 import { isObservable, lastValueFrom } from 'rxjs';
+import type { Server, ServerOptions, Socket } from 'socket.io';
 import type { Env } from '../config/env';
 import { AppError, ErrorCode } from '../common/errors';
 import { MetricsService } from '../metrics/metrics.service';
 import { createRedis } from '../redis/redis.module';
 import { shardedAdapter } from './sharded-adapter';
-import { failureAck } from './ws-ack';
+import { CommandTracker } from '../limits/command-tracker';
+import { commandLimitsOf, type CommandLimits } from '../limits/limits.decorators';
+import { ChatGateway } from './chat.gateway';
+import type { ChatSocket } from './types';
+import { failureAck, WsCommandRunner, type AckFn } from './ws-ack';
 import { coalesceWebSocketWrites } from './write-coalescing';
 
 /**
@@ -26,12 +31,16 @@ import { coalesceWebSocketWrites } from './write-coalescing';
 export class ParlorIoAdapter extends IoAdapter {
   private readonly config: ConfigService<Env, true>;
   private readonly metrics: MetricsService;
+  private readonly runner: WsCommandRunner;
+  /** Each command's limits (its handler's @RateLimit bucket and @NotDbBound), read once. */
+  private readonly limits = limitsByCommand(ChatGateway);
   private readonly clients: Redis[] = [];
 
   constructor(app: INestApplicationContext) {
     super(app);
     this.config = app.get(ConfigService);
     this.metrics = app.get(MetricsService);
+    this.runner = new WsCommandRunner(app.get(CommandTracker), this.metrics);
   }
 
   override createIOServer(port: number, options?: ServerOptions): Server {
@@ -66,8 +75,9 @@ export class ParlorIoAdapter extends IoAdapter {
   /**
    * One listener per socket that looks the command up, instead of Nest's default of one rxjs
    * pipeline (`fromEvent` + `mergeMap` + subscribers) per command per socket: that was ~55 of
-   * the ~68 KB each idle connection held, and a share of every command's CPU. Each command
-   * still runs through Nest's pipes, interceptor and exception filter (`callback`).
+   * the ~68 KB each idle connection held, and a share of every command's CPU. Each command runs
+   * through WsCommandRunner (limits, ack) and, inside it, Nest's pipes and exception filter
+   * (`callback`).
    */
   override bindMessageHandlers(socket: Socket, handlers: MessageMappingProperties[]): void {
     socket.onAny((event: string, ...args: unknown[]) => {
@@ -75,22 +85,23 @@ export class ParlorIoAdapter extends IoAdapter {
       const ack = typeof args.at(-1) === 'function' ? (args.pop() as AckFn) : undefined;
       const data = args.length > 1 ? args : args[0];
       const handler = handlers.find((h) => h.message === event);
-      if (handler) void this.dispatch(handler, data, ack);
-      else ack?.(failureAck(new AppError(ErrorCode.NOT_FOUND, 'Unknown command')));
+      if (!handler) {
+        ack?.(failureAck(new AppError(ErrorCode.NOT_FOUND, 'Unknown command')));
+        return;
+      }
+      void this.runner.run(
+        event,
+        socket as ChatSocket,
+        this.limits.get(event) ?? SAFE_LIMITS,
+        async (answer) => {
+          // An Observable when an interceptor ran: the global HttpLimitsInterceptor passes
+          // socket commands through (`next.handle()`).
+          const result: unknown = await handler.callback(data, answer);
+          return isObservable(result) ? lastValueFrom(result, { defaultValue: null }) : result;
+        },
+        ack,
+      );
     });
-  }
-
-  private async dispatch(handler: MessageMappingProperties, data: unknown, ack?: AckFn) {
-    try {
-      const result: unknown = await handler.callback(data, ack);
-      const response = isObservable(result)
-        ? await lastValueFrom(result, { defaultValue: undefined })
-        : result;
-      if (response != null && !handler.isAckHandledManually) ack?.(response);
-    } catch (err) {
-      // The exception filter answers every failure; reaching here is a bug in it.
-      this.logger.error({ msg: `Unhandled failure in ${handler.message}`, err });
-    }
   }
 
   override async close(server: Server): Promise<void> {
@@ -99,7 +110,21 @@ export class ParlorIoAdapter extends IoAdapter {
   }
 }
 
-type AckFn = (response: unknown) => void;
+/** A command without a handler found for it: the database budget, no bucket. */
+const SAFE_LIMITS: CommandLimits = { bucket: undefined, dbBound: true };
+
+/** The limits of each of a gateway's commands (`@SubscribeMessage(command)` methods). */
+function limitsByCommand(gateway: { prototype: object }): Map<string, CommandLimits> {
+  const out = new Map<string, CommandLimits>();
+  const proto = gateway.prototype as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const method = proto[name];
+    if (typeof method !== 'function') continue;
+    const command: unknown = Reflect.getMetadata(MESSAGE_METADATA, method);
+    if (typeof command === 'string') out.set(command, commandLimitsOf(method));
+  }
+  return out;
+}
 
 /**
  * While Redis is away, publishes fail at once instead of crashing or queueing (the client keeps

@@ -1,59 +1,62 @@
-import {
-  ArgumentsHost,
-  CallHandler,
-  Catch,
-  ExceptionFilter,
-  ExecutionContext,
-  Injectable,
-  Logger,
-  NestInterceptor,
-} from '@nestjs/common';
-import { from, lastValueFrom, type Observable } from 'rxjs';
+import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
 import { AppError, ErrorCode } from '../common/errors';
 import { toAppError } from '../common/http-exception.filter';
 import { CommandTracker } from '../limits/command-tracker';
-import { commandLimitsOf } from '../limits/limits.decorators';
+import type { CommandLimits } from '../limits/limits.decorators';
 import { MetricsService } from '../metrics/metrics.service';
 import type { Ack } from './contract';
 import type { ChatSocket } from './types';
 
+export type AckFn = (response: Ack<unknown>) => void;
+
 /**
- * Wraps every handler result as `{ ok: true, data }` for the ack callback, counts acks by
- * result code, times message.send, and runs each command through the per-user limits
- * (CommandTracker: in-flight caps, the handler's rate-limit bucket, the fair database budget),
- * which also counts it for graceful shutdown.
+ * How every socket command is run and answered (the adapter's dispatcher calls it:
+ * ParlorIoAdapter.bindMessageHandlers): through the per-user limits (CommandTracker: in-flight
+ * caps, the handler's rate-limit bucket, the fair database budget, and the count graceful
+ * shutdown waits for), then the handler through Nest (`invoke`: its pipes, then the method;
+ * a failure goes to WsAckExceptionFilter, which answers through `answer`), and its result as
+ * `{ ok: true, data }`. Counts acks by result code and times message.send.
+ *
+ * Not a Nest interceptor: each interceptor costs every command rxjs pipelines and an async
+ * scope (docs/benchmarks.md, issue 17).
  */
-@Injectable()
-export class WsAckInterceptor implements NestInterceptor {
+export class WsCommandRunner {
+  private readonly logger = new Logger('Gateway');
+
   constructor(
     private readonly commands: CommandTracker,
     private readonly metrics: MetricsService,
   ) {}
 
-  intercept(ctx: ExecutionContext, next: CallHandler): Observable<Ack<unknown>> {
-    const ws = ctx.switchToWs();
-    return from(this.ack(ws.getPattern(), ws.getClient<ChatSocket>(), ctx.getHandler(), next));
-  }
-
-  private async ack(
+  async run(
     command: string,
     socket: ChatSocket,
-    handler: object,
-    next: CallHandler,
-  ): Promise<Ack<unknown>> {
+    limits: CommandLimits,
+    invoke: (answer: AckFn) => Promise<unknown>,
+    ack: AckFn | undefined,
+  ): Promise<void> {
     const timer = command === 'message.send' ? this.metrics.sendToAck.startTimer() : undefined;
     let code: string = 'ok';
+    let failed = false;
+    // The exception filter answers a failure through this (the client's ack, if it sent one).
+    const answer: AckFn = (response) => {
+      failed = true;
+      if (!response.ok) code = response.error.code;
+      ack?.(response);
+    };
     try {
-      const data: unknown = await this.commands.run(
-        socket.data.user.id,
-        socket.id,
-        commandLimitsOf(handler),
-        () => lastValueFrom(next.handle(), { defaultValue: null }),
+      const data = await this.commands.run(socket.data.user.id, socket.id, limits, () =>
+        invoke(answer),
       );
-      return { ok: true, data: data ?? null };
+      if (!failed) ack?.({ ok: true, data: data ?? null });
     } catch (err) {
-      code = toAppError(err).code;
-      throw err;
+      // Refused by the limits before the handler ran (the handler's own failures reach the
+      // filter, so anything else here is a bug in it).
+      const error = toAppError(err);
+      code = error.code;
+      if (error.code === ErrorCode.INTERNAL)
+        this.logger.error({ msg: `Unhandled failure in ${command}`, socketId: socket.id, err });
+      ack?.(failureAck(error));
     } finally {
       this.metrics.acks.inc({ command, result: code });
       timer?.();
@@ -76,9 +79,10 @@ export class WsAckExceptionFilter implements ExceptionFilter {
       // `err` as the Error itself: the log line gets its message, stack and code.
       this.logger.error({ msg: `Command failed: ${error.code}`, socketId, err: exception });
     }
+    // WsCommandRunner's `answer`: it counts the failure and forwards it to the client's ack.
     const ack: unknown = host.getArgByIndex(2);
     if (typeof ack !== 'function') return;
-    (ack as (res: Ack<never>) => void)(failureAck(error));
+    (ack as AckFn)(failureAck(error));
   }
 }
 

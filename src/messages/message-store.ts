@@ -68,8 +68,18 @@ interface MessageRow {
   attachments?: AttachmentDto[];
 }
 
-/** A send batch's row: the message, and for a reply its root's counters after the batch. */
-interface SentRow extends MessageRow {
+/**
+ * A send batch's row: what the database decided (id, version, time, thread root; the author
+ * and clientMsgId to match it to its send), and for a reply its root's counters after the
+ * batch. The rest of the message is what was sent (`sentDto`).
+ */
+interface SentRow {
+  id: string;
+  version: string;
+  author_id: string;
+  client_msg_id: string;
+  created_at: Date;
+  thread_root_id: string | null;
   root_version: string | null;
   root_reply_count: number | null;
   root_last_reply_at: Date | null;
@@ -109,6 +119,9 @@ const LIVE = `SELECT id FROM messages WHERE id = $1 AND room_id = $2 AND deleted
 const COLUMNS = `m.id, m.version, m.room_id, m.author_id, m.persona_id, m.role, m.content,
   m.reply_to_id, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at, m.finish_reason,
   m.mentions, m.thread_root_id, m.reply_count, m.last_reply_at, m.thread_participants`;
+
+/** The columns a send statement returns per row (SentRow): the rest is what was sent. */
+const SENT_COLUMNS = `id, version, author_id, client_msg_id, created_at, thread_root_id`;
 
 const SELECT_FULL = `
   SELECT ${COLUMNS}, m.attachments, m.removal_reason, m.prompt_tokens, m.completion_tokens,
@@ -174,7 +187,7 @@ const SEND_BATCH = `WITH input AS (
             AND (i.reply_to_id IS NULL OR p.id IS NOT NULL)
           ORDER BY i.ord
          ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
-         RETURNING ${COLUMNS.replaceAll('m.', '')}),
+         RETURNING ${SENT_COLUMNS}, room_id),
        mentioned AS (
          INSERT INTO message_mentions (message_id, user_id, room_id)
          SELECT DISTINCT n.id, u.user_id, n.room_id
@@ -213,7 +226,7 @@ const SEND_BATCH = `WITH input AS (
            SELECT t.id, rm.user_id FROM roots t JOIN message_mentions rm ON rm.message_id = t.id
             WHERE t.first) f
          ON CONFLICT DO NOTHING)
-       SELECT n.*, t.version AS root_version, t.reply_count AS root_reply_count,
+       SELECT ${SENT_COLUMNS.replace(/(\w+)/g, 'n.$1')}, t.version AS root_version, t.reply_count AS root_reply_count,
               t.last_reply_at AS root_last_reply_at, t.thread_participants AS root_participants
          FROM ins n LEFT JOIN roots t ON t.id = n.thread_root_id`;
 
@@ -243,7 +256,7 @@ export const SEND_BATCH_PLAIN = `WITH input AS (
           AND rm.archived_at IS NULL
         ORDER BY i.ord
        ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
-       RETURNING ${COLUMNS.replaceAll('m.', '')}, NULL::bigint AS root_version,
+       RETURNING ${SENT_COLUMNS}, NULL::bigint AS root_version,
                  NULL::int AS root_reply_count, NULL::timestamptz AS root_last_reply_at,
                  NULL::uuid[] AS root_participants`;
 
@@ -341,11 +354,17 @@ export class MessageStore {
   private readonly inFlight: { started: number; batch: NewUserMessage[] }[] = [];
   /** Pending sends before this index are all of rooms in flight (reset when a batch ends). */
   private blockedUpTo = 0;
-  /** Armed while a further batch waits for the one in flight to count as stalled. */
-  private stallTimer: NodeJS.Timeout | null = null;
+  /**
+   * When a send reaches an idle store (nothing pending or in flight), the next batch waits
+   * until this time (performance.now(), SEND_BATCH_GATHER_MS later) for company; 0: no wait.
+   */
+  private gatherUntil = 0;
+  /** Armed while the next batch waits: for company (gathering) or for a stall (see schedule). */
+  private wakeTimer: NodeJS.Timeout | null = null;
   private readonly batchMax: number;
   private readonly batchConcurrency: number;
   private readonly stallMs: number;
+  private readonly gatherMs: number;
 
   private readonly prepared: PreparedStatements;
 
@@ -358,6 +377,7 @@ export class MessageStore {
     this.batchMax = config.get('SEND_BATCH_MAX', { infer: true });
     this.batchConcurrency = config.get('SEND_BATCH_CONCURRENCY', { infer: true });
     this.stallMs = config.get('SEND_BATCH_STALL_MS', { infer: true });
+    this.gatherMs = config.get('SEND_BATCH_GATHER_MS', { infer: true });
   }
 
   /**
@@ -377,6 +397,8 @@ export class MessageStore {
    */
   insertUserMessage(m: NewUserMessage): Promise<MessageDto | null> {
     return new Promise((resolve, reject) => {
+      if (this.gatherMs > 0 && !this.pending.length && !this.inFlight.length)
+        this.gatherUntil = performance.now() + this.gatherMs;
       this.pending.push({ m, resolve, reject });
       this.schedule();
     });
@@ -385,16 +407,24 @@ export class MessageStore {
   private schedule(): void {
     if (this.scheduled || !this.pending.length) return;
     if (this.inFlight.length >= this.batchConcurrency) return;
-    if (this.inFlight.length) {
-      const wait = this.inFlight[0].started + this.stallMs - performance.now();
-      if (wait > 0) {
-        this.stallTimer ??= setTimeout(() => {
-          this.stallTimer = null;
-          this.schedule();
-        }, wait);
-        return;
-      }
+    // The first send to an idle store waits up to SEND_BATCH_GATHER_MS for others to share its
+    // commit (sends that arrive while a batch is written go as soon as it ends); a further
+    // batch beside the one in flight waits until that one has run SEND_BATCH_STALL_MS.
+    const until =
+      this.gatherUntil && this.pending.length < this.batchMax
+        ? this.gatherUntil
+        : this.inFlight.length
+          ? this.inFlight[0].started + this.stallMs
+          : 0;
+    const wait = until - performance.now();
+    if (wait > 0) {
+      this.wakeTimer ??= setTimeout(() => {
+        this.wakeTimer = null;
+        this.schedule();
+      }, wait);
+      return;
     }
+    this.gatherUntil = 0;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -452,9 +482,9 @@ export class MessageStore {
     } finally {
       this.inFlight.splice(this.inFlight.indexOf(flight), 1);
       this.blockedUpTo = 0;
-      if (this.stallTimer) {
-        clearTimeout(this.stallTimer);
-        this.stallTimer = null;
+      if (this.wakeTimer) {
+        clearTimeout(this.wakeTimer);
+        this.wakeTimer = null;
       }
       this.schedule();
     }
@@ -473,18 +503,35 @@ export class MessageStore {
 
   /** A sent row as its DTO; a reply's root counters kept for announce (one object per root). */
   private sentDto(row: SentRow, m: NewUserMessage, roots: Map<string, ThreadCounters>) {
-    const { root_version, root_reply_count, root_last_reply_at, root_participants, ...rest } = row;
     const dto = toDto({
-      ...rest,
+      id: row.id,
+      version: row.version,
+      room_id: m.roomId,
+      author_id: m.author.id,
       author_username: m.author.username,
       author_display_name: m.author.displayName,
+      persona_id: null,
+      role: 'user',
+      content: m.content,
+      reply_to_id: m.replyToId == null ? null : String(m.replyToId),
+      client_msg_id: m.clientMsgId,
+      created_at: row.created_at,
+      edited_at: null,
+      deleted_at: null,
+      finish_reason: null,
       reactions: [],
+      mentions: m.mentions?.stored ?? [],
+      thread_root_id: row.thread_root_id,
+      reply_count: 0,
+      last_reply_at: null,
+      thread_participants: [],
     });
+    const { root_version, root_reply_count, root_last_reply_at, root_participants } = row;
     if (row.thread_root_id !== null && root_version !== null) {
       let counters = roots.get(row.thread_root_id);
       if (!counters) {
         counters = {
-          roomId: row.room_id,
+          roomId: m.roomId,
           rootId: Number(row.thread_root_id),
           version: Number(root_version),
           replyCount: root_reply_count!,
