@@ -646,17 +646,6 @@ export class Env {
   SEND_BATCH_STALL_MS = 10;
 
   /**
-   * Group commit: how long (ms) a send may wait for others to share its batch's statement and
-   * commit when no batch is in flight (under load sends gather behind the batch in flight
-   * anyway). Trades that much latency for fewer, fuller statements. 0: write at once.
-   */
-  @Transform(toInt)
-  @IsInt()
-  @Min(0)
-  @Max(1000)
-  SEND_BATCH_GATHER_MS = 0;
-
-  /**
    * Search index upkeep: every this many ms, one statement merges the search index's GIN
    * pending list (where inserts put their entries, cheaply) into the index, off the send path.
    * 0: never (on a server, autovacuum merges it now and then; embedded PGlite has no

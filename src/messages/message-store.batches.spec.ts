@@ -15,17 +15,11 @@ interface Written {
   fail: () => void;
 }
 
-function storeWith(settings: {
-  max?: number;
-  concurrency?: number;
-  stallMs: number;
-  gatherMs?: number;
-}) {
+function storeWith(settings: { max?: number; concurrency?: number; stallMs: number }) {
   const values: Partial<Record<keyof Env, unknown>> = {
     SEND_BATCH_MAX: settings.max ?? 256,
     SEND_BATCH_CONCURRENCY: settings.concurrency ?? 2,
     SEND_BATCH_STALL_MS: settings.stallMs,
-    SEND_BATCH_GATHER_MS: settings.gatherMs ?? 0,
   };
   const config = { get: (k: keyof Env) => values[k] } as unknown as ConfigService<Env, true>;
   const store = new MessageStore({} as DataSource, config, { url: 'postgres://unused' });
@@ -139,49 +133,15 @@ describe('MessageStore group commit: batches that grow with load', () => {
     await Promise.all(sent);
   });
 
-  it('SEND_BATCH_GATHER_MS: an idle store holds its oldest send that long for company, no longer', async () => {
-    const { written, send } = storeWith({ stallMs: 60_000, gatherMs: 40 });
-    const first = [send('a'), send('b')];
-    await sleep(15);
-    first.push(send('c'));
-    await sleep(10);
-    expect(written).toHaveLength(0); // 25 ms after the first send: still gathering
-    await sleep(30);
-    expect(written.map((w) => w.rooms)).toEqual([['a', 'b', 'c']]);
-    // A send arriving while that batch is written waits behind it, not a further 40 ms.
-    const behind = send('a');
-    await sleep(5);
-    written[0].finish();
-    await Promise.all(first);
-    const finishedAt = performance.now();
-    await sleep(5);
-    expect(written.map((w) => w.rooms)).toEqual([['a', 'b', 'c'], ['a']]);
-    expect(performance.now() - finishedAt).toBeLessThan(40);
-    written[1].finish();
-    await behind;
-  });
-
-  it('SEND_BATCH_GATHER_MS: a full batch (SEND_BATCH_MAX) goes at once', async () => {
-    const { written, send } = storeWith({ stallMs: 60_000, gatherMs: 60_000, max: 3 });
-    const sent = [send('a'), send('b'), send('c')];
-    await tick();
-    await tick();
-    expect(written.map((w) => w.rooms)).toEqual([['a', 'b', 'c']]);
-    written[0].finish();
-    await Promise.all(sent);
-  });
-
-  it('leaves no send behind, whatever the batch size, concurrency, stall, gathering and failures', async () => {
-    for (const [max, concurrency, stallMs, gatherMs] of [
-      [1, 1, 0, 0],
-      [3, 2, 0, 0],
-      [3, 2, 5, 0],
-      [2, 3, 1, 0],
-      [256, 2, 10, 0],
-      [3, 2, 5, 3],
-      [256, 2, 10, 2],
+  it('leaves no send behind, whatever the batch size, concurrency, stall and failures', async () => {
+    for (const [max, concurrency, stallMs] of [
+      [1, 1, 0],
+      [3, 2, 0],
+      [3, 2, 5],
+      [2, 3, 1],
+      [256, 2, 10],
     ] as const) {
-      const { written, send, setFailing } = storeWith({ max, concurrency, stallMs, gatherMs });
+      const { written, send, setFailing } = storeWith({ max, concurrency, stallMs });
       setFailing(true);
       const rooms = ['a', 'b', 'c', 'd'];
       const sent: Promise<unknown>[] = [];

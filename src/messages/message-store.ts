@@ -354,17 +354,11 @@ export class MessageStore {
   private readonly inFlight: { started: number; batch: NewUserMessage[] }[] = [];
   /** Pending sends before this index are all of rooms in flight (reset when a batch ends). */
   private blockedUpTo = 0;
-  /**
-   * When a send reaches an idle store (nothing pending or in flight), the next batch waits
-   * until this time (performance.now(), SEND_BATCH_GATHER_MS later) for company; 0: no wait.
-   */
-  private gatherUntil = 0;
-  /** Armed while the next batch waits: for company (gathering) or for a stall (see schedule). */
-  private wakeTimer: NodeJS.Timeout | null = null;
+  /** Armed while a further batch waits for the one in flight to count as stalled. */
+  private stallTimer: NodeJS.Timeout | null = null;
   private readonly batchMax: number;
   private readonly batchConcurrency: number;
   private readonly stallMs: number;
-  private readonly gatherMs: number;
 
   private readonly prepared: PreparedStatements;
 
@@ -377,7 +371,6 @@ export class MessageStore {
     this.batchMax = config.get('SEND_BATCH_MAX', { infer: true });
     this.batchConcurrency = config.get('SEND_BATCH_CONCURRENCY', { infer: true });
     this.stallMs = config.get('SEND_BATCH_STALL_MS', { infer: true });
-    this.gatherMs = config.get('SEND_BATCH_GATHER_MS', { infer: true });
   }
 
   /**
@@ -390,15 +383,14 @@ export class MessageStore {
    * in flight has: it never waits on their locks, so one slow room cannot hold the sends of
    * other rooms for longer than that, and a room's sends commit in the order they arrived
    * (the next batch with that room starts after the one before it ended). A send is never
-   * held back waiting for company (a 2 ms gathering window was measured: it cost latency and
-   * throughput, see docs/benchmarks.md). Each promise resolves after its batch committed: the message, or null
-   * when nothing was inserted (not a member, muted, the room archived, reply target not in
+   * held back waiting for company (a 2 ms gathering window cost latency and throughput; a 3 ms
+   * one for the first send to an idle store saved nothing: the database's cost is per row past
+   * a few rows; docs/benchmarks.md). Each promise resolves after its batch committed: the
+   * message, or null when nothing was inserted (not a member, muted, the room archived, reply target not in
    * the room, or the clientMsgId exists).
    */
   insertUserMessage(m: NewUserMessage): Promise<MessageDto | null> {
     return new Promise((resolve, reject) => {
-      if (this.gatherMs > 0 && !this.pending.length && !this.inFlight.length)
-        this.gatherUntil = performance.now() + this.gatherMs;
       this.pending.push({ m, resolve, reject });
       this.schedule();
     });
@@ -407,24 +399,16 @@ export class MessageStore {
   private schedule(): void {
     if (this.scheduled || !this.pending.length) return;
     if (this.inFlight.length >= this.batchConcurrency) return;
-    // The first send to an idle store waits up to SEND_BATCH_GATHER_MS for others to share its
-    // commit (sends that arrive while a batch is written go as soon as it ends); a further
-    // batch beside the one in flight waits until that one has run SEND_BATCH_STALL_MS.
-    const until =
-      this.gatherUntil && this.pending.length < this.batchMax
-        ? this.gatherUntil
-        : this.inFlight.length
-          ? this.inFlight[0].started + this.stallMs
-          : 0;
-    const wait = until - performance.now();
-    if (wait > 0) {
-      this.wakeTimer ??= setTimeout(() => {
-        this.wakeTimer = null;
-        this.schedule();
-      }, wait);
-      return;
+    if (this.inFlight.length) {
+      const wait = this.inFlight[0].started + this.stallMs - performance.now();
+      if (wait > 0) {
+        this.stallTimer ??= setTimeout(() => {
+          this.stallTimer = null;
+          this.schedule();
+        }, wait);
+        return;
+      }
     }
-    this.gatherUntil = 0;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -482,9 +466,9 @@ export class MessageStore {
     } finally {
       this.inFlight.splice(this.inFlight.indexOf(flight), 1);
       this.blockedUpTo = 0;
-      if (this.wakeTimer) {
-        clearTimeout(this.wakeTimer);
-        this.wakeTimer = null;
+      if (this.stallTimer) {
+        clearTimeout(this.stallTimer);
+        this.stallTimer = null;
       }
       this.schedule();
     }
