@@ -1,14 +1,21 @@
 /**
- * scaleout: two Parlor instances behind a private redis-server (each room's members split
- * across both, so every broadcast crosses Redis) vs one instance without Redis, on the same
- * database, same users, alternating A/B at every load level. Delivery and sustained throughput.
+ * scaleout: N Parlor instances (`--instances`, default 2) behind a private redis-server vs one
+ * instance without Redis, on the same database, same users, alternating A/B at every load
+ * level. Delivery, sustained throughput, CPU per message (all instances + PostgreSQL, and
+ * Redis), and what each instance received from Redis (its `parlor_adapter_messages_received_total`).
+ *
+ * `--placement spread` (default): each room's members alternate over the instances, so every
+ * broadcast crosses Redis to every instance (the worst case). `--placement rooms`: each room's
+ * members all on one instance (room k on instance k mod N), as a load balancer with room
+ * affinity would place them: with the sharded adapter an instance then receives nothing of the
+ * other instances' rooms. `--adapter classic|sharded` sets REDIS_ADAPTER (default: the server's).
  */
 import { Fleet } from '../lib/fleet';
-import { list, num, type Options, size } from '../lib/options';
+import { list, num, type Options, size, words } from '../lib/options';
 import type { ConnSpec } from '../lib/protocol';
 import { saveResult } from '../lib/report';
 import { onCleanup } from '../lib/run';
-import { startRedis } from '../lib/servers';
+import { type ServerProc, startRedis } from '../lib/servers';
 import { parlor, pgBackends, prepare, seedRooms } from '../lib/setup';
 import {
   levelsTable,
@@ -29,14 +36,29 @@ export async function scaleout(o: Options): Promise<void> {
   const factor = num(o.raw, 'factor', 1.5);
   const maxSteps = num(o.raw, 'max-steps', size(o, 12, 10, 2));
   const start = num(o.raw, 'start-small', size(o, 100, 100, 20));
+  const instances = num(o.raw, 'instances', 2);
+  const [placement] = words(o.raw, 'placement', ['spread']);
+  if (placement !== 'spread' && placement !== 'rooms')
+    throw new Error(`--placement spread|rooms, not ${placement}`);
+  const [adapter] = words(o.raw, 'adapter', []) as (string | undefined)[];
+  if (adapter !== undefined && adapter !== 'sharded' && adapter !== 'classic')
+    throw new Error(`--adapter sharded|classic, not ${adapter}`);
+  const many = `${instances} instances`;
 
   const prep = await prepare(o);
   const single = await parlor(prep, 'single');
   const redis = await startRedis();
   onCleanup('stop redis', () => redis.stop());
   log(`  private redis-server (pid ${redis.pid}) at ${redis.url}`);
-  const a = await parlor(prep, 'instance-a', { redisUrl: redis.url });
-  const b = await parlor(prep, 'instance-b', { redisUrl: redis.url });
+  const fleetOf: ServerProc[] = [];
+  for (let k = 0; k < instances; k++) {
+    fleetOf.push(
+      await parlor(prep, `instance-${k + 1}`, {
+        redisUrl: redis.url,
+        extraEnv: adapter ? { REDIS_ADAPTER: adapter } : {},
+      }),
+    );
+  }
   const seed = await seedRooms(single.url, rooms, members, 0);
 
   const fleet = await Fleet.start(o.workers);
@@ -50,9 +72,12 @@ export async function scaleout(o: Options): Promise<void> {
     token: u.token,
     sendTo: sendTo(i),
   }));
-  // Neighbours in a room alternate between the instances: every room spans both.
+  // spread: neighbours in a room alternate between the instances (every room spans them all);
+  // rooms: a room's members share one instance.
+  const instanceOf = (i: number) =>
+    placement === 'spread' ? i % instances : Math.floor(i / members) % instances;
   const dualConns: ConnSpec[] = seed.users.map((u, i) => ({
-    url: i % 2 ? b.url : a.url,
+    url: fleetOf[instanceOf(i)].url,
     token: u.token,
     sendTo: sendTo(i),
   }));
@@ -73,11 +98,11 @@ export async function scaleout(o: Options): Promise<void> {
       processes: async () => ({ server: [single.pid], postgres: await pgBackends(prep.db) }),
     },
     {
-      name: '2 instances',
+      name: many,
       group: 'dual',
       db: prep.db,
       processes: async () => ({
-        server: [a.pid, b.pid],
+        server: fleetOf.map((f) => f.pid),
         postgres: await pgBackends(prep.db),
         redis: [redis.pid],
       }),
@@ -92,33 +117,85 @@ export async function scaleout(o: Options): Promise<void> {
     drainMs: o.smoke ? 2000 : 5000,
     settleMs: o.smoke ? 200 : 1500,
   };
-  log(`\n== scaleout: ${rooms} rooms × ${members}, ${payloadBytes} B ==`);
+  log(
+    `\n== scaleout: ${rooms} rooms × ${members}, ${payloadBytes} B, ${instances} instances, ` +
+      `placement ${placement}, adapter ${adapter ?? 'default'} ==`,
+  );
+  const receivedBefore = await Promise.all(fleetOf.map(adapterReceived));
   const levels = await stepped(fleet, targets, load, start, factor, maxSteps);
+  const received = (await Promise.all(fleetOf.map(adapterReceived))).map((r, k) =>
+    Object.fromEntries(
+      Object.entries(r).map(([channel, n]) => [channel, n - (receivedBefore[k][channel] ?? 0)]),
+    ),
+  );
   console.log(
-    `\nscaleout ${rooms} rooms × ${members}, ${payloadBytes} B payload, ${durationMs / 1000} s steps (server CPU = both instances)`,
+    `\nscaleout ${rooms} rooms × ${members}, ${payloadBytes} B payload, ${durationMs / 1000} s steps (server CPU = all instances)`,
   );
   console.log(levelsTable(levels));
 
   const one = sustained(levels, '1 instance');
-  const two = sustained(levels, '2 instances');
+  const two = sustained(levels, many);
   const x = ratio(two.max, one.max);
-  // Delivery of the 2-instance setup at every load the single instance sustained.
+  // Delivery of the N-instance setup at every load the single instance sustained.
   const dualAtSustained = levels.filter(
-    (l) => l.target === '2 instances' && l.offered <= (one.max || Infinity) * 1.01,
+    (l) => l.target === many && l.offered <= (one.max || Infinity) * 1.01,
+  );
+
+  // CPU per message at each rate both sustained: all instances + PostgreSQL, and Redis.
+  const cpuRows = levels
+    .filter((l) => l.target === '1 instance' && l.pass)
+    .flatMap((l1) => {
+      const ln = levels.find((l) => l.target === many && l.offered === l1.offered && l.pass);
+      if (!ln) return [];
+      const redisPerMsg =
+        ln.usage.redis?.cpuMs === undefined || !ln.persisted
+          ? null
+          : (ln.usage.redis.cpuMs * 1000) / ln.persisted;
+      return [
+        [
+          fmt(l1.offered, 0),
+          fmt(l1.cpuPerMsg.target, 0),
+          fmt(ln.cpuPerMsg.target, 0),
+          fmt(ratio(ln.cpuPerMsg.target, l1.cpuPerMsg.target), 2),
+          fmt(redisPerMsg, 0),
+        ],
+      ];
+    });
+  console.log(
+    `\nCPU µs per persisted message (server processes + PostgreSQL backends; Redis apart), at the rates both sustained`,
+  );
+  console.log(
+    table(['rate/s', '1 instance', many, 'ratio', 'Redis µs/msg'], cpuRows.length ? cpuRows : []),
+  );
+  const totalReceived = received.map((r) => Object.values(r).reduce((a, b) => a + b, 0));
+  console.log(
+    `\nreceived from Redis during the run, per instance (parlor_adapter_messages_received_total by channel)`,
+  );
+  console.log(
+    table(
+      ['instance', 'room', 'server', 'response', 'all'],
+      received.map((r, k) => [
+        `${k + 1}`,
+        fmt(r.room ?? 0, 0),
+        fmt(r.server ?? 0, 0),
+        fmt(r.response ?? 0, 0),
+        fmt(totalReceived[k], 0),
+      ]),
+    ),
   );
   const minDelivery = dualAtSustained.length
     ? Math.min(...dualAtSustained.map((l) => l.delivery))
     : null;
   console.log(
-    `\nscaleout summary (server ${prep.build.source}; targets: 2 instances deliver 100 %, throughput ≥ 0.9× one instance)`,
+    `\nscaleout summary (server ${prep.build.source}; targets: ${many} deliver 100 %, throughput ≥ 0.9× one instance)`,
   );
   console.log(
     table(
       [
         '1 instance max/s',
-        '2 instances max/s',
+        `${many} max/s`,
         'ratio',
-        '2-instance delivery (min, loads ≤ 1-instance max)',
+        `${instances}-instance delivery (min, loads ≤ 1-instance max)`,
       ],
       [
         [
@@ -142,12 +219,27 @@ export async function scaleout(o: Options): Promise<void> {
       factor,
       maxSteps,
       start,
+      instances,
+      placement,
+      adapter: adapter ?? 'default',
       workers: o.workers,
     },
+    received,
     singleMax: one,
     dualMax: two,
     ratio: x,
     minDualDelivery: minDelivery,
     levels,
   });
+}
+
+/** An instance's `parlor_adapter_messages_received_total`, by channel. */
+async function adapterReceived(s: ServerProc): Promise<Record<string, number>> {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(
+    /^parlor_adapter_messages_received_total\{channel="(\w+)"\} (\d+(?:\.\d+)?)$/gm,
+  ))
+    out[m[1]] = Number(m[2]);
+  return out;
 }
