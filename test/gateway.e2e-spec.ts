@@ -166,6 +166,19 @@ describe('chat gateway (e2e)', () => {
       expect((stored.body.items as MessageDto[]).some((m) => m.id === first.id)).toBe(true);
     });
 
+    it('a room id sent in upper case: the message reaches the room live, its id as stored; a retry is the same message', async () => {
+      const [a, b] = [await newUser(t), await newUser(t)];
+      const room = await roomWith(a, b);
+      const [sa, sb] = [await open(a.accessToken), await open(b.accessToken)];
+      const clientMsgId = randomUUID();
+      const arrived = next(sb, 'message.created', (m) => m.clientMsgId === clientMsgId);
+      const upper = { roomId: room.id.toUpperCase(), clientMsgId, content: 'SHOUTED ID' };
+      const sent = await ok(sa, 'message.send', upper);
+      expect(sent.roomId).toBe(room.id);
+      expect((await arrived).roomId).toBe(room.id);
+      expect((await ok(sa, 'message.send', upper)).id).toBe(sent.id);
+    });
+
     it('edit, delete and reaction events arrive', async () => {
       const [a, b] = [await newUser(t), await newUser(t)];
       const room = await roomWith(a, b);

@@ -32,7 +32,10 @@ export class ParlorIoAdapter extends IoAdapter {
   private readonly config: ConfigService<Env, true>;
   private readonly metrics: MetricsService;
   private readonly runner: WsCommandRunner;
-  /** Each command's limits (its handler's @RateLimit bucket and @NotDbBound), read once. */
+  /**
+   * Each command's limits (its handler's @RateLimit bucket and @NotDbBound), read once. Parlor
+   * has one gateway; a second one's commands would need their limits read here too.
+   */
   private readonly limits = limitsByCommand(ChatGateway);
   private readonly clients: Redis[] = [];
 
@@ -100,6 +103,7 @@ export class ParlorIoAdapter extends IoAdapter {
           return isObservable(result) ? lastValueFrom(result, { defaultValue: null }) : result;
         },
         ack,
+        handler.isAckHandledManually,
       );
     });
   }

@@ -13,9 +13,10 @@ export type AckFn = (response: Ack<unknown>) => void;
  * How every socket command is run and answered (the adapter's dispatcher calls it:
  * ParlorIoAdapter.bindMessageHandlers): through the per-user limits (CommandTracker: in-flight
  * caps, the handler's rate-limit bucket, the fair database budget, and the count graceful
- * shutdown waits for), then the handler through Nest (`invoke`: its pipes, then the method;
- * a failure goes to WsAckExceptionFilter, which answers through `answer`), and its result as
- * `{ ok: true, data }`. Counts acks by result code and times message.send.
+ * shutdown waits for), then the handler through Nest (`invoke`: the global guards and
+ * interceptors, the pipes, then the method; a failure goes to WsAckExceptionFilter, which
+ * answers through `answer`), and its result as `{ ok: true, data }` (unless the handler acks
+ * by itself, `@Ack()`). Counts acks by result code and times message.send.
  *
  * Not a Nest interceptor: each interceptor costs every command rxjs pipelines and an async
  * scope (docs/benchmarks.md, issue 17).
@@ -34,13 +35,15 @@ export class WsCommandRunner {
     limits: CommandLimits,
     invoke: (answer: AckFn) => Promise<unknown>,
     ack: AckFn | undefined,
+    acksItself = false,
   ): Promise<void> {
     const timer = command === 'message.send' ? this.metrics.sendToAck.startTimer() : undefined;
     let code: string = 'ok';
-    let failed = false;
-    // The exception filter answers a failure through this (the client's ack, if it sent one).
+    let answered = false;
+    // The exception filter answers a failure through this (and an `@Ack()` handler its result),
+    // on to the client's ack if it sent one.
     const answer: AckFn = (response) => {
-      failed = true;
+      answered = true;
       if (!response.ok) code = response.error.code;
       ack?.(response);
     };
@@ -48,7 +51,7 @@ export class WsCommandRunner {
       const data = await this.commands.run(socket.data.user.id, socket.id, limits, () =>
         invoke(answer),
       );
-      if (!failed) ack?.({ ok: true, data: data ?? null });
+      if (!answered && !acksItself) ack?.({ ok: true, data: data ?? null });
     } catch (err) {
       // Refused by the limits before the handler ran (the handler's own failures reach the
       // filter, so anything else here is a bug in it).

@@ -69,13 +69,15 @@ interface MessageRow {
 }
 
 /**
- * A send batch's row: what the database decided (id, version, time, thread root; the author
- * and clientMsgId to match it to its send), and for a reply its root's counters after the
+ * A send batch's row: what the database decided (id, version, time, thread root; the room's
+ * id as stored; the author and clientMsgId to match it to its send), and for a reply its root's counters after the
  * batch. The rest of the message is what was sent (`sentDto`).
  */
 interface SentRow {
   id: string;
   version: string;
+  /** As stored (lower case), whatever case the client wrote the room's id in. */
+  room_id: string;
   author_id: string;
   client_msg_id: string;
   created_at: Date;
@@ -121,7 +123,7 @@ const COLUMNS = `m.id, m.version, m.room_id, m.author_id, m.persona_id, m.role, 
   m.mentions, m.thread_root_id, m.reply_count, m.last_reply_at, m.thread_participants`;
 
 /** The columns a send statement returns per row (SentRow): the rest is what was sent. */
-const SENT_COLUMNS = `id, version, author_id, client_msg_id, created_at, thread_root_id`;
+const SENT_COLUMNS = `id, version, room_id, author_id, client_msg_id, created_at, thread_root_id`;
 
 const SELECT_FULL = `
   SELECT ${COLUMNS}, m.attachments, m.removal_reason, m.prompt_tokens, m.completion_tokens,
@@ -187,7 +189,7 @@ const SEND_BATCH = `WITH input AS (
             AND (i.reply_to_id IS NULL OR p.id IS NOT NULL)
           ORDER BY i.ord
          ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
-         RETURNING ${SENT_COLUMNS}, room_id),
+         RETURNING ${SENT_COLUMNS}),
        mentioned AS (
          INSERT INTO message_mentions (message_id, user_id, room_id)
          SELECT DISTINCT n.id, u.user_id, n.room_id
@@ -490,7 +492,7 @@ export class MessageStore {
     const dto = toDto({
       id: row.id,
       version: row.version,
-      room_id: m.roomId,
+      room_id: row.room_id,
       author_id: m.author.id,
       author_username: m.author.username,
       author_display_name: m.author.displayName,
@@ -515,7 +517,7 @@ export class MessageStore {
       let counters = roots.get(row.thread_root_id);
       if (!counters) {
         counters = {
-          roomId: m.roomId,
+          roomId: row.room_id,
           rootId: Number(row.thread_root_id),
           version: Number(root_version),
           replyCount: root_reply_count!,

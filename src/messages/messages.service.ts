@@ -173,7 +173,8 @@ export class MessagesService {
   ): Promise<SendResult | null> {
     const existing = await this.store.findByClientMsgId(user.id, clientMsgId);
     if (!existing) return null;
-    if (existing.roomId !== roomId)
+    // (A uuid may be written in either case; the stored one is lower case.)
+    if (existing.roomId !== roomId.toLowerCase())
       throw AppError.conflict('clientMsgId was already used in another room');
     return { message: forViewer(existing, user.id), created: false };
   }
