@@ -393,6 +393,26 @@ describe('chat gateway (e2e)', () => {
       await send(t, a, room.id, 'welcome');
       await got;
     });
+
+    it('ids in upper case name the same room: a join so written delivers live, over REST too', async () => {
+      const [a, b, c] = [await newUser(t), await newUser(t), await newUser(t)];
+      const room = await roomWith(a);
+      const [sb, sc] = [await open(b.accessToken), await open(c.accessToken)];
+      const joined = await ok(sb, 'room.join', { roomId: room.id.toUpperCase() });
+      expect(joined.room.id).toBe(room.id);
+      await t
+        .http()
+        .post(api(`/rooms/${room.id.toUpperCase()}/join`))
+        .set(c.auth)
+        .expect(200);
+      await ok(sc, 'room.join', { roomId: room.id });
+      const [toB, toC] = [sb, sc].map((s) =>
+        next(s, 'message.created', (m) => m.content === 'hello all'),
+      );
+      await send(t, a, room.id.toUpperCase(), 'hello all');
+      expect((await toB).roomId).toBe(room.id);
+      expect((await toC).roomId).toBe(room.id);
+    });
   });
 
   describe('presence and typing', () => {

@@ -15,7 +15,10 @@ const slow = (v: unknown) =>
     () => ({ ok: false as const }),
   );
 
-const validUuid = fc.uuid();
+/** In either case: ids are kept in lower case (IsId), whatever case they were sent in. */
+const validUuid = fc
+  .tuple(fc.uuid(), fc.boolean())
+  .map(([u, upper]) => (upper ? u.toUpperCase() : u));
 const validClientMsgId = fc.stringMatching(CLIENT_MSG_ID_PATTERN);
 const space = fc.constantFrom('', ' ', '\n\t', '\u00a0', '\u2028', '\ufeff');
 const words = fc.oneof(
@@ -106,7 +109,11 @@ describe('MessageSendPayload.fastParse (the socket hot path)', () => {
             content,
             ...(replyToId === undefined ? {} : { replyToId }),
           };
-          expect(MessageSendPayload.fastParse(v)).toEqual({ ...v, content: content.trim() });
+          expect(MessageSendPayload.fastParse(v)).toEqual({
+            ...v,
+            roomId: roomId.toLowerCase(),
+            content: content.trim(),
+          });
         },
       ),
       { numRuns: 1000 },

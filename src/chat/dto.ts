@@ -1,5 +1,5 @@
 import { IntersectionType, PickType } from '@nestjs/swagger';
-import { IsJWT, IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
+import { IsJWT, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import {
   CLIENT_MSG_ID_PATTERN,
   CONTENT_HARD_CAP,
@@ -11,13 +11,13 @@ import {
 } from '../messages/dto/message.dto';
 import { CreateReportDto } from '../moderation/dto/report.dto';
 import { PageLimit } from '../common/pagination';
-import { LONE_SURROGATE } from '../common/validation';
+import { LONE_SURROGATE, IsId } from '../common/validation';
 import type { SameShape } from '../common/wire';
 import type * as Wire from '../common/wire';
 
 /** Socket command payloads: class-validator DTOs, reusing the REST ones where the shape is shared. */
 export class RoomPayload implements Wire.RoomPayload {
-  @IsUUID()
+  @IsId()
   roomId: string;
 }
 
@@ -53,9 +53,10 @@ export class MessageSendPayload
     if (LONE_SURROGATE.test(content)) return undefined;
     const text = content.trim();
     if (!text) return undefined;
-    if (replyToId === undefined) return { roomId, clientMsgId, content: text };
+    const id = roomId.toLowerCase(); // as IsId keeps it
+    if (replyToId === undefined) return { roomId: id, clientMsgId, content: text };
     if (!Number.isSafeInteger(replyToId) || (replyToId as number) < 0) return undefined;
-    return { roomId, clientMsgId, content: text, replyToId: replyToId as number };
+    return { roomId: id, clientMsgId, content: text, replyToId: replyToId as number };
   }
 }
 
@@ -98,7 +99,7 @@ export class NotificationReadPayload implements Wire.NotificationReadPayload {
   id?: number;
 
   @IsOptional()
-  @IsUUID()
+  @IsId()
   roomId?: string;
 }
 

@@ -1,5 +1,11 @@
-import { type ArgumentMetadata, ValidationError, ValidationPipe } from '@nestjs/common';
-import { ValidateIf } from 'class-validator';
+import {
+  applyDecorators,
+  type ArgumentMetadata,
+  ValidationError,
+  ValidationPipe,
+} from '@nestjs/common';
+import { Transform } from 'class-transformer';
+import { IsUUID, ValidateIf } from 'class-validator';
 import { AppError } from './errors';
 
 /**
@@ -38,6 +44,20 @@ export function payloadProblem(value: unknown, maxDepth: number): string | undef
   }
   return undefined;
 }
+
+/**
+ * An id: a uuid, which PostgreSQL reads in either case but writes in lower case. Kept in lower
+ * case here, so the id a request names is the id the database returns: ids are also compared as
+ * strings and used as socket channel and cache keys (a room joined as `6F96…` would otherwise
+ * be a channel no event of the room `6f96…` reaches).
+ */
+export const IsId = () =>
+  applyDecorators(
+    Transform(({ value }: { value: unknown }) =>
+      typeof value === 'string' ? value.toLowerCase() : value,
+    ),
+    IsUUID(),
+  );
 
 /** May be left out, but not sent as null (IsOptional lets null through to the database). */
 export const Omittable = () => ValidateIf((_: object, v: unknown) => v !== undefined);

@@ -173,8 +173,7 @@ export class MessagesService {
   ): Promise<SendResult | null> {
     const existing = await this.store.findByClientMsgId(user.id, clientMsgId);
     if (!existing) return null;
-    // (A uuid may be written in either case; the stored one is lower case.)
-    if (existing.roomId !== roomId.toLowerCase())
+    if (existing.roomId !== roomId)
       throw AppError.conflict('clientMsgId was already used in another room');
     return { message: forViewer(existing, user.id), created: false };
   }

@@ -7,7 +7,6 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import { IsUUID } from 'class-validator';
 import { ApiProperty } from '@nestjs/swagger';
 import type { AuthUser } from '../auth/auth-user';
 import { CurrentUser, Roles } from '../auth/decorators';
@@ -24,10 +23,11 @@ import {
   UpdatePersonaDto,
 } from './dto/persona.dto';
 import { PersonasService } from './personas.service';
+import { IsId } from '../common/validation';
 
 class StreamIdParam {
   @ApiProperty({ format: 'uuid', description: 'messageId of persona.stream.start' })
-  @IsUUID()
+  @IsId()
   streamId: string;
 }
 

@@ -1,10 +1,11 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsInt, IsString, IsUUID, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsInt, IsString, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { Type } from 'class-transformer';
+import { IsId } from '../../common/validation';
 
 export class AttachmentIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   id: string;
 }
 

@@ -7,13 +7,13 @@ import {
   IsISO8601,
   IsOptional,
   IsString,
-  IsUUID,
   Max,
   MaxLength,
   Min,
 } from 'class-validator';
 import { PageLimit } from '../../common/pagination';
 import type { AuditAction, AuditTargetType } from '../../common/wire';
+import { IsId } from '../../common/validation';
 
 /** Every AuditAction, at run time (the `action` filter's allowed values). */
 export const AUDIT_ACTIONS = [
@@ -79,7 +79,7 @@ const toList = ({ value }: { value: unknown }): unknown[] =>
 export class AuditFilterQuery {
   @ApiPropertyOptional({ format: 'uuid', description: 'Who acted' })
   @IsOptional()
-  @IsUUID()
+  @IsId()
   actorId?: string;
 
   @ApiPropertyOptional({
@@ -106,7 +106,7 @@ export class AuditFilterQuery {
 
   @ApiPropertyOptional({ format: 'uuid', description: 'Actions in (or on) this room' })
   @IsOptional()
-  @IsUUID()
+  @IsId()
   roomId?: string;
 
   @ApiPropertyOptional({

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsIn, IsInt, IsString, IsUUID, Max, MaxLength, Min } from 'class-validator';
-import { Omittable } from '../../common/validation';
+import { IsIn, IsInt, IsString, Max, MaxLength, Min } from 'class-validator';
+import { Omittable, IsId } from '../../common/validation';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -28,7 +28,7 @@ export class SanctionDto {
     example: '3f0c9a52-8e1d-4b7a-9c2e-5d6f7a8b9c0d',
     description: 'Id of the user',
   })
-  @IsUUID()
+  @IsId()
   userId: string;
 
   @ApiPropertyOptional({

@@ -1,20 +1,11 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsIn,
-  IsInt,
-  IsOptional,
-  IsString,
-  IsUUID,
-  Matches,
-  Max,
-  Min,
-  MaxLength,
-} from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MaxLength } from 'class-validator';
 import { ACTIVITY_CURSOR, PageLimit } from '../../common/pagination';
 import type { SameShape } from '../../common/wire';
 import type * as Wire from '../../common/wire';
 import { MessageDto } from '../../messages/dto/message.dto';
 import { MAX_SANCTION_SEC } from './moderation.dto';
+import { IsId } from '../../common/validation';
 
 export const REPORT_CATEGORIES = ['spam', 'abuse', 'harassment', 'illegal', 'other'] as const;
 export const REPORT_STATUSES = ['open', 'resolved', 'dismissed'] as const;
@@ -25,7 +16,7 @@ export type ReportAction = Wire.ReportAction;
 
 export class ReportIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   id: string;
 }
 

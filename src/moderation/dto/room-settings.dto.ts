@@ -1,7 +1,8 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsIn, IsInt, IsString, IsUUID, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { IsIn, IsInt, IsString, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { RoomIdParam } from '../../rooms/dto/room.dto';
 import { FILTER_ACTIONS, type FilterAction, PATTERN_MAX_LENGTH } from '../word-filter';
+import { IsId } from '../../common/validation';
 
 export class SlowModeDto {
   @ApiProperty({
@@ -68,12 +69,12 @@ export class WordFilterListDto {
 
 export class FilterIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   filterId: string;
 }
 
 export class RoomFilterParams extends RoomIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   filterId: string;
 }

@@ -1,12 +1,13 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsOptional, IsUUID } from 'class-validator';
+import { IsBoolean, IsOptional } from 'class-validator';
 import { PageLimit } from '../../common/pagination';
 import type { SameShape } from '../../common/wire';
 import type * as Wire from '../../common/wire';
 import { IsCursor, MessageAuthorDto } from '../../messages/dto/message.dto';
 import { ROOM_KINDS, type RoomKind } from '../../rooms/room.entity';
 import { NOTIFICATION_KINDS } from '../notification.entity';
+import { IsId } from '../../common/validation';
 
 export type NotificationKind = Wire.NotificationKind;
 
@@ -34,7 +35,7 @@ export class NotificationsQuery {
 
   @ApiPropertyOptional({ format: 'uuid', description: "Only this room's" })
   @IsOptional()
-  @IsUUID()
+  @IsId()
   roomId?: string;
 
   @PageLimit(100, 50)
@@ -92,7 +93,7 @@ export class MarkNotificationsReadDto {
     description: "Only this room's notifications (left out: all of them)",
   })
   @IsOptional()
-  @IsUUID()
+  @IsId()
   roomId?: string;
 }
 

@@ -1,9 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength } from 'class-validator';
+import { IsOptional, IsString, Matches, MaxLength, MinLength } from 'class-validator';
 import { MessageDto } from '../../messages/dto/message.dto';
 import { PersonaSummaryDto } from './persona.dto';
 import { PageLimit, ACTIVITY_CURSOR } from '../../common/pagination';
+import { IsId } from '../../common/validation';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
@@ -13,7 +14,7 @@ export class CreateConversationDto {
     example: '3f0c9a52-8e1d-4b7a-9c2e-5d6f7a8b9c0d',
     description: 'An enabled persona',
   })
-  @IsUUID()
+  @IsId()
   personaId: string;
 
   @ApiPropertyOptional({

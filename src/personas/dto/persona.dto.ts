@@ -11,7 +11,6 @@ import {
   IsOptional,
   IsString,
   IsUrl,
-  IsUUID,
   Matches,
   Max,
   MaxLength,
@@ -20,7 +19,7 @@ import {
 } from 'class-validator';
 import { HANDLE_PATTERN } from '../persona.entity';
 import { PageLimit } from '../../common/pagination';
-import { Omittable } from '../../common/validation';
+import { Omittable, IsId } from '../../common/validation';
 
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 const handle = ({ value }: { value: unknown }) =>
@@ -85,17 +84,17 @@ const TALKATIVENESS = {
 
 export class PersonaIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   id: string;
 }
 
 export class RoomPersonaParams {
   @ApiProperty({ format: 'uuid', description: 'Room id' })
-  @IsUUID()
+  @IsId()
   id: string;
 
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   personaId: string;
 }
 

@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsISO8601, IsOptional, IsUUID, Matches, MaxLength } from 'class-validator';
+import { IsIn, IsISO8601, IsOptional, Matches, MaxLength } from 'class-validator';
 import { PageLimit } from '../../common/pagination';
 import type { UsageGroup } from '../persona-usage.store';
+import { IsId } from '../../common/validation';
 
 export const USAGE_GROUPS = ['user', 'room', 'persona', 'day'] as const satisfies UsageGroup[];
 
@@ -44,7 +45,7 @@ export class UsageQuery {
 
   @ApiPropertyOptional({ format: 'uuid', description: 'Only replies this user called for' })
   @IsOptional()
-  @IsUUID()
+  @IsId()
   userId?: string;
 
   @ApiPropertyOptional({
@@ -53,12 +54,12 @@ export class UsageQuery {
       'Only replies in this group room (a conversation matches nothing, as an unknown id)',
   })
   @IsOptional()
-  @IsUUID()
+  @IsId()
   roomId?: string;
 
   @ApiPropertyOptional({ format: 'uuid', description: 'Only replies of this persona' })
   @IsOptional()
-  @IsUUID()
+  @IsId()
   personaId?: string;
 
   @ApiPropertyOptional({

@@ -4,11 +4,11 @@ import {
   IsIn,
   IsOptional,
   IsString,
-  IsUUID,
   Matches,
   MaxLength,
   MinLength,
 } from 'class-validator';
+import { IsId } from '../../common/validation';
 
 export const PUSHER_KINDS = ['http'] as const;
 
@@ -96,7 +96,7 @@ export class PusherDto {
 
 export class PusherIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   id: string;
 }
 

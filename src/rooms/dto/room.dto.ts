@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, MinLength } from 'class-validator';
+import { IsIn, IsOptional, IsString, Matches, MaxLength, MinLength } from 'class-validator';
 import { IsCursor, MessageDto } from '../../messages/dto/message.dto';
 import {
   ROOM_KINDS,
@@ -12,7 +12,7 @@ import {
   type Visibility,
 } from '../room.entity';
 import { PageLimit, ACTIVITY_CURSOR } from '../../common/pagination';
-import { Omittable } from '../../common/validation';
+import { Omittable, IsId } from '../../common/validation';
 import type { SameShape } from '../../common/wire';
 import type * as Wire from '../../common/wire';
 
@@ -20,19 +20,19 @@ const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? val
 
 export class RoomIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   id: string;
 }
 
 export class RoomMemberParams extends RoomIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   userId: string;
 }
 
 export class UserIdOnlyParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   userId: string;
 }
 
@@ -238,7 +238,7 @@ export class AddMemberDto {
     example: '3f0c9a52-8e1d-4b7a-9c2e-5d6f7a8b9c0d',
     description: 'Id of an existing user',
   })
-  @IsUUID()
+  @IsId()
   userId: string;
 }
 

@@ -6,19 +6,18 @@ import {
   IsNotEmpty,
   IsOptional,
   IsString,
-  IsUUID,
   Max,
   MaxLength,
   Min,
 } from 'class-validator';
-import { Omittable } from '../../common/validation';
+import { Omittable, IsId } from '../../common/validation';
 import { ROLES, type Role, User } from '../user.entity';
 import type { Suspension } from '../user.store';
 import { PageLimit } from '../../common/pagination';
 
 export class UserIdParam {
   @ApiProperty({ format: 'uuid' })
-  @IsUUID()
+  @IsId()
   id: string;
 }
 
