@@ -70,8 +70,8 @@ interface MessageRow {
 
 /**
  * A send batch's row: what the database decided (id, version, time, thread root; the room's
- * id as stored; the author and clientMsgId to match it to its send), and for a reply its root's counters after the
- * batch. The rest of the message is what was sent (`sentDto`).
+ * id as stored; the author and clientMsgId to match it to its send), and for a reply its
+ * root's counters after the batch. The rest of the message is what was sent (`sentDto`).
  */
 interface SentRow {
   id: string;
@@ -388,8 +388,8 @@ export class MessageStore {
    * held back waiting for company (a 2 ms gathering window cost latency and throughput; a 3 ms
    * one for the first send to an idle store saved nothing: the database's cost is per row past
    * a few rows; docs/benchmarks.md). Each promise resolves after its batch committed: the
-   * message, or null when nothing was inserted (not a member, muted, the room archived, reply target not in
-   * the room, or the clientMsgId exists).
+   * message, or null when nothing was inserted (not a member, muted, the room archived, reply
+   * target not in the room, or the clientMsgId exists).
    */
   insertUserMessage(m: NewUserMessage): Promise<MessageDto | null> {
     return new Promise((resolve, reject) => {
