@@ -196,6 +196,11 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     const deadline = Date.now() + this.config.get('SHUTDOWN_TIMEOUT_MS', { infer: true });
     if (!(await this.commands.drain(deadline)))
       this.logger.warn(`Shutting down with ${this.commands.running} command(s) unfinished`);
+    // A client slow to read (a burst just sent to it) may still hold the notice and the last
+    // acks in engine.io's buffer or its TCP socket's: closing discards the first and exiting
+    // the process the second. Handed to the kernel, they are delivered after exit too.
+    while (Date.now() < deadline && [...this.io.of('/').sockets.values()].some(unflushed))
+      await new Promise((r) => setTimeout(r, 20));
     this.io.local.disconnectSockets(true);
   }
 
@@ -216,6 +221,16 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     if (!this.server) throw new Error('Socket.IO server not attached');
     return this.server;
   }
+}
+
+/** Whether a socket still holds packets not yet handed to the kernel (engine.io internals). */
+function unflushed(socket: ChatSocket): boolean {
+  const conn = socket.conn as unknown as {
+    writeBuffer?: unknown[];
+    transport?: { socket?: { _socket?: { writableLength: number; destroyed: boolean } } };
+  };
+  const raw = conn.transport?.socket?._socket;
+  return !!conn.writeBuffer?.length || (!!raw && !raw.destroyed && raw.writableLength > 0);
 }
 
 /** Token from `auth.token` (preferred), `Authorization: Bearer …`, or `?token=`. */
