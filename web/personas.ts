@@ -36,6 +36,10 @@ export async function showPersonas(): Promise<void> {
   );
   const render = async () => {
     const roomId = isAdmin() ? roomSelect.value : '';
+    // Another room chosen: its buttons go at once, so a click while this room's list loads
+    // cannot add or remove a persona in the room chosen before.
+    if (list.dataset.room !== roomId) list.replaceChildren();
+    list.dataset.room = roomId;
     const inRoom = roomId
       ? new Set(
           (await state.session.api<PersonaDto[]>('GET', `/rooms/${roomId}/personas`)).map(
@@ -43,6 +47,7 @@ export async function showPersonas(): Promise<void> {
           ),
         )
       : new Set<string>();
+    if (list.dataset.room !== roomId) return; // a later choice rendered (or will render) instead
     list.replaceChildren(
       ...[...state.personas.values()].map((p) => personaItem(p, roomId, inRoom.has(p.id), render)),
     );

@@ -613,11 +613,22 @@ suite('demo web client in Chromium', () => {
           await t.http().get(`/api/v1/rooms/${room.id}/personas`).set(admin.auth).expect(200)
         ).body.map((p: { id: string }) => p.id);
 
+      const other = await newRoom(t, admin, { name: uniqueName('side') });
+
       const pr = await logIn({ username: ADMIN.username, password: ADMIN.password });
       await pr.locator(`[data-room="${room.name}"]`).waitFor();
       await pr.click('[data-testid=nav-personas]');
       const item = pr.locator(`[data-persona="${handle}"]`);
       await item.waitFor();
+      await pr.selectOption('select[name=persona-room]', other.id);
+      await pr.locator(`[data-testid=personas][data-room="${other.id}"]`).waitFor();
+      await item.locator('[data-testid=persona-attach]').waitFor();
+      // The next room's list loads slowly: a click meanwhile must not act on the room shown
+      // before it (its buttons go at once).
+      await pr.route(`**/api/v1/rooms/${room.id}/personas`, async (route) => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await route.continue();
+      });
       await pr.selectOption('select[name=persona-room]', room.id);
       await item.locator('[data-testid=persona-attach]').click();
       await item.locator('[data-testid=persona-detach]').waitFor();
@@ -626,6 +637,12 @@ suite('demo web client in Chromium', () => {
       await item.locator('[data-testid=persona-detach]').click();
       await item.locator('[data-testid=persona-attach]').waitFor();
       expect(await roomPersonas()).not.toContain(personaId);
+      const otherPersonas = await t
+        .http()
+        .get(`/api/v1/rooms/${other.id}/personas`)
+        .set(admin.auth)
+        .expect(200);
+      expect(otherPersonas.body).toEqual([]);
       await pr.context().close();
 
       // A user: the list and "Talk", no room controls.
