@@ -50,14 +50,14 @@ describe('npm run cli: builds only when the sources are newer than dist/', () =>
   it('with a current dist/ runs the CLI at once and touches nothing in dist/', () => {
     const stamp = statSync(join(root, 'dist', '.build-stamp')).mtimeMs;
     const cli = statSync(join(root, 'dist', 'src', 'cli.js')).mtimeMs;
-    const t0 = Date.now();
     const res = runCli('--help');
+    // No compile: nothing said on stderr, and dist/ untouched (a wall-clock bound here only
+    // measured how busy the host was).
     expect({ status: res.status, stdout: res.stdout, stderr: res.stderr }).toEqual({
       status: 0,
       stdout: 'usage: cli\n',
       stderr: '',
     });
-    expect(Date.now() - t0).toBeLessThan(5000);
     expect(statSync(join(root, 'dist', '.build-stamp')).mtimeMs).toBe(stamp);
     expect(statSync(join(root, 'dist', 'src', 'cli.js')).mtimeMs).toBe(cli);
   });
