@@ -1,4 +1,3 @@
-import { UseFilters, UsePipes } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -10,7 +9,6 @@ import {
 } from '@nestjs/websockets';
 import { ErrorCode } from '../common/errors';
 import { toAppError } from '../common/http-exception.filter';
-import { createValidationPipe } from '../common/validation';
 import { NotDbBound, RateLimit } from '../limits/limits.decorators';
 import { MessagesService } from '../messages/messages.service';
 import { NotificationsService } from '../notifications/notifications.service';
@@ -37,18 +35,16 @@ import {
 import { SocketSessionsService } from './socket-sessions.service';
 import { TypingService } from './typing.service';
 import type { ChatServer, ChatSocket } from './types';
-import { WsAckExceptionFilter } from './ws-ack';
 
 /**
- * The Socket.IO door to the same services REST uses. Handlers validate and delegate; the
+ * The Socket.IO door to the same services REST uses. Handlers delegate (the adapter's dispatcher
+ * validates each payload against the handler's DTO first: `gatewayCommands` in ws-ack.ts); the
  * handshake is authenticated in middleware, so an unauthenticated socket never connects.
  * Writes name their bucket of the per-user rate-limit policy (`@RateLimit`, the same bucket as
  * their REST twin); WsCommandRunner (src/chat/ws-ack.ts), called by the adapter's dispatcher,
  * applies it with the other per-user limits and wraps each result in its ack.
  */
 @WebSocketGateway()
-@UsePipes(createValidationPipe())
-@UseFilters(WsAckExceptionFilter)
 export class ChatGateway
   implements
     OnGatewayInit<ChatServer>,

@@ -2,22 +2,25 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
-import { MESSAGE_METADATA } from '@nestjs/websockets/constants.js';
 import { createAdapter } from '@socket.io/redis-adapter';
 import type { Redis } from 'ioredis';
 import type { IncomingMessage } from 'node:http';
-import { isObservable, lastValueFrom } from 'rxjs';
 import type { Server, ServerOptions, Socket } from 'socket.io';
 import type { Env } from '../config/env';
-import { AppError, ErrorCode } from '../common/errors';
 import { MetricsService } from '../metrics/metrics.service';
 import { createRedis } from '../redis/redis.module';
 import { shardedAdapter } from './sharded-adapter';
 import { CommandTracker } from '../limits/command-tracker';
-import { commandLimitsOf, type CommandLimits } from '../limits/limits.decorators';
 import { ChatGateway } from './chat.gateway';
 import type { ChatSocket } from './types';
-import { failureAck, WsCommandRunner, type AckFn } from './ws-ack';
+import {
+  failureAck,
+  gatewayCommands,
+  UNKNOWN_COMMAND,
+  WsCommandRunner,
+  type AckFn,
+  type GatewayCommand,
+} from './ws-ack';
 import { coalesceWebSocketWrites } from './write-coalescing';
 
 /**
@@ -32,14 +35,12 @@ export class ParlorIoAdapter extends IoAdapter {
   private readonly config: ConfigService<Env, true>;
   private readonly metrics: MetricsService;
   private readonly runner: WsCommandRunner;
-  /**
-   * Each command's limits (its handler's @RateLimit bucket and @NotDbBound), read once. Parlor
-   * has one gateway; a second one's commands would need their limits read here too.
-   */
-  private readonly limits = limitsByCommand(ChatGateway);
+  /** Parlor's one gateway's commands (src/chat/ws-ack.ts), read when the server is created. */
+  private commands = new Map<string, GatewayCommand>();
+  private checked = false;
   private readonly clients: Redis[] = [];
 
-  constructor(app: INestApplicationContext) {
+  constructor(private readonly app: INestApplicationContext) {
     super(app);
     this.config = app.get(ConfigService);
     this.metrics = app.get(MetricsService);
@@ -47,6 +48,7 @@ export class ParlorIoAdapter extends IoAdapter {
   }
 
   override createIOServer(port: number, options?: ServerOptions): Server {
+    this.commands = gatewayCommands(this.app.get(ChatGateway)); // throws on what it cannot run
     const origins = this.config.get('CORS_ORIGINS', { infer: true });
     const server = super.createIOServer(port, {
       ...(options as ServerOptions),
@@ -79,55 +81,43 @@ export class ParlorIoAdapter extends IoAdapter {
    * One listener per socket that looks the command up, instead of Nest's default of one rxjs
    * pipeline (`fromEvent` + `mergeMap` + subscribers) per command per socket: that was ~55 of
    * the ~68 KB each idle connection held, and a share of every command's CPU. Each command runs
-   * through WsCommandRunner (limits, ack) and, inside it, Nest's pipes and exception filter
-   * (`callback`).
+   * through WsCommandRunner (limits, ack), which calls the gateway's method directly
+   * (`gatewayCommands`: validation, then the method), not Nest's per-call chain (`callback`).
    */
   override bindMessageHandlers(socket: Socket, handlers: MessageMappingProperties[]): void {
+    if (!this.checked) this.check(handlers);
+    const commands = this.commands;
     socket.onAny((event: string, ...args: unknown[]) => {
       // As Nest's mapPayload: a trailing function is the ack; one argument is the payload.
       const ack = typeof args.at(-1) === 'function' ? (args.pop() as AckFn) : undefined;
       const data = args.length > 1 ? args : args[0];
-      const handler = handlers.find((h) => h.message === event);
-      if (!handler) {
-        ack?.(failureAck(new AppError(ErrorCode.NOT_FOUND, 'Unknown command')));
+      const command = commands.get(event);
+      if (!command) {
+        ack?.(failureAck(UNKNOWN_COMMAND));
         return;
       }
       void this.runner.run(
         event,
         socket as ChatSocket,
-        this.limits.get(event) ?? SAFE_LIMITS,
-        async (answer) => {
-          // An Observable when an interceptor ran: the global HttpLimitsInterceptor passes
-          // socket commands through (`next.handle()`).
-          const result: unknown = await handler.callback(data, answer);
-          return isObservable(result) ? lastValueFrom(result, { defaultValue: null }) : result;
-        },
+        command.limits,
+        () => command.invoke(socket as ChatSocket, data),
         ack,
-        handler.isAckHandledManually,
       );
     });
+  }
+
+  /** The commands Nest mapped must be ChatGateway's: the adapter serves that gateway only. */
+  private check(handlers: MessageMappingProperties[]): void {
+    const mapped = handlers.map((h) => String(h.message)).sort();
+    if (mapped.join() !== [...this.commands.keys()].sort().join())
+      throw new Error(`ParlorIoAdapter serves ChatGateway only; Nest mapped ${mapped.join(', ')}`);
+    this.checked = true;
   }
 
   override async close(server: Server): Promise<void> {
     await super.close(server);
     for (const c of this.clients.splice(0)) c.disconnect();
   }
-}
-
-/** A command without a handler found for it: the database budget, no bucket. */
-const SAFE_LIMITS: CommandLimits = { bucket: undefined, dbBound: true };
-
-/** The limits of each of a gateway's commands (`@SubscribeMessage(command)` methods). */
-function limitsByCommand(gateway: { prototype: object }): Map<string, CommandLimits> {
-  const out = new Map<string, CommandLimits>();
-  const proto = gateway.prototype as Record<string, unknown>;
-  for (const name of Object.getOwnPropertyNames(proto)) {
-    const method = proto[name];
-    if (typeof method !== 'function') continue;
-    const command: unknown = Reflect.getMetadata(MESSAGE_METADATA, method);
-    if (typeof command === 'string') out.set(command, commandLimitsOf(method));
-  }
-  return out;
 }
 
 /**

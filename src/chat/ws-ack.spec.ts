@@ -1,15 +1,26 @@
+import { UseFilters, UseGuards, UsePipes } from '@nestjs/common';
+import {
+  Ack as AckParam,
+  ConnectedSocket,
+  MessageBody,
+  SubscribeMessage,
+} from '@nestjs/websockets';
 import { AppError, ErrorCode } from '../common/errors';
+import { createValidationPipe } from '../common/validation';
 import type { CommandTracker } from '../limits/command-tracker';
-import type { CommandLimits } from '../limits/limits.decorators';
+import { RateLimit, type CommandLimits } from '../limits/limits.decorators';
 import type { MetricsService } from '../metrics/metrics.service';
+import { ChatGateway } from './chat.gateway';
 import type { Ack } from './contract';
+import { RoomPayload } from './dto';
 import type { ChatSocket } from './types';
-import { failureAck, WsCommandRunner } from './ws-ack';
+import { gatewayCommands, WsCommandRunner } from './ws-ack';
 
 /**
- * WsCommandRunner: exactly one ack per command (a result, the filter's failure, or a refusal
- * by the limits), counted once by its result code. The end-to-end suites (limits, metrics,
- * socket abuse) run it through the real adapter; this pins the paths one by one.
+ * WsCommandRunner: exactly one ack per command (a result, the handler's failure, or a refusal
+ * by the limits), counted once by its result code; gatewayCommands: each handler behind the
+ * validation pipe, and a gateway it cannot run faithfully refused. The end-to-end suites (limits,
+ * metrics, socket abuse, validation) run both through the real adapter; this pins the paths.
  */
 function runner(refuse?: AppError) {
   const counted: { command: string; result: string }[] = [];
@@ -27,6 +38,7 @@ function runner(refuse?: AppError) {
 
 const socket = { id: 's1', data: { user: { id: 'u1' } } } as unknown as ChatSocket;
 const limits: CommandLimits = { bucket: 'send', dbBound: false };
+const ROOM = '6f9619ff-8b86-4d01-b42d-00cf4fc964ff';
 
 function acks() {
   const got: Ack<unknown>[] = [];
@@ -50,39 +62,29 @@ describe('WsCommandRunner', () => {
     expect(r.timers()).toBe(1);
   });
 
-  it('a failure the filter answers: its ack only, counted by its code', async () => {
+  it("the handler's failure: one failure ack in the error vocabulary, counted by its code", async () => {
     const r = runner();
     const a = acks();
-    await r.run.run(
-      'message.edit',
-      socket,
-      limits,
-      (answer) => {
-        answer(failureAck(AppError.notFound('Message')));
-        return Promise.resolve(undefined); // what Nest's proxy returns after its filter ran
-      },
-      a.ack,
-    );
+    const failing = () => Promise.reject(AppError.notFound('Message'));
+    await r.run.run('message.edit', socket, limits, failing, a.ack);
+    await r.run.run('message.edit', socket, limits, () => Promise.reject(new Error('bug')), a.ack);
     expect(a.got).toEqual([
       { ok: false, error: { code: ErrorCode.NOT_FOUND, message: expect.any(String) as string } },
+      { ok: false, error: { code: ErrorCode.INTERNAL, message: expect.any(String) as string } },
     ]);
-    expect(r.counted).toEqual([{ command: 'message.edit', result: ErrorCode.NOT_FOUND }]);
+    expect(a.got[1]).not.toMatchObject({ error: { message: 'bug' } }); // internals not leaked
+    expect(r.counted.map((c) => c.result)).toEqual([ErrorCode.NOT_FOUND, ErrorCode.INTERNAL]);
   });
 
   it('refused by the limits: one failure ack with retryAfterMs, the handler never runs', async () => {
     const r = runner(new AppError(ErrorCode.RATE_LIMITED, 'Slow down', undefined, 250));
     const a = acks();
     let ran = false;
-    await r.run.run(
-      'message.send',
-      socket,
-      limits,
-      () => {
-        ran = true;
-        return Promise.resolve(null);
-      },
-      a.ack,
-    );
+    const work = () => {
+      ran = true;
+      return Promise.resolve(null);
+    };
+    await r.run.run('message.send', socket, limits, work, a.ack);
     expect(ran).toBe(false);
     expect(a.got).toEqual([
       {
@@ -96,34 +98,96 @@ describe('WsCommandRunner', () => {
   it('without an ack callback: nothing thrown, still counted', async () => {
     const r = runner();
     await r.run.run('typing.start', socket, limits, () => Promise.resolve(null), undefined);
-    await r.run.run(
-      'typing.start',
-      socket,
-      limits,
-      (answer) => {
-        answer(failureAck(AppError.forbidden('Muted')));
-        return Promise.resolve(undefined);
-      },
-      undefined,
-    );
+    const muted = () => Promise.reject(AppError.forbidden('Muted'));
+    await r.run.run('typing.start', socket, limits, muted, undefined);
     expect(r.counted.map((c) => c.result)).toEqual(['ok', ErrorCode.FORBIDDEN]);
   });
+});
 
-  it('a handler that acks by itself (@Ack()) gets no second ack', async () => {
-    const r = runner();
-    const a = acks();
-    await r.run.run(
-      'custom',
-      socket,
-      limits,
-      (answer) => {
-        answer({ ok: true, data: 'mine' });
-        return Promise.resolve('ignored');
-      },
-      a.ack,
-      true,
-    );
-    expect(a.got).toEqual([{ ok: true, data: 'mine' }]);
-    expect(r.counted).toEqual([{ command: 'custom', result: 'ok' }]);
+describe('gatewayCommands', () => {
+  class Gateway {
+    seen: unknown[] = [];
+    @SubscribeMessage('room.leave')
+    @RateLimit('rooms')
+    leave(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+      this.seen.push(s, dto);
+      return { left: dto.roomId };
+    }
+  }
+
+  it('runs the method on its instance with the socket and the validated, transformed payload', async () => {
+    const gw = new Gateway();
+    const commands = gatewayCommands(gw);
+    const leave = commands.get('room.leave')!;
+    expect(leave.limits).toEqual({ bucket: 'rooms', dbBound: true });
+    await expect(leave.invoke(socket, { roomId: ROOM.toUpperCase() })).resolves.toEqual({
+      left: ROOM,
+    });
+    expect(gw.seen[0]).toBe(socket);
+    expect(gw.seen[1]).toBeInstanceOf(RoomPayload);
+  });
+
+  it('refuses a payload the DTO does not accept, before the method runs', async () => {
+    const gw = new Gateway();
+    const leave = gatewayCommands(gw).get('room.leave')!;
+    for (const bad of [{ roomId: 'nope' }, { roomId: ROOM, extra: 1 }, null, 'text']) {
+      await expect(leave.invoke(socket, bad)).rejects.toMatchObject({
+        code: ErrorCode.VALIDATION_FAILED,
+      });
+    }
+    expect(gw.seen).toEqual([]);
+  });
+
+  it('refuses at boot what it would otherwise skip: guards, pipes, filters, other parameters', () => {
+    @UseGuards(class {})
+    class Guarded {
+      @SubscribeMessage('a')
+      a(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+        return [s, dto];
+      }
+    }
+    class PipedHandler {
+      @SubscribeMessage('a')
+      @UsePipes(createValidationPipe())
+      a(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+        return [s, dto];
+      }
+    }
+    @UseFilters()
+    class Filtered {
+      @SubscribeMessage('a')
+      @UseFilters(class {})
+      a(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+        return [s, dto];
+      }
+    }
+    class WithAck {
+      @SubscribeMessage('a')
+      a(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload, @AckParam() ack: never) {
+        return [s, dto, ack];
+      }
+    }
+    class BodyProperty {
+      @SubscribeMessage('a')
+      a(@ConnectedSocket() s: ChatSocket, @MessageBody('roomId') id: string) {
+        return [s, id];
+      }
+    }
+    class Swapped {
+      @SubscribeMessage('a')
+      a(@MessageBody() dto: RoomPayload, @ConnectedSocket() s: ChatSocket) {
+        return [s, dto];
+      }
+    }
+    for (const type of [Guarded, PipedHandler, Filtered, WithAck, BodyProperty, Swapped])
+      expect(() => gatewayCommands(new type())).toThrow(`${type.name}: `);
+  });
+
+  it("accepts Parlor's gateway: every command it declares, with its limits", () => {
+    const gw = Object.create(ChatGateway.prototype) as ChatGateway;
+    const commands = gatewayCommands(gw);
+    expect(commands.size).toBeGreaterThanOrEqual(16);
+    expect(commands.get('message.send')?.limits).toEqual({ bucket: 'send', dbBound: false });
+    expect(commands.get('history.fetch')?.limits).toEqual({ bucket: undefined, dbBound: true });
   });
 });

@@ -1,25 +1,38 @@
-import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
+import {
+  EXCEPTION_FILTERS_METADATA,
+  GUARDS_METADATA,
+  INTERCEPTORS_METADATA,
+  PIPES_METADATA,
+} from '@nestjs/common/constants.js';
+import { MESSAGE_METADATA, PARAM_ARGS_METADATA } from '@nestjs/websockets/constants.js';
+import { WsParamtype } from '@nestjs/websockets/enums/ws-paramtype.enum.js';
 import { AppError, ErrorCode } from '../common/errors';
 import { toAppError } from '../common/http-exception.filter';
+import { createValidationPipe } from '../common/validation';
 import { CommandTracker } from '../limits/command-tracker';
-import type { CommandLimits } from '../limits/limits.decorators';
+import { commandLimitsOf, type CommandLimits } from '../limits/limits.decorators';
 import { MetricsService } from '../metrics/metrics.service';
 import type { Ack } from './contract';
 import type { ChatSocket } from './types';
 
 export type AckFn = (response: Ack<unknown>) => void;
 
+/** A socket command as the runner calls it: its limits, and its handler behind validation. */
+export interface GatewayCommand {
+  limits: CommandLimits;
+  /** The payload through the validation pipe, then the handler; its result, or it throws. */
+  invoke: (socket: ChatSocket, payload: unknown) => Promise<unknown>;
+}
+
 /**
  * How every socket command is run and answered (the adapter's dispatcher calls it:
  * ParlorIoAdapter.bindMessageHandlers): through the per-user limits (CommandTracker: in-flight
  * caps, the handler's rate-limit bucket, the fair database budget, and the count graceful
- * shutdown waits for), then the handler through Nest (`invoke`: the global guards and
- * interceptors, the pipes, then the method; a failure goes to WsAckExceptionFilter, which
- * answers through `answer`), and its result as `{ ok: true, data }` (unless the handler acks
- * by itself, `@Ack()`). Counts acks by result code and times message.send.
- *
- * Not a Nest interceptor: each interceptor costs every command rxjs pipelines and an async
- * scope (docs/benchmarks.md, issue 17).
+ * shutdown waits for), then the command (validation, the handler: `gatewayCommands`), its
+ * result as `{ ok: true, data }` and any failure, the limits' refusal or the handler's, as
+ * `{ ok: false, error }` in the one error vocabulary. Counts acks by result code and times
+ * message.send.
  */
 export class WsCommandRunner {
   private readonly logger = new Logger('Gateway');
@@ -33,32 +46,27 @@ export class WsCommandRunner {
     command: string,
     socket: ChatSocket,
     limits: CommandLimits,
-    invoke: (answer: AckFn) => Promise<unknown>,
+    invoke: () => Promise<unknown>,
     ack: AckFn | undefined,
-    acksItself = false,
   ): Promise<void> {
     const timer = command === 'message.send' ? this.metrics.sendToAck.startTimer() : undefined;
     let code: string = 'ok';
-    let answered = false;
-    // The exception filter answers a failure through this (and an `@Ack()` handler its result),
-    // on to the client's ack if it sent one.
-    const answer: AckFn = (response) => {
-      answered = true;
-      if (!response.ok) code = response.error.code;
-      ack?.(response);
-    };
     try {
-      const data = await this.commands.run(socket.data.user.id, socket.id, limits, () =>
-        invoke(answer),
-      );
-      if (!answered && !acksItself) ack?.({ ok: true, data: data ?? null });
+      const data = await this.commands.run(socket.data.user.id, socket.id, limits, invoke);
+      ack?.({ ok: true, data: data ?? null });
     } catch (err) {
-      // Refused by the limits before the handler ran (the handler's own failures reach the
-      // filter, so anything else here is a bug in it).
       const error = toAppError(err);
       code = error.code;
-      if (error.code === ErrorCode.INTERNAL)
-        this.logger.error({ msg: `Unhandled failure in ${command}`, socketId: socket.id, err });
+      if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
+        // `err` as the Error itself: the log line gets its message, stack and code.
+        this.logger.error({
+          msg: `Command failed: ${error.code}`,
+          command,
+          socketId: socket.id,
+          err,
+        });
+      }
+      // Without an ack callback the error is dropped (the client asked for no answer).
       ack?.(failureAck(error));
     } finally {
       this.metrics.acks.inc({ command, result: code });
@@ -68,26 +76,60 @@ export class WsCommandRunner {
 }
 
 /**
- * The one WS error shape: every failure becomes the ack `{ ok: false, error }`. Without an ack
- * callback the error is dropped (the client asked for no answer); the process never crashes.
+ * Each `@SubscribeMessage` method of a gateway as a command, called directly: its payload
+ * through the shared validation pipe (with a DTO's fast path), then the method with
+ * (socket, payload). Not through Nest's per-call chain (execution contexts, the global guards
+ * and interceptor, which let socket commands through untouched, rxjs, an exception filter):
+ * that chain was ~5 % of the server's CPU per message (docs/benchmarks.md, issue 17).
+ *
+ * So that nothing is skipped silently, a gateway is refused at boot if it or a handler declares
+ * guards, interceptors, pipes or filters (`@UseGuards` …), or a handler's parameters are not
+ * exactly `(@ConnectedSocket(), @MessageBody())` (no `@Ack()`, no body property or pipes).
  */
-@Catch()
-export class WsAckExceptionFilter implements ExceptionFilter {
-  private readonly logger = new Logger('Gateway');
-
-  catch(exception: unknown, host: ArgumentsHost): void {
-    const error = toAppError(exception);
-    if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
-      const socketId = host.getArgByIndex<{ id?: string } | undefined>(0)?.id;
-      // `err` as the Error itself: the log line gets its message, stack and code.
-      this.logger.error({ msg: `Command failed: ${error.code}`, socketId, err: exception });
-    }
-    // WsCommandRunner's `answer`: it counts the failure and forwards it to the client's ack.
-    const ack: unknown = host.getArgByIndex(2);
-    if (typeof ack !== 'function') return;
-    (ack as AckFn)(failureAck(error));
+export function gatewayCommands(gateway: object): Map<string, GatewayCommand> {
+  const type = gateway.constructor;
+  const proto = Object.getPrototypeOf(gateway) as Record<string, unknown>;
+  const refuse = (what: string) => {
+    throw new Error(`${type.name}: ${what}; WsCommandRunner runs commands without them`);
+  };
+  const enhancers = [GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA];
+  const declares = (target: object) =>
+    [...enhancers, EXCEPTION_FILTERS_METADATA].some(
+      (key) => (Reflect.getMetadata(key, target) as unknown[] | undefined)?.length,
+    );
+  if (declares(type)) refuse('declares guards, interceptors, pipes or filters');
+  const pipe = createValidationPipe();
+  const out = new Map<string, GatewayCommand>();
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    const method = proto[name];
+    if (typeof method !== 'function') continue;
+    const command: unknown = Reflect.getMetadata(MESSAGE_METADATA, method);
+    if (typeof command !== 'string') continue;
+    if (declares(method)) refuse(`${name} declares guards, interceptors, pipes or filters`);
+    const params = (Reflect.getMetadata(PARAM_ARGS_METADATA, type, name) ?? {}) as Record<
+      string,
+      { index: number; data?: unknown; pipes?: unknown[] }
+    >;
+    const shape = Object.entries(params)
+      .map(([key, p]) => `${key.split(':')[0]}@${p.index}${p.data || p.pipes?.length ? '+' : ''}`)
+      .sort()
+      .join(',');
+    if (shape !== `${WsParamtype.SOCKET}@0,${WsParamtype.PAYLOAD}@1`)
+      refuse(`${name} must take (@ConnectedSocket(), @MessageBody()) and nothing else`);
+    const metatype = (Reflect.getMetadata('design:paramtypes', proto, name) as unknown[])[1] as
+      (new () => object) | undefined;
+    const handler = method as (socket: ChatSocket, payload: unknown) => unknown;
+    out.set(command, {
+      limits: commandLimitsOf(method),
+      invoke: async (socket, payload) =>
+        handler.call(gateway, socket, await pipe.transform(payload, { type: 'body', metatype })),
+    });
   }
+  return out;
 }
+
+/** A command no handler is registered for. */
+export const UNKNOWN_COMMAND = new AppError(ErrorCode.NOT_FOUND, 'Unknown command');
 
 /** The ack of a failed command: `{ ok: false, error }` in the one error vocabulary. */
 export function failureAck(error: AppError): Ack<never> {
