@@ -19,6 +19,8 @@ import { SessionStoreModule } from './session-store.module';
     JwtStrategy,
     AuthThrottleGuard,
     { provide: JWT_SETTINGS, inject: [ConfigService], useFactory: jwtSettings },
+    // REST only: socket commands do not run global guards (the handshake authenticates them;
+    // src/chat/ws-ack.ts, gatewayCommands).
     { provide: APP_GUARD, useClass: JwtAuthGuard },
     { provide: APP_GUARD, useClass: RolesGuard },
   ],

@@ -42,7 +42,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   }
 }
 
-/** Global: enforces @Roles(...) after authentication. */
+/** Global, for REST: enforces @Roles(...) after authentication (refused on socket handlers). */
 @Injectable()
 export class RolesGuard implements CanActivate {
   constructor(private readonly reflector: Reflector) {}

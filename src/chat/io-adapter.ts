@@ -1,4 +1,4 @@
-import type { INestApplicationContext } from '@nestjs/common';
+import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
@@ -37,7 +37,7 @@ export class ParlorIoAdapter extends IoAdapter {
   private readonly runner: WsCommandRunner;
   /** Parlor's one gateway's commands (src/chat/ws-ack.ts), read when the server is created. */
   private commands = new Map<string, GatewayCommand>();
-  private checked = false;
+  private readonly log = new Logger('Gateway');
   private readonly clients: Redis[] = [];
 
   constructor(private readonly app: INestApplicationContext) {
@@ -85,7 +85,13 @@ export class ParlorIoAdapter extends IoAdapter {
    * (`gatewayCommands`: validation, then the method), not Nest's per-call chain (`callback`).
    */
   override bindMessageHandlers(socket: Socket, handlers: MessageMappingProperties[]): void {
-    if (!this.checked) this.check(handlers);
+    if (!this.servesChatGateway(handlers)) {
+      // Another gateway (or namespace) would be served ChatGateway's commands: refused loudly,
+      // without throwing inside socket.io's connection event (that would end the process).
+      this.log.error({ msg: 'ParlorIoAdapter serves ChatGateway only', socketId: socket.id });
+      socket.disconnect(true);
+      return;
+    }
     const commands = this.commands;
     socket.onAny((event: string, ...args: unknown[]) => {
       // As Nest's mapPayload: a trailing function is the ack; one argument is the payload.
@@ -106,12 +112,12 @@ export class ParlorIoAdapter extends IoAdapter {
     });
   }
 
-  /** The commands Nest mapped must be ChatGateway's: the adapter serves that gateway only. */
-  private check(handlers: MessageMappingProperties[]): void {
-    const mapped = handlers.map((h) => String(h.message)).sort();
-    if (mapped.join() !== [...this.commands.keys()].sort().join())
-      throw new Error(`ParlorIoAdapter serves ChatGateway only; Nest mapped ${mapped.join(', ')}`);
-    this.checked = true;
+  /** Whether the commands Nest mapped are ChatGateway's, the one gateway this adapter serves. */
+  private servesChatGateway(handlers: MessageMappingProperties[]): boolean {
+    const { commands } = this;
+    return (
+      handlers.length === commands.size && handlers.every((h) => commands.has(h.message as string))
+    );
   }
 
   override async close(server: Server): Promise<void> {

@@ -8,6 +8,7 @@ import {
 import { AppError, ErrorCode } from '../common/errors';
 import { createValidationPipe } from '../common/validation';
 import type { CommandTracker } from '../limits/command-tracker';
+import { Roles } from '../auth/decorators';
 import { RateLimit, type CommandLimits } from '../limits/limits.decorators';
 import type { MetricsService } from '../metrics/metrics.service';
 import { ChatGateway } from './chat.gateway';
@@ -179,8 +180,52 @@ describe('gatewayCommands', () => {
         return [s, dto];
       }
     }
-    for (const type of [Guarded, PipedHandler, Filtered, WithAck, BodyProperty, Swapped])
-      expect(() => gatewayCommands(new type())).toThrow(`${type.name}: `);
+    class Untyped {
+      @SubscribeMessage('a')
+      a(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: unknown) {
+        return [s, dto]; // `unknown` is emitted as Object: the pipe would not validate it
+      }
+    }
+    class WithRoles {
+      @SubscribeMessage('a')
+      @Roles('admin')
+      a(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+        return [s, dto];
+      }
+    }
+    class Twice {
+      @SubscribeMessage('a')
+      a(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+        return [s, dto];
+      }
+      @SubscribeMessage('a')
+      b(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: RoomPayload) {
+        return [s, dto];
+      }
+    }
+    const enhanced = 'declares guards, interceptors, pipes, filters or roles';
+    const params = 'a must take (@ConnectedSocket(), @MessageBody()) and nothing else';
+    const refused: [new () => object, string][] = [
+      [Guarded, enhanced],
+      [PipedHandler, `a ${enhanced}`],
+      [Filtered, `a ${enhanced}`],
+      [WithRoles, `a ${enhanced}`],
+      [WithAck, params],
+      [BodyProperty, params],
+      [Swapped, params],
+      [Untyped, "a's @MessageBody() must be typed with a DTO class"],
+      [Twice, 'two handlers subscribe to a'],
+    ];
+    for (const [type, why] of refused)
+      expect(() => gatewayCommands(new type())).toThrow(`${type.name}: ${why}`);
+  });
+
+  it('finds inherited handlers, as Nest does', async () => {
+    class Derived extends Gateway {}
+    const gw = new Derived();
+    const leave = gatewayCommands(gw).get('room.leave')!;
+    await expect(leave.invoke(socket, { roomId: ROOM })).resolves.toEqual({ left: ROOM });
+    await expect(leave.invoke(socket, { roomId: 1 })).rejects.toBeInstanceOf(AppError);
   });
 
   it("accepts Parlor's gateway: every command it declares, with its limits", () => {

@@ -10,6 +10,7 @@ import { RateLimitPolicy } from './rate-limit.policy';
   providers: [
     RateLimitPolicy,
     CommandTracker,
+    // REST only: socket commands get the same limits from WsCommandRunner (src/chat/ws-ack.ts).
     { provide: APP_INTERCEPTOR, useClass: HttpLimitsInterceptor },
   ],
   exports: [RateLimitPolicy, CommandTracker],
