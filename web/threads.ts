@@ -130,19 +130,31 @@ function renderThread(): void {
 
 function loadMore(): void {
   const t = state.thread;
-  if (!t || t.nextCursor === null) return;
-  const rootId = t.root.id;
-  void act(async () => {
-    const page = await state.client.request('thread.fetch', {
-      messageId: rootId,
-      after: t.nextCursor ?? undefined,
-      limit: PAGE,
-    });
-    if (state.thread?.root.id !== rootId) return;
-    for (const m of page.items) t.replies.set(m.id, m);
-    t.nextCursor = page.nextCursor;
-    renderThread();
+  if (t) void act(() => loadPage(t.root.id));
+}
+
+/** The open thread's next page of replies, if it is still the open thread and has one. */
+async function loadPage(rootId: number): Promise<void> {
+  const t = state.thread;
+  if (t?.root.id !== rootId || t.nextCursor === null) return;
+  const page = await state.client.request('thread.fetch', {
+    messageId: rootId,
+    after: t.nextCursor,
+    limit: PAGE,
   });
+  if (state.thread !== t) return;
+  for (const m of page.items) t.replies.set(m.id, m);
+  t.nextCursor = page.nextCursor;
+  renderThread();
+}
+
+/**
+ * Every page not loaded yet: a reply of one's own shows at the end of the thread, with the
+ * replies before it (live replies past an unloaded page wait for "Load more replies").
+ */
+async function loadRest(rootId: number): Promise<void> {
+  while (state.thread?.root.id === rootId && state.thread.nextCursor !== null)
+    await loadPage(rootId);
 }
 
 async function toggleFollow(): Promise<void> {
@@ -165,14 +177,16 @@ function replyForm(root: MessageDto): HTMLFormElement {
     testid: 'thread-send',
     send: (content, field) =>
       void act(async () => {
+        let sent: MessageDto;
         try {
-          const sent = await state.client.send(root.roomId, content, { replyToId: root.id });
-          threadMessage(sent);
-          showMessage(sent);
+          sent = await state.client.send(root.roomId, content, { replyToId: root.id });
         } catch (e) {
           if (!field.value) field.value = content;
           throw e;
         }
+        showMessage(sent);
+        await loadRest(root.id); // sent: a failure here is the pages', not the reply's
+        threadMessage(sent);
       }),
   }).form;
 }

@@ -1296,6 +1296,40 @@ suite('demo web client in Chromium', () => {
     );
   }
 
+  it(
+    'a long thread: its panel opens on the first page; a reply sent from it loads the rest and shows last',
+    async () => {
+      const { room: r, a, b } = await pairRoom('thread_long');
+      const rootMsg = await send(t, a, r.id, 'a long story');
+      for (let i = 1; i <= 55; i++) {
+        await t
+          .http()
+          .post(`/api/v1/rooms/${r.id}/messages`)
+          .set(i % 2 ? b.auth : a.auth)
+          .send({ content: `chapter ${i}`, replyToId: rootMsg.id, clientMsgId: uniqueName('c') })
+          .expect(201);
+      }
+      const [pb] = await inRoom(r.name, [b, DESKTOP]);
+      const panel = pb.locator('[data-testid=thread-panel]');
+      const replies = panel.locator('[data-testid=thread-replies] li.msg');
+      // The root is past the room's first page; its latest reply links to the thread.
+      await exactly(pb, /^chapter 55$/).waitFor();
+      await message(pb, 'chapter 55').locator('[data-testid=in-thread]').click();
+      await replies.first().waitFor();
+      expect(await replies.count()).toBe(50); // one page, oldest first
+      expect(await panel.locator('[data-testid=thread-more]').isVisible()).toBe(true);
+
+      await pb.fill('input[name=thread-message]', 'the end');
+      await pb.press('input[name=thread-message]', 'Enter');
+      await replies.filter({ hasText: 'the end' }).waitFor();
+      expect(await replies.count()).toBe(56);
+      expect(await replies.last().textContent()).toContain('the end');
+      expect(await panel.locator('[data-testid=thread-more]').isVisible()).toBe(false);
+      await closeAll([pb]);
+    },
+    SLOW,
+  );
+
   // Attachments (issue 18): 📎 and pasted images, thumbnails, file cards, downloads.
   /** A 40×30 PNG (one colour). */
   const PNG = Buffer.from(
