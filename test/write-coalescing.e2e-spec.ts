@@ -127,9 +127,10 @@ describe.each([
       await new Promise((r) => setTimeout(r, 10));
     const contents = got.of('message.created').map((m) => m.content);
     expect(contents).toEqual(Array.from({ length: n }, (_, i) => `burst ${i}`));
-    // Without coalescing each message is its own write; with it, those of one turn (of one send
-    // batch) share one: 2 here, at most a few on a loaded machine.
+    // Without coalescing each message is its own write (at least n: an unrelated event, such as
+    // a presence change arriving late over Redis, may add one); with it, those of one turn (of
+    // one send batch) share one: 2 here, at most a few on a loaded machine.
     if (setting === 'true') expect(count()).toBeLessThanOrEqual(10);
-    else expect(count()).toBe(n);
+    else expect(count()).toBeGreaterThanOrEqual(n);
   });
 });
