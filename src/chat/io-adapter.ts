@@ -21,6 +21,7 @@ import {
   type AckFn,
   type GatewayCommand,
 } from './ws-ack';
+import { jsonParser } from './json-parser';
 import { coalesceWebSocketWrites } from './write-coalescing';
 
 /**
@@ -53,6 +54,7 @@ export class ParlorIoAdapter extends IoAdapter {
     const server = super.createIOServer(port, {
       ...(options as ServerOptions),
       path: '/socket.io',
+      parser: jsonParser, // events and acks encoded without the walk for binary (JSON only)
       maxHttpBufferSize: this.config.get('WS_MAX_PAYLOAD_BYTES', { infer: true }),
       cors: origins.length ? { origin: origins, credentials: true } : undefined,
       allowRequest: (req, callback) => callback(null, originAllowed(req, origins)),
