@@ -111,6 +111,7 @@ describe('threads (e2e)', () => {
     const p3 = await thread(t, alice, root.id, `?limit=2&after=${p2.nextCursor}`);
     expect(p3.items.map((m) => m.id)).toEqual(ids.slice(4));
     expect(p3.nextCursor).toBeNull();
+    expect([p1.prevCursor, p2.prevCursor, p3.prevCursor]).toEqual([null, ids[2], ids[4]]);
     await t
       .http()
       .get(api(`/messages/${root.id}/thread?limit=0`))
@@ -196,6 +197,55 @@ describe('threads (e2e)', () => {
       lastReplyAt: expect.any(String),
       participants: [bob.id],
     });
+  });
+
+  it('pages back from the latest replies (latest, then before), oldest first in each page', async () => {
+    const root = await post(t, alice, room.id, 'paged from the end');
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await post(t, bob, room.id, `e${i}`, root.id)).id);
+    const last = await thread(t, alice, root.id, '?latest=true&limit=2');
+    expect(last.items.map((m) => m.id)).toEqual(ids.slice(3));
+    expect(last).toMatchObject({ nextCursor: null, prevCursor: ids[3] });
+    const middle = await thread(t, alice, root.id, `?before=${last.prevCursor}&limit=2`);
+    expect(middle.items.map((m) => m.id)).toEqual(ids.slice(1, 3));
+    expect(middle).toMatchObject({ nextCursor: ids[2], prevCursor: ids[1] });
+    const first = await thread(t, alice, root.id, `?before=${middle.prevCursor}&limit=2`);
+    expect(first.items.map((m) => m.id)).toEqual(ids.slice(0, 1));
+    expect(first).toMatchObject({ nextCursor: ids[0], prevCursor: null });
+    // Back and forth meet: what follows the first page is the middle one.
+    const again = await thread(t, alice, root.id, `?after=${first.nextCursor}&limit=2`);
+    expect(again.items.map((m) => m.id)).toEqual(ids.slice(1, 3));
+    // Empty pages at either edge still point back at the replies.
+    const beforeAll = await thread(t, alice, root.id, `?before=${ids[0]}`);
+    expect(beforeAll).toMatchObject({ items: [], prevCursor: null, nextCursor: ids[0] - 1 });
+    const afterAll = await thread(t, alice, root.id, `?after=${ids[4]}`);
+    expect(afterAll).toMatchObject({ items: [], nextCursor: null, prevCursor: ids[4] + 1 });
+    // `latest=false` is the default (the first replies); one cursor at a time; booleans only.
+    const start = await thread(t, alice, root.id, '?latest=false&limit=2');
+    expect(start.items.map((m) => m.id)).toEqual(ids.slice(0, 2));
+    for (const q of [
+      `?latest=true&before=${ids[2]}`,
+      `?after=${ids[0]}&before=${ids[4]}`,
+      '?latest=yes',
+    ])
+      await t
+        .http()
+        .get(api(`/messages/${root.id}/thread${q}`))
+        .set(alice.auth)
+        .expect(400);
+    // The same over the socket.
+    const s = await connect(t, alice.accessToken);
+    sockets.push(s);
+    const end = await ok(s, 'thread.fetch', { messageId: ids[0], latest: true, limit: 2 });
+    expect(end.items.map((m) => m.id)).toEqual(ids.slice(3));
+    const back = await ok(s, 'thread.fetch', {
+      messageId: root.id,
+      before: end.prevCursor!,
+      limit: 2,
+    });
+    expect(back.items.map((m) => m.id)).toEqual(ids.slice(1, 3));
+    const both = await call(s, 'thread.fetch', { messageId: root.id, latest: true, after: ids[1] });
+    expect(both).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
   });
 
   it('thread.fetch answers the thread over the socket, and refuses outsiders', async () => {

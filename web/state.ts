@@ -26,12 +26,15 @@ export interface OpenRoom {
   openReports: number | null;
 }
 
-/** The thread panel: a root, the replies loaded (oldest first), and whether I follow it. */
+/**
+ * The thread panel: a root, the replies loaded (the latest, and earlier pages as asked for), and
+ * whether I follow it.
+ */
 export interface OpenThread {
   root: MessageDto;
   replies: Map<number, MessageDto>;
-  /** `after` for the next page of replies; null when all are loaded. */
-  nextCursor: number | null;
+  /** `before` for the page of earlier replies; null when all are loaded. */
+  prevCursor: number | null;
   following: boolean;
 }
 

@@ -1,8 +1,8 @@
 /**
- * The thread panel: a root and its replies (GET /messages/:id/thread, paged forward with
- * `after`), a composer that replies (`replyToId`), follow/unfollow, kept live from
- * `message.created|updated|deleted` and `thread.updated`. Beside the room on a desktop, over it
- * on a phone.
+ * The thread panel: a root and its replies (`thread.fetch`: the latest page first, as Slack and
+ * Mattermost open a thread at its end, then earlier pages with `before`), a composer that replies
+ * (`replyToId`), follow/unfollow, kept live from `message.created|updated|deleted` and
+ * `thread.updated`. Beside the room on a desktop, over it on a phone.
  */
 import type { MessageDto, ThreadPageDto, ThreadUpdated } from '../client/index';
 import type { ThreadFollowDto } from '../src/messages/dto/message.dto';
@@ -21,13 +21,14 @@ export async function openThread(id: number): Promise<void> {
 
 /** The thread `id` is in: `root.id !== id` when `id` is a reply. */
 export const fetchThread = (id: number) =>
-  state.client.request('thread.fetch', { messageId: id, limit: PAGE });
+  state.client.request('thread.fetch', { messageId: id, latest: true, limit: PAGE });
 
+/** Shows a thread's latest page (as `fetchThread` answers it) in the panel. */
 export function showThread(page: ThreadPageDto): void {
   state.thread = {
     root: page.root,
     replies: new Map(page.items.map((m) => [m.id, m])),
-    nextCursor: page.nextCursor,
+    prevCursor: page.prevCursor,
     following: page.following,
   };
   const panel = panelEl();
@@ -56,12 +57,12 @@ export function showThread(page: ThreadPageDto): void {
     ),
     h('ol', { class: 'messages thread-root', attrs: { 'data-testid': 'thread-root' } }),
     h('p', { class: 'meta', attrs: { 'data-testid': 'thread-count' } }),
-    h('ol', { class: 'messages', attrs: { 'data-testid': 'thread-replies' } }),
     h(
       'button',
-      { class: 'small', attrs: { 'data-testid': 'thread-more' }, on: { click: loadMore } },
-      'Load more replies',
+      { class: 'small', attrs: { 'data-testid': 'thread-earlier' }, on: { click: loadEarlier } },
+      'Load earlier replies',
     ),
+    h('ol', { class: 'messages', attrs: { 'data-testid': 'thread-replies' } }),
     replyForm(page.root),
   );
   renderThread();
@@ -78,16 +79,23 @@ export function closeThread(): void {
   document.querySelector('.layout')?.classList.remove('thread-open');
 }
 
-/** A live message: the root changed, or a reply of the open thread came, changed or went. */
+/**
+ * A live message: the root changed, or a reply of the open thread came, changed or went. The
+ * panel holds the thread's end, so a new reply goes last; a change to a reply on an earlier page
+ * not loaded comes with that page (or, while that page is on its way, is kept for it).
+ */
 export function threadMessage(m: MessageDto): void {
   const t = state.thread;
   if (!t) return;
   if (m.id === t.root.id) t.root = { ...t.root, ...m };
-  else if (m.threadRootId === t.root.id && (t.nextCursor === null || t.replies.has(m.id)))
-    t.replies.set(m.id, m); // past an unloaded page it comes with "Load more replies"
-  else return;
+  else if (m.threadRootId !== t.root.id) return;
+  else if (t.prevCursor === null || m.id >= t.prevCursor) t.replies.set(m.id, m);
+  else return void earlierChanges?.set(m.id, m);
   renderThread();
 }
+
+/** Changes to earlier replies that came while their page was being fetched. */
+let earlierChanges: Map<number, MessageDto> | null = null;
 
 /** A root's counters moved: on the root in the room's list, and in the panel. */
 export function threadUpdated(e: ThreadUpdated): void {
@@ -110,7 +118,8 @@ export function threadUpdated(e: ThreadUpdated): void {
   }
 }
 
-function renderThread(): void {
+/** Draws the open thread; `keepView`: earlier replies came in above what is shown. */
+function renderThread(keepView = false): void {
   const t = state.thread;
   const panel = document.getElementById('thread');
   if (!t || !panel) return;
@@ -119,42 +128,36 @@ function renderThread(): void {
   part('thread-count').textContent = t.root.replyCount ? threadSummary(t.root) : 'No replies yet';
   const replies = [...t.replies.values()].sort((a, b) => a.id - b.id);
   const list = part('thread-replies');
+  const fromBottom = list.scrollHeight - list.scrollTop;
   list.replaceChildren(...replies.map((m) => messageItem(m).li));
-  list.scrollTop = list.scrollHeight;
-  part('thread-more').hidden = t.nextCursor === null;
+  list.scrollTop = keepView ? list.scrollHeight - fromBottom : list.scrollHeight;
+  part('thread-earlier').hidden = t.prevCursor === null;
   part('thread-follow').textContent = t.following ? 'Following ✓' : 'Follow';
   part('thread-follow').title = t.following
     ? 'Unfollow: no more notifications for replies'
     : 'Follow: be notified of replies';
 }
 
-function loadMore(): void {
+/** The open thread's page of earlier replies, shown above, the view kept where it was. */
+function loadEarlier(): void {
   const t = state.thread;
-  if (t) void act(() => loadPage(t.root.id));
-}
-
-/** The open thread's next page of replies, if it is still the open thread and has one. */
-async function loadPage(rootId: number): Promise<void> {
-  const t = state.thread;
-  if (t?.root.id !== rootId || t.nextCursor === null) return;
-  const page = await state.client.request('thread.fetch', {
-    messageId: rootId,
-    after: t.nextCursor,
-    limit: PAGE,
+  if (!t || t.prevCursor === null || earlierChanges) return; // none left, or one on its way
+  const before = t.prevCursor;
+  const changes = (earlierChanges = new Map<number, MessageDto>());
+  void act(async () => {
+    const page = await state.client
+      .request('thread.fetch', { messageId: t.root.id, before, limit: PAGE })
+      .finally(() => {
+        if (earlierChanges === changes) earlierChanges = null;
+      });
+    if (state.thread !== t || t.prevCursor !== before) return; // closed, or loaded meanwhile
+    for (const m of page.items) {
+      const changed = changes.get(m.id);
+      t.replies.set(m.id, changed && changed.version > m.version ? changed : m);
+    }
+    t.prevCursor = page.prevCursor;
+    renderThread(true);
   });
-  if (state.thread !== t) return;
-  for (const m of page.items) t.replies.set(m.id, m);
-  t.nextCursor = page.nextCursor;
-  renderThread();
-}
-
-/**
- * Every page not loaded yet: a reply of one's own shows at the end of the thread, with the
- * replies before it (live replies past an unloaded page wait for "Load more replies").
- */
-async function loadRest(rootId: number): Promise<void> {
-  while (state.thread?.root.id === rootId && state.thread.nextCursor !== null)
-    await loadPage(rootId);
 }
 
 async function toggleFollow(): Promise<void> {
@@ -185,7 +188,6 @@ function replyForm(root: MessageDto): HTMLFormElement {
           throw e;
         }
         showMessage(sent);
-        await loadRest(root.id); // sent: a failure here is the pages', not the reply's
         threadMessage(sent);
       }),
   }).form;

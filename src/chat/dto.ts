@@ -11,7 +11,7 @@ import {
 } from '../messages/dto/message.dto';
 import { CreateReportDto } from '../moderation/dto/report.dto';
 import { PageLimit } from '../common/pagination';
-import { LONE_SURROGATE, IsId } from '../common/validation';
+import { LONE_SURROGATE, IsId, QueryBoolean } from '../common/validation';
 import type { SameShape } from '../common/wire';
 import type * as Wire from '../common/wire';
 
@@ -123,6 +123,14 @@ export class ThreadFetchPayload implements Wire.ThreadFetchPayload {
   @IsOptional()
   @IsCursor()
   after?: number;
+
+  @IsOptional()
+  @IsCursor()
+  before?: number;
+
+  @IsOptional()
+  @QueryBoolean()
+  latest?: boolean;
 
   @PageLimit(200)
   limit?: number;

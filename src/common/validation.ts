@@ -5,7 +5,7 @@ import {
   ValidationPipe,
 } from '@nestjs/common';
 import { Transform } from 'class-transformer';
-import { IsUUID, ValidateIf } from 'class-validator';
+import { IsBoolean, IsUUID, ValidateIf } from 'class-validator';
 import { AppError } from './errors';
 
 /**
@@ -111,3 +111,15 @@ export function createValidationPipe(): ValidationPipe {
       AppError.invalid('Validation failed', flattenValidationErrors(errors)),
   });
 }
+
+/**
+ * A boolean that may come as a query string: `true` / `false` (the strings too); anything else
+ * is left for IsBoolean to refuse (class-transformer's Boolean would read "false" as true).
+ */
+export const QueryBoolean = (): PropertyDecorator =>
+  applyDecorators(
+    Transform(({ value }: { value: unknown }) =>
+      value === 'true' ? true : value === 'false' ? false : value,
+    ),
+    IsBoolean(),
+  );

@@ -187,8 +187,10 @@ export interface ThreadPageDto {
   root: MessageDto;
   /** Replies, oldest first. */
   items: MessageDto[];
-  /** Pass as `after` for the next page; null on the last page. */
+  /** Pass as `after` for the page of later replies; null when none follow. */
   nextCursor: number | null;
+  /** Pass as `before` for the page of earlier replies; null when none precede. */
+  prevCursor: number | null;
   /** Whether the caller follows the thread. */
   following: boolean;
 }
@@ -382,7 +384,12 @@ export interface HistoryFetchPayload extends RoomPayload {
 export interface ThreadFetchPayload {
   /** The thread's root, or any reply of it. */
   messageId: number;
+  /** Replies with id > after (the first page when no cursor is given). */
   after?: number;
+  /** The latest replies with id < before. */
+  before?: number;
+  /** The latest replies (the thread's end). */
+  latest?: boolean;
   limit?: number;
 }
 export interface PersonaCancelPayload {

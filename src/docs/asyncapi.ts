@@ -180,7 +180,8 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
   'thread.fetch': {
     summary:
       'A thread (`messageId`: its root or any reply): the root with its counters, a page of ' +
-      'replies oldest first (`after`: the previous `nextCursor`), and whether you follow it.',
+      'replies oldest first (the first; `after` a `nextCursor`; `latest: true`, the last; ' +
+      '`before` a `prevCursor`), and whether you follow it.',
     payload: s.ref(payloads.ThreadFetchPayload),
     result: s.ref(ThreadPageDto),
   },

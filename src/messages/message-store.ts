@@ -815,14 +815,53 @@ export class MessageStore {
     });
   }
 
-  /** One page of a thread's replies (id > after), oldest first; `more` when others follow. */
-  async threadPage(rootId: number, after: number | undefined, limit: number) {
-    const rows = await this.many(
-      `${SELECT_FULL} WHERE m.thread_root_id = $1 AND ($2::bigint IS NULL OR m.id > $2)
-        ORDER BY m.id LIMIT $3`,
-      [rootId, after ?? null, limit + 1],
-    );
-    return { items: rows.slice(0, limit), more: rows.length > limit };
+  /**
+   * One page of a thread's replies, oldest first: the first `limit` with id > after, or the last
+   * `limit` with id < before (null: up to the thread's end). A cursor is null when no reply lies
+   * beyond that side of the page; on an empty page it names the edge of the range asked.
+   */
+  async threadPage(
+    rootId: number,
+    range: { after: number } | { before: number | null },
+    limit: number,
+  ): Promise<{ items: MessageDto[]; nextCursor: number | null; prevCursor: number | null }> {
+    const forward = 'after' in range;
+    const edge = 'after' in range ? range.after : range.before;
+    const [rows, behind] = await Promise.all([
+      this.many(
+        forward
+          ? `${SELECT_FULL} WHERE m.thread_root_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3`
+          : `${SELECT_FULL} WHERE m.thread_root_id = $1 AND ($2::bigint IS NULL OR m.id < $2)
+              ORDER BY m.id DESC LIMIT $3`,
+        [rootId, edge, limit + 1],
+      ),
+      // Whether replies lie behind the cursor given (at or before `after`, at or after `before`).
+      edge === null || (forward && edge === 0)
+        ? false
+        : this.db
+            .query<{ found: boolean }[]>(
+              `SELECT EXISTS (SELECT 1 FROM messages
+                 WHERE thread_root_id = $1 AND id ${forward ? '<=' : '>='} $2) AS found`,
+              [rootId, edge],
+            )
+            .then(([r]) => r.found),
+    ]);
+    const more = rows.length > limit;
+    const items = rows.slice(0, limit);
+    if (!forward) items.reverse();
+    const first = items.length ? items[0].id : null;
+    const last = items.length ? items[items.length - 1].id : null;
+    return forward
+      ? {
+          items,
+          nextCursor: more ? last : null,
+          prevCursor: behind ? (first ?? Math.min(edge! + 1, Number.MAX_SAFE_INTEGER)) : null,
+        }
+      : {
+          items,
+          nextCursor: behind ? (last ?? Math.max(edge! - 1, 0)) : null,
+          prevCursor: more ? first : null,
+        };
   }
 
   /** Whether the user follows the thread (a row with following = true). */

@@ -334,20 +334,24 @@ export class MessagesService {
    * A thread: its root and a page of replies, oldest first (keyset on the reply's id). `id` may
    * be the root or any reply (its thread is answered). Whoever may read the room.
    */
+  /**
+   * The thread of message `id` and one page of its replies, oldest first: the first replies, or
+   * those after `after`, or the latest (`latest`), or the latest before `before`.
+   */
   async thread(user: AuthUser, id: number, q: ThreadQuery): Promise<ThreadPageDto> {
+    const given = [q.after, q.before, q.latest || undefined].filter((v) => v !== undefined);
+    if (given.length > 1) throw AppError.invalid('Use at most one of after, before and latest');
     const root = await this.threadRoot(id);
     await this.access.message(user, root, 'read');
-    const [{ items, more }, following] = await Promise.all([
-      this.store.threadPage(root.id, q.after, q.limit),
+    const [page, following] = await Promise.all([
+      q.after !== undefined || !(q.before !== undefined || q.latest)
+        ? this.store.threadPage(root.id, { after: q.after ?? 0 }, q.limit)
+        : this.store.threadPage(root.id, { before: q.before ?? null }, q.limit),
       this.store.follows(root.id, user.id),
     ]);
-    const [shownRoot, ...shown] = await this.forViewer(user, root.roomId, [root, ...items]);
-    return {
-      root: shownRoot,
-      items: shown,
-      nextCursor: more ? items[items.length - 1].id : null,
-      following,
-    };
+    const [shownRoot, ...shown] = await this.forViewer(user, root.roomId, [root, ...page.items]);
+    const { nextCursor, prevCursor } = page;
+    return { root: shownRoot, items: shown, nextCursor, prevCursor, following };
   }
 
   /**

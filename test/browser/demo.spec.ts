@@ -1297,7 +1297,7 @@ suite('demo web client in Chromium', () => {
   }
 
   it(
-    'a long thread: its panel opens on the first page; a reply sent from it loads the rest and shows last',
+    'a long thread: its panel opens on the latest replies; earlier ones load above; a reply sent from it shows last',
     async () => {
       const { room: r, a, b } = await pairRoom('thread_long');
       const rootMsg = await send(t, a, r.id, 'a long story');
@@ -1312,19 +1312,29 @@ suite('demo web client in Chromium', () => {
       const [pb] = await inRoom(r.name, [b, DESKTOP]);
       const panel = pb.locator('[data-testid=thread-panel]');
       const replies = panel.locator('[data-testid=thread-replies] li.msg');
+      const earlier = panel.locator('[data-testid=thread-earlier]');
       // The root is past the room's first page; its latest reply links to the thread.
       await exactly(pb, /^chapter 55$/).waitFor();
       await message(pb, 'chapter 55').locator('[data-testid=in-thread]').click();
       await replies.first().waitFor();
-      expect(await replies.count()).toBe(50); // one page, oldest first
-      expect(await panel.locator('[data-testid=thread-more]').isVisible()).toBe(true);
+      expect(await replies.count()).toBe(50); // the latest page: chapters 6 to 55
+      const text = (li: typeof replies) => li.locator('[data-testid=text]').textContent();
+      expect(await text(replies.first())).toBe('chapter 6');
+      expect(await text(replies.last())).toBe('chapter 55');
+      expect(await earlier.isVisible()).toBe(true);
 
       await pb.fill('input[name=thread-message]', 'the end');
       await pb.press('input[name=thread-message]', 'Enter');
       await replies.filter({ hasText: 'the end' }).waitFor();
+      expect(await replies.count()).toBe(51);
+      expect(await text(replies.last())).toBe('the end');
+
+      await earlier.click();
+      await replies.nth(55).waitFor();
       expect(await replies.count()).toBe(56);
-      expect(await replies.last().textContent()).toContain('the end');
-      expect(await panel.locator('[data-testid=thread-more]').isVisible()).toBe(false);
+      expect(await text(replies.first())).toBe('chapter 1');
+      expect(await text(replies.last())).toBe('the end');
+      expect(await earlier.isVisible()).toBe(false);
       await closeAll([pb]);
     },
     SLOW,

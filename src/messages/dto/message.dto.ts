@@ -17,6 +17,7 @@ import {
 } from 'class-validator';
 import { MESSAGE_ROLES, type MessageRole } from '../message.entity';
 import { PageLimit } from '../../common/pagination';
+import { QueryBoolean } from '../../common/validation';
 import type { SameShape } from '../../common/wire';
 import type * as Wire from '../../common/wire';
 
@@ -226,18 +227,36 @@ export class ThreadPageDto implements Wire.ThreadPageDto {
   @ApiProperty({
     nullable: true,
     type: Number,
-    description: 'Pass as `after` for the next page; null on the last page',
+    description: 'Pass as `after` for the page of later replies; null when none follow',
   })
   nextCursor: number | null;
+  @ApiProperty({
+    nullable: true,
+    type: Number,
+    description: 'Pass as `before` for the page of earlier replies; null when none precede',
+  })
+  prevCursor: number | null;
   @ApiProperty({ description: 'Whether the caller follows the thread' })
   following: boolean;
 }
 
 export class ThreadQuery {
-  @ApiPropertyOptional({ description: 'Replies with id > after (the previous nextCursor)' })
+  @ApiPropertyOptional({
+    description: 'Replies with id > after (a nextCursor). Without a cursor: the first replies',
+  })
   @IsOptional()
   @IsCursor()
   after?: number;
+
+  @ApiPropertyOptional({ description: 'The latest replies with id < before (a prevCursor)' })
+  @IsOptional()
+  @IsCursor()
+  before?: number;
+
+  @ApiPropertyOptional({ description: "The latest replies (the thread's end)", default: false })
+  @IsOptional()
+  @QueryBoolean()
+  latest?: boolean;
 
   @PageLimit(200, 50)
   limit: number = 50;

@@ -1,13 +1,12 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { IsBoolean, IsOptional } from 'class-validator';
+import { IsOptional } from 'class-validator';
 import { PageLimit } from '../../common/pagination';
 import type { SameShape } from '../../common/wire';
 import type * as Wire from '../../common/wire';
 import { IsCursor, MessageAuthorDto } from '../../messages/dto/message.dto';
 import { ROOM_KINDS, type RoomKind } from '../../rooms/room.entity';
 import { NOTIFICATION_KINDS } from '../notification.entity';
-import { IsId } from '../../common/validation';
+import { IsId, QueryBoolean } from '../../common/validation';
 
 export type NotificationKind = Wire.NotificationKind;
 
@@ -17,15 +16,10 @@ export class NotificationIdParam {
   id: number;
 }
 
-/** `?unread=true` / `false`; anything else is left for IsBoolean to refuse. */
-const queryBoolean = ({ value }: { value: unknown }): unknown =>
-  value === 'true' ? true : value === 'false' ? false : value;
-
 export class NotificationsQuery {
   @ApiPropertyOptional({ description: 'Only unread ones', default: false })
   @IsOptional()
-  @Transform(queryBoolean)
-  @IsBoolean()
+  @QueryBoolean()
   unread: boolean = false;
 
   @ApiPropertyOptional({ description: 'nextCursor of the previous page (older than this id)' })
