@@ -19,12 +19,33 @@ export async function openThread(id: number): Promise<void> {
   showThread(await fetchThread(id));
 }
 
-/** The thread `id` is in: `root.id !== id` when `id` is a reply. */
-export const fetchThread = (id: number) =>
-  state.client.request('thread.fetch', { messageId: id, latest: true, limit: PAGE });
+/**
+ * Live thread events that came while a thread was being fetched: those written after the server
+ * read the page would otherwise miss a panel not shown yet. Replayed by `showThread`.
+ */
+const cameWhileFetching = new WeakMap<ThreadPageDto, (() => void)[]>();
+const fetching = new Set<(() => void)[]>();
+
+/** The thread `id` is in (`root.id !== id` when `id` is a reply): its latest page. */
+export async function fetchThread(id: number): Promise<ThreadPageDto> {
+  const came: (() => void)[] = [];
+  fetching.add(came);
+  try {
+    const page = await state.client.request('thread.fetch', {
+      messageId: id,
+      latest: true,
+      limit: PAGE,
+    });
+    cameWhileFetching.set(page, came);
+    return page;
+  } finally {
+    fetching.delete(came);
+  }
+}
 
 /** Shows a thread's latest page (as `fetchThread` answers it) in the panel. */
 export function showThread(page: ThreadPageDto): void {
+  earlierChanges = null; // a page of another thread on its way is dropped when it comes
   state.thread = {
     root: page.root,
     replies: new Map(page.items.map((m) => [m.id, m])),
@@ -65,12 +86,14 @@ export function showThread(page: ThreadPageDto): void {
     h('ol', { class: 'messages', attrs: { 'data-testid': 'thread-replies' } }),
     replyForm(page.root),
   );
-  renderThread();
+  for (const replay of cameWhileFetching.get(page) ?? []) replay();
+  renderThread('end');
   panel.querySelector<HTMLInputElement>('input[name=thread-message]')?.focus();
 }
 
 export function closeThread(): void {
   state.thread = null;
+  earlierChanges = null;
   const panel = document.getElementById('thread');
   if (panel) {
     panel.hidden = true;
@@ -85,8 +108,11 @@ export function closeThread(): void {
  * not loaded comes with that page (or, while that page is on its way, is kept for it).
  */
 export function threadMessage(m: MessageDto): void {
+  for (const came of fetching) came.push(() => threadMessage(m));
   const t = state.thread;
   if (!t) return;
+  const known = m.id === t.root.id ? t.root : t.replies.get(m.id);
+  if (known && known.version > m.version) return; // an older copy (replayed, or overtaken)
   if (m.id === t.root.id) t.root = { ...t.root, ...m };
   else if (m.threadRootId !== t.root.id) return;
   else if (t.prevCursor === null || m.id >= t.prevCursor) t.replies.set(m.id, m);
@@ -99,6 +125,7 @@ let earlierChanges: Map<number, MessageDto> | null = null;
 
 /** A root's counters moved: on the root in the room's list, and in the panel. */
 export function threadUpdated(e: ThreadUpdated): void {
+  for (const came of fetching) came.push(() => threadUpdated(e));
   const change = (m: MessageDto): MessageDto =>
     m.version >= e.version
       ? m
@@ -118,8 +145,12 @@ export function threadUpdated(e: ThreadUpdated): void {
   }
 }
 
-/** Draws the open thread; `keepView`: earlier replies came in above what is shown. */
-function renderThread(keepView = false): void {
+/**
+ * Draws the open thread. The view: at the end (opened, or a reply of one's own), kept on the
+ * same replies (`keep`: earlier ones came in above), or by default at the end only if it was
+ * there already, so that activity does not pull a reader away from earlier replies.
+ */
+function renderThread(view: 'end' | 'keep' | 'follow' = 'follow'): void {
   const t = state.thread;
   const panel = document.getElementById('thread');
   if (!t || !panel) return;
@@ -128,9 +159,14 @@ function renderThread(keepView = false): void {
   part('thread-count').textContent = t.root.replyCount ? threadSummary(t.root) : 'No replies yet';
   const replies = [...t.replies.values()].sort((a, b) => a.id - b.id);
   const list = part('thread-replies');
-  const fromBottom = list.scrollHeight - list.scrollTop;
+  const top = list.scrollTop;
+  const fromBottom = list.scrollHeight - top;
+  const atEnd = fromBottom - list.clientHeight < 40;
   list.replaceChildren(...replies.map((m) => messageItem(m).li));
-  list.scrollTop = keepView ? list.scrollHeight - fromBottom : list.scrollHeight;
+  if (view === 'end' || (view === 'follow' && atEnd)) list.scrollTop = list.scrollHeight;
+  else if (view === 'keep')
+    list.scrollTop = list.scrollHeight - fromBottom; // came in above
+  else list.scrollTop = top;
   part('thread-earlier').hidden = t.prevCursor === null;
   part('thread-follow').textContent = t.following ? 'Following ✓' : 'Follow';
   part('thread-follow').title = t.following
@@ -156,7 +192,7 @@ function loadEarlier(): void {
       t.replies.set(m.id, changed && changed.version > m.version ? changed : m);
     }
     t.prevCursor = page.prevCursor;
-    renderThread(true);
+    renderThread('keep');
   });
 }
 
@@ -189,6 +225,7 @@ function replyForm(root: MessageDto): HTMLFormElement {
         }
         showMessage(sent);
         threadMessage(sent);
+        renderThread('end'); // one's own reply, wherever the view was
       }),
   }).form;
 }

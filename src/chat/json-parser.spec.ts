@@ -66,6 +66,7 @@ describe('jsonParser (socket.io-parser without the walk for binary)', () => {
     ]);
   });
 
+  // Checked by `npm run typecheck` (tsc): Jest compiles with swc, which does not type-check.
   it('refuses, at compile time, a contract type that carries binary data', () => {
     type Caught = [
       // @ts-expect-error a Buffer deep inside an array inside an object

@@ -10,7 +10,9 @@ import type { Ack, Commands, ServerEvents } from './contract';
  *
  * The wire format is socket.io-parser's own (protocol 5), byte for byte, and decoding is its
  * Decoder unchanged, so clients see no difference. A Buffer emitted by mistake would still
- * arrive, as JSON (`{ type: 'Buffer', data: [...] }`) instead of a binary attachment.
+ * arrive, as JSON (`{ type: 'Buffer', data: [...] }`) instead of a binary attachment. Socket.IO
+ * constructs the encoder without a JSON replacer, so none is applied here either. (With REDIS_URL
+ * the sharded adapter still checks each broadcast for binary once before publishing it.)
  */
 class JsonEncoder extends parser.Encoder {
   override encode(packet: parser.Packet): string[] {
@@ -41,7 +43,11 @@ export type CarriesBinary<T> = T extends ArrayBuffer | ArrayBufferView | Blob
           : false
         : false;
 export type JsonOnly<T extends false> = T;
-/** Every server event's payload and every command's ack is JSON: no binary anywhere. */
+/**
+ * The contract's types carry no binary: every server event's payload and every command's ack
+ * as `Commands` types it. A guard on the contract, not a proof about the values: the gateway's
+ * results reach the ack as `unknown`, and `unknown` fields (an error's `details`) pass.
+ */
 export type ContractIsJsonOnly = [
   JsonOnly<CarriesBinary<ServerEvents[keyof ServerEvents]>>,
   JsonOnly<CarriesBinary<{ [K in keyof Commands]: Ack<Commands[K][1]> }[keyof Commands]>>,

@@ -331,12 +331,9 @@ export class MessagesService {
   }
 
   /**
-   * A thread: its root and a page of replies, oldest first (keyset on the reply's id). `id` may
-   * be the root or any reply (its thread is answered). Whoever may read the room.
-   */
-  /**
-   * The thread of message `id` and one page of its replies, oldest first: the first replies, or
-   * those after `after`, or the latest (`latest`), or the latest before `before`.
+   * A thread: its root and a page of replies, oldest first (keyset on the reply's id): the first
+   * replies, or those after `after`, or the latest (`latest`), or the latest before `before`.
+   * `id` may be the root or any reply (its thread is answered). Whoever may read the room.
    */
   async thread(user: AuthUser, id: number, q: ThreadQuery): Promise<ThreadPageDto> {
     const given = [q.after, q.before, q.latest || undefined].filter((v) => v !== undefined);

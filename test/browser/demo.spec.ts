@@ -1335,6 +1335,27 @@ suite('demo web client in Chromium', () => {
       expect(await text(replies.first())).toBe('chapter 1');
       expect(await text(replies.last())).toBe('the end');
       expect(await earlier.isVisible()).toBe(false);
+
+      // Reading earlier replies: another's reply does not pull the view away; one's own does.
+      const list = panel.locator('[data-testid=thread-replies]');
+      const scroll = () =>
+        list.evaluate((el) => ({ top: el.scrollTop, end: el.scrollHeight - el.clientHeight }));
+      await list.evaluate((el) => (el.scrollTop = 0));
+      await t
+        .http()
+        .post(`/api/v1/rooms/${r.id}/messages`)
+        .set(a.auth)
+        .send({ content: 'an aside', replyToId: rootMsg.id, clientMsgId: uniqueName('c') })
+        .expect(201);
+      await replies.nth(56).waitFor();
+      expect(await text(replies.last())).toBe('an aside');
+      expect((await scroll()).top).toBe(0);
+      await pb.fill('input[name=thread-message]', 'mine again');
+      await pb.press('input[name=thread-message]', 'Enter');
+      await replies.nth(57).waitFor();
+      const after = await scroll();
+      expect(after.end).toBeGreaterThan(0);
+      expect(after.top).toBeGreaterThanOrEqual(after.end - 1);
       await closeAll([pb]);
     },
     SLOW,
