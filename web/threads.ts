@@ -5,11 +5,12 @@
  * `thread.updated`. Beside the room on a desktop, over it on a phone.
  */
 import type { MessageDto, ThreadPageDto, ThreadUpdated } from '../client/index';
+import type { ThreadFetchPayload } from '../src/common/wire';
 import type { ThreadFollowDto } from '../src/messages/dto/message.dto';
 import { messageBox } from './composer';
 import { h } from './dom';
 import { messageItem, showMessage, threadSummary } from './messages';
-import { state } from './state';
+import { state, type OpenThread } from './state';
 import { act } from './ui';
 
 const PAGE = 50;
@@ -19,33 +20,40 @@ export async function openThread(id: number): Promise<void> {
   showThread(await fetchThread(id));
 }
 
-/**
- * Live thread events that came while a thread was being fetched: those written after the server
- * read the page would otherwise miss a panel not shown yet. Replayed by `showThread`.
- */
-const cameWhileFetching = new WeakMap<ThreadPageDto, (() => void)[]>();
+/** Live thread events being kept, one list per `thread.fetch` on its way. */
 const fetching = new Set<(() => void)[]>();
 
-/** The thread `id` is in (`root.id !== id` when `id` is a reply): its latest page. */
-export async function fetchThread(id: number): Promise<ThreadPageDto> {
+/**
+ * A page of a thread, with what replays the live thread events that came while it was on its
+ * way: those written after the server read the page would otherwise miss the page (a panel not
+ * shown yet, replies not loaded yet). Replayed once the page is shown; an older copy of a
+ * message never replaces a newer one (`threadMessage`).
+ */
+async function fetchPage(
+  q: Omit<ThreadFetchPayload, 'limit'>,
+): Promise<[ThreadPageDto, () => void]> {
   const came: (() => void)[] = [];
   fetching.add(came);
   try {
-    const page = await state.client.request('thread.fetch', {
-      messageId: id,
-      latest: true,
-      limit: PAGE,
-    });
-    cameWhileFetching.set(page, came);
-    return page;
+    const page = await state.client.request('thread.fetch', { ...q, limit: PAGE });
+    return [page, () => came.forEach((replay) => replay())];
   } finally {
     fetching.delete(came);
   }
 }
 
+/** Each fetched latest page's replay (`fetchPage`), for `showThread`. */
+const replays = new WeakMap<ThreadPageDto, () => void>();
+
+/** The thread `id` is in (`root.id !== id` when `id` is a reply): its latest page. */
+export async function fetchThread(id: number): Promise<ThreadPageDto> {
+  const [page, replay] = await fetchPage({ messageId: id, latest: true });
+  replays.set(page, replay);
+  return page;
+}
+
 /** Shows a thread's latest page (as `fetchThread` answers it) in the panel. */
 export function showThread(page: ThreadPageDto): void {
-  earlierChanges = null; // a page of another thread on its way is dropped when it comes
   state.thread = {
     root: page.root,
     replies: new Map(page.items.map((m) => [m.id, m])),
@@ -86,14 +94,13 @@ export function showThread(page: ThreadPageDto): void {
     h('ol', { class: 'messages', attrs: { 'data-testid': 'thread-replies' } }),
     replyForm(page.root),
   );
-  for (const replay of cameWhileFetching.get(page) ?? []) replay();
   renderThread('end');
+  replays.get(page)?.();
   panel.querySelector<HTMLInputElement>('input[name=thread-message]')?.focus();
 }
 
 export function closeThread(): void {
   state.thread = null;
-  earlierChanges = null;
   const panel = document.getElementById('thread');
   if (panel) {
     panel.hidden = true;
@@ -105,7 +112,7 @@ export function closeThread(): void {
 /**
  * A live message: the root changed, or a reply of the open thread came, changed or went. The
  * panel holds the thread's end, so a new reply goes last; a change to a reply on an earlier page
- * not loaded comes with that page (or, while that page is on its way, is kept for it).
+ * not loaded comes with that page (or, while that page is on its way, is replayed after it).
  */
 export function threadMessage(m: MessageDto): void {
   for (const came of fetching) came.push(() => threadMessage(m));
@@ -116,12 +123,9 @@ export function threadMessage(m: MessageDto): void {
   if (m.id === t.root.id) t.root = { ...t.root, ...m };
   else if (m.threadRootId !== t.root.id) return;
   else if (t.prevCursor === null || m.id >= t.prevCursor) t.replies.set(m.id, m);
-  else return void earlierChanges?.set(m.id, m);
+  else return;
   renderThread();
 }
-
-/** Changes to earlier replies that came while their page was being fetched. */
-let earlierChanges: Map<number, MessageDto> | null = null;
 
 /** A root's counters moved: on the root in the room's list, and in the panel. */
 export function threadUpdated(e: ThreadUpdated): void {
@@ -174,25 +178,24 @@ function renderThread(view: 'end' | 'keep' | 'follow' = 'follow'): void {
     : 'Follow: be notified of replies';
 }
 
+/** Open threads whose page of earlier replies is on its way. */
+const loadingEarlier = new WeakSet<OpenThread>();
+
 /** The open thread's page of earlier replies, shown above, the view kept where it was. */
 function loadEarlier(): void {
   const t = state.thread;
-  if (!t || t.prevCursor === null || earlierChanges) return; // none left, or one on its way
+  if (!t || t.prevCursor === null || loadingEarlier.has(t)) return; // none left, or on its way
   const before = t.prevCursor;
-  const changes = (earlierChanges = new Map<number, MessageDto>());
+  loadingEarlier.add(t);
   void act(async () => {
-    const page = await state.client
-      .request('thread.fetch', { messageId: t.root.id, before, limit: PAGE })
-      .finally(() => {
-        if (earlierChanges === changes) earlierChanges = null;
-      });
-    if (state.thread !== t || t.prevCursor !== before) return; // closed, or loaded meanwhile
-    for (const m of page.items) {
-      const changed = changes.get(m.id);
-      t.replies.set(m.id, changed && changed.version > m.version ? changed : m);
-    }
+    const [page, replay] = await fetchPage({ messageId: t.root.id, before }).finally(() =>
+      loadingEarlier.delete(t),
+    );
+    if (state.thread !== t) return; // closed, or another thread opened
+    for (const m of page.items) t.replies.set(m.id, m);
     t.prevCursor = page.prevCursor;
     renderThread('keep');
+    replay();
   });
 }
 

@@ -341,9 +341,11 @@ export class MessagesService {
     const root = await this.threadRoot(id);
     await this.access.message(user, root, 'read');
     const [page, following] = await Promise.all([
-      q.after !== undefined || !(q.before !== undefined || q.latest)
-        ? this.store.threadPage(root.id, { after: q.after ?? 0 }, q.limit)
-        : this.store.threadPage(root.id, { before: q.before ?? null }, q.limit),
+      this.store.threadPage(
+        root.id,
+        q.before !== undefined || q.latest ? { before: q.before ?? null } : { after: q.after ?? 0 },
+        q.limit,
+      ),
       this.store.follows(root.id, user.id),
     ]);
     const [shownRoot, ...shown] = await this.forViewer(user, root.roomId, [root, ...page.items]);

@@ -18,6 +18,7 @@ import {
   NO_WRITE_LIMITS,
   newRoom,
   newUser,
+  post,
   send,
   uniqueName,
   type TestUser,
@@ -1301,14 +1302,7 @@ suite('demo web client in Chromium', () => {
     async () => {
       const { room: r, a, b } = await pairRoom('thread_long');
       const rootMsg = await send(t, a, r.id, 'a long story');
-      for (let i = 1; i <= 55; i++) {
-        await t
-          .http()
-          .post(`/api/v1/rooms/${r.id}/messages`)
-          .set(i % 2 ? b.auth : a.auth)
-          .send({ content: `chapter ${i}`, replyToId: rootMsg.id, clientMsgId: uniqueName('c') })
-          .expect(201);
-      }
+      for (let i = 1; i <= 55; i++) await post(t, i % 2 ? b : a, r.id, `chapter ${i}`, rootMsg.id);
       const [pb] = await inRoom(r.name, [b, DESKTOP]);
       const panel = pb.locator('[data-testid=thread-panel]');
       const replies = panel.locator('[data-testid=thread-replies] li.msg');
@@ -1341,12 +1335,7 @@ suite('demo web client in Chromium', () => {
       const scroll = () =>
         list.evaluate((el) => ({ top: el.scrollTop, end: el.scrollHeight - el.clientHeight }));
       await list.evaluate((el) => (el.scrollTop = 0));
-      await t
-        .http()
-        .post(`/api/v1/rooms/${r.id}/messages`)
-        .set(a.auth)
-        .send({ content: 'an aside', replyToId: rootMsg.id, clientMsgId: uniqueName('c') })
-        .expect(201);
+      await post(t, a, r.id, 'an aside', rootMsg.id);
       await replies.nth(56).waitFor();
       expect(await text(replies.last())).toBe('an aside');
       expect((await scroll()).top).toBe(0);
