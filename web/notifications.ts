@@ -71,30 +71,26 @@ export function notificationPanel(): HTMLElement {
   return el;
 }
 
-/** Loads in flight, and whether a live event arrived while one was (its answer may predate it). */
-let loading = 0;
-let changedWhileLoading = false;
+/** Live notification events seen so far: a load whose answer may predate one of them retries. */
+let events = 0;
 
 /**
  * The first page and the unread count, replacing what is shown. An event that arrives while the
  * requests are in flight may be newer than their answers, which would then undo it: so when one
- * did, load again (a few times at most; each answer includes what had committed before it).
+ * did, load again (a few times at most; each answer includes what had committed before it). Each
+ * load keeps its own count, so two loads at once (the first, and one on a reconnect) cannot hide
+ * an event from each other.
  */
 export async function loadNotifications(): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    loading++;
-    changedWhileLoading = false;
-    try {
-      const [count, page] = await Promise.all([
-        state.session.api<UnreadNotificationsDto>('GET', '/notifications/unread-count'),
-        state.session.api<NotificationPageDto>('GET', `/notifications?limit=${PAGE}`),
-      ]);
-      state.notifications = { items: page.items, unread: count.total, nextCursor: page.nextCursor };
-      render();
-    } finally {
-      loading--;
-    }
-    if (!changedWhileLoading) return;
+    const seen = events;
+    const [count, page] = await Promise.all([
+      state.session.api<UnreadNotificationsDto>('GET', '/notifications/unread-count'),
+      state.session.api<NotificationPageDto>('GET', `/notifications?limit=${PAGE}`),
+    ]);
+    state.notifications = { items: page.items, unread: count.total, nextCursor: page.nextCursor };
+    render();
+    if (events === seen) return;
   }
 }
 
@@ -112,7 +108,7 @@ async function loadOlder(): Promise<void> {
 }
 
 export function notificationCreated(x: NotificationDto): void {
-  if (loading) changedWhileLoading = true;
+  events++;
   const n = state.notifications;
   if (n.items.some((i) => i.id === x.id)) return;
   n.items.unshift(x);
@@ -122,7 +118,7 @@ export function notificationCreated(x: NotificationDto): void {
 
 /** `notifications.read`: the ids were unread and are read now. */
 export function notificationsRead(ids: number[]): void {
-  if (loading) changedWhileLoading = true;
+  events++;
   const n = state.notifications;
   const read = new Set(ids);
   const now = new Date();

@@ -8,7 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutBucketCorsCommand } from '@aws-sdk/client-s3';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Response } from 'playwright-core';
+import { ChatBroadcaster } from '../../src/chat/chat.broadcaster';
+import { type ChatServer, userChannel } from '../../src/chat/types';
 import { startApp, type TestApp } from '../support/app';
 import {
   ADMIN,
@@ -1544,6 +1546,55 @@ suite('demo web client in Chromium', () => {
       expect(await pa.locator('[data-testid=notification].unread').count()).toBe(0);
       expect(await unreadNotifications(a)).toBe(0);
       await pa.context().close();
+    },
+    SLOW,
+  );
+
+  it(
+    'the bell keeps a notification that came while an older load was on its way, past a reconnect',
+    async () => {
+      const { room: r, a, b } = await pairRoom('notify_reload');
+      const rootMsg = await send(t, a, r.id, 'root by a');
+      const page = await newPage();
+      // The first load's count is read before the reply, and handed over only after the reconnect's
+      // load has finished: an old answer landing last must not undo the live event.
+      const countUrl = '**/api/v1/notifications/unread-count';
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let asked!: () => void;
+      const firstAsked = new Promise<void>((resolve) => (asked = resolve));
+      let first = true;
+      await page.route(countUrl, async (route) => {
+        if (!first) return route.continue();
+        first = false;
+        const stale = await route.fetch();
+        asked();
+        await held;
+        await route.fulfill({ response: stale });
+      });
+      await page.fill('input[name=username]', a.username);
+      await page.fill('input[name=password]', a.password);
+      await page.click('button[type=submit]');
+      await firstAsked;
+      await post(t, b, r.id, 'reply by b', rootMsg.id);
+      await bellCount(page).filter({ hasText: /^1$/ }).waitFor(); // the live event
+      // Drop a's transport: the client reconnects and loads the notifications again.
+      const isCount = (res: Response) => res.url().endsWith('/api/v1/notifications/unread-count');
+      let answers = 0;
+      page.on('response', (res) => void (isCount(res) && answers++));
+      const answered = async (n: number) => {
+        if (answers < n) await page.waitForResponse((res) => isCount(res) && answers >= n);
+      };
+      const io = t.app.get<ChatBroadcaster, { server: ChatServer }>(ChatBroadcaster).server;
+      for (const id of io.sockets.adapter.rooms.get(userChannel(a.id)) ?? [])
+        io.sockets.sockets.get(id)?.conn.close();
+      await answered(1); // the reconnect's load
+      await bellCount(page).filter({ hasText: /^1$/ }).waitFor();
+      release(); // the old answer lands last, and is followed by a load of its own
+      await answered(3);
+      await bellCount(page).filter({ hasText: /^1$/ }).waitFor();
+      expect(await unreadNotifications(a)).toBe(1);
+      await page.context().close();
     },
     SLOW,
   );
