@@ -175,6 +175,6 @@ async function openNotification(x: NotificationDto): Promise<void> {
     void state.client.request('notification.read', { id: x.id }).catch(() => undefined);
   const known = state.rooms.get(x.roomId);
   await openRoom(x.roomId, known ? roomLabel(known) : x.roomName);
-  const thread = await fetchThread(x.messageId).catch(() => null);
+  const thread = await fetchThread(x.messageId, true).catch(() => null);
   if (thread && state.open?.id === x.roomId && thread.root.id !== x.messageId) showThread(thread);
 }

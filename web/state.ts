@@ -35,6 +35,8 @@ export interface OpenThread {
   replies: Map<number, MessageDto>;
   /** `before` for the page of earlier replies; null when all are loaded. */
   prevCursor: number | null;
+  /** `after` for the page of later replies (opened from a notification); null at the end. */
+  nextCursor: number | null;
   following: boolean;
 }
 

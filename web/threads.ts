@@ -1,6 +1,7 @@
 /**
  * The thread panel: a root and its replies (`thread.fetch`: the latest page first, as Slack and
- * Mattermost open a thread at its end, then earlier pages with `before`), a composer that replies
+ * Mattermost open a thread at its end, then earlier pages with `before`; from a notification, the
+ * page that ends at its reply, then later pages with `after`), a composer that replies
  * (`replyToId`), follow/unfollow, kept live from `message.created|updated|deleted` and
  * `thread.updated`. Beside the room on a desktop, over it on a phone.
  */
@@ -45,19 +46,25 @@ async function fetchPage(
 /** Each fetched latest page's replay (`fetchPage`), for `showThread`. */
 const replays = new WeakMap<ThreadPageDto, () => void>();
 
-/** The thread `id` is in (`root.id !== id` when `id` is a reply): its latest page. */
-export async function fetchThread(id: number): Promise<ThreadPageDto> {
-  const [page, replay] = await fetchPage({ messageId: id, latest: true });
+/**
+ * The thread `id` is in (`root.id !== id` when `id` is a reply): its latest page, or with `at` the
+ * page that ends at reply `id` (a notification's reply, however far back it is).
+ */
+export async function fetchThread(id: number, at = false): Promise<ThreadPageDto> {
+  const [page, replay] = await fetchPage(
+    at ? { messageId: id, before: id + 1 } : { messageId: id, latest: true },
+  );
   replays.set(page, replay);
   return page;
 }
 
-/** Shows a thread's latest page (as `fetchThread` answers it) in the panel. */
+/** Shows a thread's page (as `fetchThread` answers it) in the panel, scrolled to its end. */
 export function showThread(page: ThreadPageDto): void {
   state.thread = {
     root: page.root,
     replies: new Map(page.items.map((m) => [m.id, m])),
     prevCursor: page.prevCursor,
+    nextCursor: page.nextCursor,
     following: page.following,
   };
   const panel = panelEl();
@@ -92,6 +99,11 @@ export function showThread(page: ThreadPageDto): void {
       'Load earlier replies',
     ),
     h('ol', { class: 'messages', attrs: { 'data-testid': 'thread-replies' } }),
+    h(
+      'button',
+      { class: 'small', attrs: { 'data-testid': 'thread-later' }, on: { click: loadLater } },
+      'Load later replies',
+    ),
     replyForm(page.root),
   );
   renderThread('end');
@@ -110,9 +122,10 @@ export function closeThread(): void {
 }
 
 /**
- * A live message: the root changed, or a reply of the open thread came, changed or went. The
- * panel holds the thread's end, so a new reply goes last; a change to a reply on an earlier page
- * not loaded comes with that page (or, while that page is on its way, is replayed after it).
+ * A live message: the root changed, or a reply of the open thread came, changed or went. When the
+ * panel holds the thread's end a new reply goes last; a reply on a page not loaded (earlier, or
+ * later while the panel shows a notification's page) comes with that page (or, while that page is
+ * on its way, is replayed after it).
  */
 export function threadMessage(m: MessageDto): void {
   for (const came of fetching) came.push(() => threadMessage(m));
@@ -122,7 +135,11 @@ export function threadMessage(m: MessageDto): void {
   if (known && known.version > m.version) return; // an older copy (replayed, or overtaken)
   if (m.id === t.root.id) t.root = { ...t.root, ...m };
   else if (m.threadRootId !== t.root.id) return;
-  else if (t.prevCursor === null || m.id >= t.prevCursor) t.replies.set(m.id, m);
+  else if (
+    (t.prevCursor === null || m.id >= t.prevCursor) &&
+    (t.nextCursor === null || m.id <= t.nextCursor)
+  )
+    t.replies.set(m.id, m);
   else return;
   renderThread();
 }
@@ -151,10 +168,11 @@ export function threadUpdated(e: ThreadUpdated): void {
 
 /**
  * Draws the open thread. The view: at the end (opened, or a reply of one's own), kept on the
- * same replies (`keep`: earlier ones came in above), or by default at the end only if it was
- * there already, so that activity does not pull a reader away from earlier replies.
+ * same replies (`keep`: earlier ones came in above; `still`: later ones came in below), or by
+ * default at the end only if it was there already, so that activity does not pull a reader away
+ * from earlier replies.
  */
-function renderThread(view: 'end' | 'keep' | 'follow' = 'follow'): void {
+function renderThread(view: 'end' | 'keep' | 'still' | 'follow' = 'follow'): void {
   const t = state.thread;
   const panel = document.getElementById('thread');
   if (!t || !panel) return;
@@ -170,31 +188,42 @@ function renderThread(view: 'end' | 'keep' | 'follow' = 'follow'): void {
   if (view === 'end' || (view === 'follow' && atEnd)) list.scrollTop = list.scrollHeight;
   else if (view === 'keep')
     list.scrollTop = list.scrollHeight - fromBottom; // came in above
-  else list.scrollTop = top;
+  else list.scrollTop = top; // `still`, or a reader away from the end
   part('thread-earlier').hidden = t.prevCursor === null;
+  part('thread-later').hidden = t.nextCursor === null;
   part('thread-follow').textContent = t.following ? 'Following ✓' : 'Follow';
   part('thread-follow').title = t.following
     ? 'Unfollow: no more notifications for replies'
     : 'Follow: be notified of replies';
 }
 
-/** Open threads whose page of earlier replies is on its way. */
-const loadingEarlier = new WeakSet<OpenThread>();
+/** Open threads whose page of earlier or later replies is on its way. */
+const loading = new WeakSet<OpenThread>();
 
 /** The open thread's page of earlier replies, shown above, the view kept where it was. */
 function loadEarlier(): void {
   const t = state.thread;
-  if (!t || t.prevCursor === null || loadingEarlier.has(t)) return; // none left, or on its way
-  const before = t.prevCursor;
-  loadingEarlier.add(t);
+  if (t?.prevCursor != null) loadPage(t, { before: t.prevCursor });
+}
+
+/** The open thread's page of later replies, shown below, the view kept where it was. */
+function loadLater(): void {
+  const t = state.thread;
+  if (t?.nextCursor != null) loadPage(t, { after: t.nextCursor });
+}
+
+function loadPage(t: OpenThread, range: { before: number } | { after: number }): void {
+  if (loading.has(t)) return; // on its way
+  loading.add(t);
   void act(async () => {
-    const [page, replay] = await fetchPage({ messageId: t.root.id, before }).finally(() =>
-      loadingEarlier.delete(t),
+    const [page, replay] = await fetchPage({ messageId: t.root.id, ...range }).finally(() =>
+      loading.delete(t),
     );
     if (state.thread !== t) return; // closed, or another thread opened
     for (const m of page.items) t.replies.set(m.id, m);
-    t.prevCursor = page.prevCursor;
-    renderThread('keep');
+    if ('before' in range) t.prevCursor = page.prevCursor;
+    else t.nextCursor = page.nextCursor;
+    renderThread('before' in range ? 'keep' : 'still');
     replay();
   });
 }
@@ -227,8 +256,12 @@ function replyForm(root: MessageDto): HTMLFormElement {
           throw e;
         }
         showMessage(sent);
+        // One's own reply, shown last wherever the view was: from a page short of the thread's
+        // end, the panel moves to the end.
+        if (state.thread?.root.id === root.id && state.thread.nextCursor !== null)
+          return showThread(await fetchThread(root.id));
         threadMessage(sent);
-        renderThread('end'); // one's own reply, wherever the view was
+        renderThread('end');
       }),
   }).form;
 }

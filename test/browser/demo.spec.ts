@@ -1352,6 +1352,61 @@ suite('demo web client in Chromium', () => {
     SLOW,
   );
 
+  it(
+    "a notification for a reply far back opens its thread at that reply; later replies load below; a reply of one's own moves to the end",
+    async () => {
+      const { room: r, a, b } = await pairRoom('thread_far');
+      const rootMsg = await send(t, b, r.id, 'a long story');
+      await post(t, b, r.id, `@${a.username} see chapter 1`, rootMsg.id);
+      // The mention made a follow the thread: unfollowed, so that the mention is a's one notification.
+      await t.http().delete(`/api/v1/messages/${rootMsg.id}/follow`).set(a.auth).expect(200);
+      for (let i = 2; i <= 60; i++) await post(t, b, r.id, `chapter ${i}`, rootMsg.id);
+      const pa = await logIn(a);
+      const panel = pa.locator('[data-testid=thread-panel]');
+      const replies = panel.locator('[data-testid=thread-replies] li.msg');
+      const later = panel.locator('[data-testid=thread-later]');
+      const earlier = panel.locator('[data-testid=thread-earlier]');
+      const text = (li: typeof replies) => li.locator('[data-testid=text]').textContent();
+      const fromNotification = async () => {
+        await pa.click('[data-testid=bell]');
+        await pa.click('[data-testid=notification][data-kind=mention]');
+        await replies.first().waitFor();
+      };
+      await bellCount(pa).filter({ hasText: /^1$/ }).waitFor();
+      await fromNotification();
+      expect(await replies.count()).toBe(1); // the page that ends at the reply: the first one
+      expect(await text(replies.first())).toContain('see chapter 1');
+      expect(await earlier.isVisible()).toBe(false);
+      expect(await later.isVisible()).toBe(true);
+
+      // A reply written now lies past the page shown: it comes with the later pages, in order.
+      await post(t, b, r.id, 'chapter 61', rootMsg.id);
+      await later.click();
+      await replies.nth(50).waitFor();
+      expect(await replies.count()).toBe(51); // and chapters 2 to 51
+      expect(await text(replies.last())).toBe('chapter 51');
+      await later.click();
+      await replies.nth(60).waitFor();
+      expect(await replies.count()).toBe(61);
+      expect(await text(replies.last())).toBe('chapter 61');
+      expect(await later.isVisible()).toBe(false);
+
+      // Opened at the reply again, one's own reply moves the panel to the thread's end.
+      await panel.locator('[data-testid=thread-close]').click();
+      await fromNotification();
+      expect(await replies.count()).toBe(1);
+      await pa.fill('input[name=thread-message]', 'mine at the end');
+      await pa.press('input[name=thread-message]', 'Enter');
+      await replies.filter({ hasText: 'mine at the end' }).waitFor();
+      expect(await replies.count()).toBe(50); // the latest page
+      expect(await text(replies.last())).toBe('mine at the end');
+      expect(await later.isVisible()).toBe(false);
+      expect(await earlier.isVisible()).toBe(true);
+      await closeAll([pa]);
+    },
+    SLOW,
+  );
+
   // Attachments (issue 18): 📎 and pasted images, thumbnails, file cards, downloads.
   /** A 40×30 PNG (one colour). */
   const PNG = Buffer.from(
