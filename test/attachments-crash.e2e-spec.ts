@@ -16,7 +16,12 @@ import { sleep } from './support/socket';
  * it) is SIGKILLed while a file streams in; the server started again on the same data finds
  * the pending row when its upload time is up and removes it with whatever bytes got stored.
  */
-const TEST_TIMEOUT_MS = 120_000;
+const TEST_TIMEOUT_MS = 180_000;
+/**
+ * The upload time: long enough that the first server cannot reach it (and remove the row
+ * itself) before the kill, even on a loaded CI machine; the test checks that it did not.
+ */
+const UPLOAD_TIMEOUT_MS = 10_000;
 const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-password-1' };
 
 let MAIN: string;
@@ -67,7 +72,7 @@ describe.each(['local', 's3'] as const)('a crash mid-upload (%s storage)', (driv
         ADMIN_USERNAME: ADMIN.username,
         ADMIN_EMAIL: ADMIN.email,
         ADMIN_PASSWORD: ADMIN.password,
-        ATTACHMENT_UPLOAD_TIMEOUT_MS: '3000',
+        ATTACHMENT_UPLOAD_TIMEOUT_MS: String(UPLOAD_TIMEOUT_MS),
         ATTACHMENT_SWEEP_MS: '200',
         ...(s3?.env ?? {}),
       };
@@ -87,6 +92,7 @@ describe.each(['local', 's3'] as const)('a crash mid-upload (%s storage)', (driv
       expect(room.status).toBe(201);
 
       // 7 MiB announced, 6 MiB sent: on S3 the first 5 MiB part is already uploaded.
+      const uploadStarted = Date.now();
       const req = openUpload(
         `${first.url}/api/v1/rooms/${room.body.id}/attachments`,
         { authorization: `Bearer ${token}` },
@@ -107,13 +113,15 @@ describe.each(['local', 's3'] as const)('a crash mid-upload (%s storage)', (driv
       }
       first.proc.kill('SIGKILL');
       await new Promise((resolve) => first.proc.once('close', resolve));
+      // Still within the upload time: the row was pending when the first server died.
+      expect(Date.now() - uploadStarted).toBeLessThan(UPLOAD_TIMEOUT_MS);
       req.destroy();
       if (driver === 'local') expect(filesIn(filesDir)).toHaveLength(1); // the crash's leftover
 
       const second = await startServer(MAIN, env);
       try {
         let deleted = 0;
-        for (let i = 0; i < 300 && deleted < 1; i++) {
+        for (const until = Date.now() + 60_000; Date.now() < until && deleted < 1;) {
           await sleep(100);
           const metrics = await fetch(`${second.url}/metrics`).then((r) => r.text());
           deleted = Number(/^parlor_attachments_deleted_total (\d+)/m.exec(metrics)?.[1] ?? 0);
@@ -124,7 +132,7 @@ describe.each(['local', 's3'] as const)('a crash mid-upload (%s storage)', (driv
           expect(await s3!.keys()).toEqual([]);
           // Its unfinished multipart upload is aborted once twice the upload time has passed.
           let uploads = await s3!.uploads();
-          for (let i = 0; i < 150 && uploads.length; i++) {
+          for (const until = Date.now() + 30_000; Date.now() < until && uploads.length;) {
             await sleep(100);
             uploads = await s3!.uploads();
           }

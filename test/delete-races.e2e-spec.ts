@@ -1,4 +1,5 @@
-import { DataSource, QueryRunner } from 'typeorm';
+import { DataSource } from 'typeorm';
+import { waitUntilBlocking } from './support/database';
 import { startApp, TestApp } from './support/app';
 import {
   ADMIN_ENV,
@@ -20,19 +21,6 @@ import {
  */
 /** On embedded PGlite (one query at a time) a few rounds check the answers; the races need a server. */
 const ROUNDS = process.env.TEST_DATABASE_URL ? 16 : 4;
-
-/** Until another session waits for a lock that `q`'s session holds. */
-async function waitUntilBlocking(q: QueryRunner): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const rows = (await q.query(
-      `SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
-    )) as unknown[];
-    if (rows.length > 0) return;
-    if (Date.now() > deadline) throw new Error('no session waiting for this one');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('requests racing a room deletion (e2e; real concurrency on server PostgreSQL)', () => {
   let t: TestApp;

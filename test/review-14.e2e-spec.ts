@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { startApp, type TestApp } from './support/app';
-import { SERVER_URL } from './support/database';
+import { SERVER_URL, waitUntilBlocking } from './support/database';
 import {
   ADMIN_ENV,
   join,
@@ -96,6 +96,39 @@ describe('issue 14 review (e2e)', () => {
     await resolve(admin, created.id, { action: 'ban', reason: 'Rude' }).expect(200);
     expect(await reportRow(created.id)).toEqual({ status: 'resolved', action: 'ban' });
   });
+
+  // Deterministic on server PostgreSQL: a transaction holds the author's membership, the
+  // resolution claims the report and waits on that row to mute, then the author leaves.
+  (SERVER_URL ? it : it.skip)(
+    'the author leaving while a resolution with `mute` waits: 404, the report stays open',
+    async () => {
+      const { room, author, created } = await reported('rude, then gone');
+      const other = db.createQueryRunner();
+      await other.connect();
+      await other.startTransaction();
+      try {
+        await other.query(
+          `SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2 FOR UPDATE`,
+          [room.id, author.id],
+        );
+        const resolving = resolve(admin, created.id, { action: 'mute' }).then((r) => r);
+        await waitUntilBlocking(other); // the report is claimed; the mute waits for the row
+        await other.query(`DELETE FROM memberships WHERE room_id = $1 AND user_id = $2`, [
+          room.id,
+          author.id,
+        ]);
+        await other.commitTransaction();
+        const res = await resolving;
+        expect(res.status).toBe(404);
+        // Before the fix the claim had committed on its own: "resolved with mute", nobody muted.
+        expect(await reportRow(created.id)).toEqual({ status: 'open', action: null });
+        expect(await auditRows('report.resolve', created.id)).toEqual([]);
+      } finally {
+        if (other.isTransactionActive) await other.rollbackTransaction();
+        await other.release();
+      }
+    },
+  );
 
   it('a report resolution holds its sanction to the mute/ban maximum (a year)', async () => {
     const { room, author, created } = await reported('spam');

@@ -4,7 +4,7 @@ import { AuditService } from '../audit/audit.service';
 import type { AuthUser } from '../auth/auth-user';
 import { AppError } from '../common/errors';
 import { DomainEvents } from '../events/domain-events';
-import { MessageWriter } from '../messages/message-writer';
+import { MessageWriter, type NoticeTx } from '../messages/message-writer';
 import type { MemberDto, RoomDto } from '../rooms/dto/room.dto';
 import { RoomStore } from '../rooms/room.store';
 import { UsersService } from '../users/users.service';
@@ -65,12 +65,25 @@ export class ModerationService {
 
   /** Mutes a member: they still read; writes answer FORBIDDEN with the reason and the end. */
   async mute(actor: AuthUser, roomId: string, dto: SanctionDto): Promise<MemberDto> {
+    await this.writer.transaction(await this.muting(actor, roomId, dto));
+    return this.member(roomId, dto.userId);
+  }
+
+  /**
+   * Checks a mute (the policy, the membership) and returns its write, to run in a transaction:
+   * `mute`'s own, or a report's resolution, so the report closes only with the sanction.
+   */
+  async muting(
+    actor: AuthUser,
+    roomId: string,
+    dto: SanctionDto,
+  ): Promise<(tx: NoticeTx) => Promise<void>> {
     const { userId } = dto;
     const { target } = await this.access.sanction(actor, roomId, userId);
     if (!target.membership) throw AppError.notFound('Member');
     const reason = dto.reason ?? '';
     const insiders = [userId, ...(await this.access.moderatorIds(roomId))];
-    await this.writer.transaction(async ({ em, afterCommit }) => {
+    return async ({ em, afterCommit }) => {
       const muted = await this.rooms.mute(em, roomId, userId, dto.durationSec ?? null, reason);
       if (!muted) throw AppError.notFound('Member'); // left in between
       const until = iso(muted.until);
@@ -89,8 +102,7 @@ export class ModerationService {
       afterCommit(() =>
         this.events.emit('member.muted', { roomId, userId, until, reason, by: actor.id, insiders }),
       );
-    });
-    return this.member(roomId, userId);
+    };
   }
 
   unmute(actor: AuthUser, roomId: string, userId: string): Promise<void> {
@@ -104,13 +116,22 @@ export class ModerationService {
    * of the room on every instance.
    */
   async ban(actor: AuthUser, roomId: string, dto: SanctionDto): Promise<BanDto> {
+    return this.writer.transaction(await this.banning(actor, roomId, dto));
+  }
+
+  /** Checks a ban and returns its write, to run in a transaction (as `muting`). */
+  async banning(
+    actor: AuthUser,
+    roomId: string,
+    dto: SanctionDto,
+  ): Promise<(tx: NoticeTx) => Promise<BanDto>> {
     const { userId } = dto;
     await this.access.sanction(actor, roomId, userId);
     const user = await this.users.findById(userId);
     if (!user) throw AppError.notFound('User');
     const reason = dto.reason ?? '';
     const insiders = await this.access.moderatorIds(roomId);
-    const ban = await this.writer.transaction(async (tx) => {
+    return async (tx) => {
       await this.rooms.lockMembership(tx.em, roomId, userId);
       const { until, createdAt } = await this.store.ban(tx.em, {
         roomId,
@@ -136,9 +157,9 @@ export class ModerationService {
       const banned = { roomId, userId, until: iso(until), reason, by: actor.id };
       // Before the notice: the user's sockets leave the room first.
       tx.afterCommit(() => this.events.emit('member.banned', { ...banned, insiders }));
-      return { createdAt, until: banned.until };
-    });
-    return { userId, username: user.username, reason, bannedBy: actor.id, ...ban };
+      const { username } = user;
+      return { userId, username, reason, bannedBy: actor.id, createdAt, until: banned.until };
+    };
   }
 
   unban(actor: AuthUser, roomId: string, userId: string): Promise<void> {

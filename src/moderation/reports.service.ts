@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AccessPolicy } from '../access/access.policy';
 import { AuditService } from '../audit/audit.service';
 import type { AuthUser } from '../auth/auth-user';
@@ -7,6 +6,7 @@ import { AppError } from '../common/errors';
 import { DomainEvents } from '../events/domain-events';
 import type { MessageDto } from '../messages/dto/message.dto';
 import { forViewer, isAuthor, MessageStore } from '../messages/message-store';
+import { MessageWriter, type NoticeTx } from '../messages/message-writer';
 import { MessagesService } from '../messages/messages.service';
 import {
   CreateReportDto,
@@ -36,6 +36,7 @@ export class ReportsService {
     private readonly audit: AuditService,
     private readonly events: DomainEvents,
     private readonly moderation: ModerationService,
+    private readonly writer: MessageWriter,
   ) {}
 
   /**
@@ -84,35 +85,36 @@ export class ReportsService {
   async resolve(user: AuthUser, id: string, dto: ResolveReportDto): Promise<ReportDto> {
     const found = await this.moderated(user, id);
     const message = await this.messageStore.findById(found.messageId);
-    // mute/ban act on the message's author: asked of the policy before the report is claimed,
-    // so a refusal (the author is the owner, an admin, a moderator…) leaves the report open.
     // A removal is asked of the policy like DELETE /messages/:id (in an archived room only
     // admins remove messages).
     if (dto.action === 'delete' && message && !message.deletedAt)
       await this.access.message(user, message, 'delete');
-    let authorId: string | null = null;
+    // mute/ban act on the message's author: asked of the policy before the report is claimed,
+    // so a refusal (the author is the owner, an admin, a moderator…) leaves the report open,
+    // and written in the claim's transaction, so a sanction that fails there (the author left
+    // meanwhile) leaves it open too.
+    let sanction: ((tx: NoticeTx) => Promise<unknown>) | undefined;
     if (dto.action === 'mute' || dto.action === 'ban') {
       if (message?.author?.kind !== 'user')
         throw AppError.invalid('Only a person can be muted or banned: this message has no author');
-      authorId = message.author.id;
-      const { target } = await this.access.sanction(user, found.roomId, authorId);
-      // A mute is on the membership: an author who has left cannot be muted (ban them).
-      if (dto.action === 'mute' && !target.membership) throw AppError.notFound('Member');
+      const target = {
+        userId: message.author.id,
+        durationSec: dto.durationSec,
+        reason: dto.reason,
+      };
+      sanction =
+        dto.action === 'mute'
+          ? await this.moderation.muting(user, found.roomId, target)
+          : await this.moderation.banning(user, found.roomId, target);
     }
     let tombstone: MessageDto | null = null;
-    const report = await this.close(user, found, 'resolved', dto.action, dto.reason, async (em) => {
+    const report = await this.close(user, found, 'resolved', dto.action, dto.reason, async (tx) => {
       if (dto.action === 'delete' && message && !message.deletedAt) {
-        tombstone = await this.messages.removeByModeration(user, message, dto.reason, em);
+        tombstone = await this.messages.removeByModeration(user, message, dto.reason, tx.em);
       }
+      await sanction?.(tx);
     });
     if (tombstone) await this.messages.announceDeleted(tombstone);
-    // After the claim committed, so of concurrent resolutions only the winner acts. The
-    // sanction has its own transaction and audit record (member.mute / member.ban).
-    if (authorId) {
-      const sanction = { userId: authorId, durationSec: dto.durationSec, reason: dto.reason };
-      if (dto.action === 'mute') await this.moderation.mute(user, found.roomId, sanction);
-      else await this.moderation.ban(user, found.roomId, sanction);
-    }
     return this.announceClosed(user, report, tombstone ?? message);
   }
 
@@ -133,13 +135,14 @@ export class ReportsService {
     status: 'resolved' | 'dismissed',
     action: ReportAction | null,
     note: string | undefined,
-    act?: (em: EntityManager) => Promise<void>,
+    act?: (tx: NoticeTx) => Promise<void>,
   ): Promise<Report> {
-    return this.store.transaction(async (em) => {
+    return this.writer.transaction(async (tx) => {
+      const { em } = tx;
       const change = { status, action, note: note ?? '', by: user.id };
       const closed = await this.store.close(found.id, change, em);
       if (!closed) throw AppError.conflict('Report is no longer open');
-      await act?.(em);
+      await act?.(tx);
       await this.audit.record(
         {
           actorId: user.id,

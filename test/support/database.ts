@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { EmbeddedPostgres } from '../../src/database/embedded-postgres';
+import type { QueryRunner } from 'typeorm';
 import type { PgEndpoint } from '../../src/database/database.module';
 
 /**
@@ -57,4 +58,17 @@ export async function scratchDatabase(
   const url = new URL(SERVER_URL!);
   url.pathname = `/${name}`;
   return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/** Until another session waits for a lock that `q`'s session holds. */
+export async function waitUntilBlocking(q: QueryRunner): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const rows = (await q.query(
+      `SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
+    )) as unknown[];
+    if (rows.length > 0) return;
+    if (Date.now() > deadline) throw new Error('no session waiting for this one');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
