@@ -378,6 +378,34 @@ describe('slow mode and word filters (e2e)', () => {
       expect(stored.map((m) => m.content).join(' ')).not.toMatch(/darn|\bheck/i);
     });
 
+    it('a blocked text from someone who may not write: the same answer as any text (no rule leaked)', async () => {
+      const [member, stranger] = [await newUser(t), await newUser(t)];
+      const hidden = await newRoom(t, admin, { visibility: 'private' });
+      await t
+        .http()
+        .post(api(`/rooms/${hidden.id}/members`))
+        .set(admin.auth)
+        .send({ userId: member.id })
+        .expect(201);
+      await addFilter(admin, `/rooms/${hidden.id}/filters`, 'secretword', 'block').expect(201);
+      await restSend(member, hidden.id, 'the secretword').expect(422);
+      // A stranger: the private room does not exist for them, whatever they send.
+      expect((await restSend(stranger, hidden.id, 'the secretword').expect(404)).body.code).toBe(
+        'NOT_FOUND',
+      );
+      const s = await open(stranger);
+      expect(await sockSend(s, hidden.id, 'the secretword')).toMatchObject({
+        ok: false,
+        error: { code: 'NOT_FOUND' },
+      });
+      // A public room's non-member is told to join, not which rule the text broke.
+      const publicRoom = await withMembers(member);
+      await addFilter(admin, `/rooms/${publicRoom.id}/filters`, 'secretword', 'block').expect(201);
+      expect(
+        (await restSend(stranger, publicRoom.id, 'the secretword').expect(403)).body.code,
+      ).toBe('FORBIDDEN');
+    });
+
     it('a rule takes effect at once when added and stops when removed', async () => {
       const member = await newUser(t);
       const room = await withMembers(member);

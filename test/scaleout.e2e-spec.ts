@@ -653,6 +653,73 @@ async function until(
     expect(b.proc.exitCode).toBeNull();
   }, 90_000);
 
+  it('what A publishes while Redis is away takes effect on B once it is back: a ban, a logout, a join', async () => {
+    const [target, witness, leaver, joiner] = [
+      await signup(a),
+      await signup(a),
+      await signup(a),
+      await signup(a),
+    ];
+    const roomId = await newRoom(a, target, witness);
+    const [sb, wb, lb, jb] = [
+      await open(b, target.accessToken),
+      await open(b, witness.accessToken),
+      await open(b, leaver.accessToken),
+      await open(b, joiner.accessToken),
+    ];
+    const toTarget = record(sb, 'message.created');
+    const toJoiner = record(jb, 'message.created');
+    await stopRedis();
+    await until(
+      async () => (await fetch(`${a.url}/health/ready`)).status === 503,
+      10_000,
+      'A not ready',
+    );
+    // Each written through A; its notice to B (socketsLeave, revocation, socketsJoin) is lost.
+    const viaA = (method: string, path: string, token: string, body?: object) =>
+      api(a.url, method, `/api/v1${path}`, body, token).then((r) => r.status);
+    expect(
+      await viaA('POST', `/rooms/${roomId}/bans`, admin.accessToken, { userId: target.user.id }),
+    ).toBe(201);
+    expect(await viaA('POST', '/auth/logout', leaver.accessToken)).toBe(204);
+    expect(await viaA('POST', `/rooms/${roomId}/join`, joiner.accessToken)).toBe(200);
+    await startRedis();
+    for (const server of [a, b])
+      await until(
+        async () => (await fetch(`${server.url}/health/ready`)).status === 200,
+        20_000,
+        'ready again',
+      );
+    // B's witness posts (delivered by B itself, no Redis involved) until B has re-checked.
+    const post = async (content: string) => {
+      const heard = next(wb, 'message.created', (m) => m.content === content);
+      await ok(wb, 'message.send', { roomId, clientMsgId: randomUUID(), content });
+      await heard;
+      await Promise.all([
+        call(sb, 'history.fetch', { roomId }),
+        call(jb, 'history.fetch', { roomId }),
+      ]);
+    };
+    let n = 0;
+    await until(
+      async () => {
+        const content = `probe ${n++}`;
+        await post(content);
+        const seen = (r: typeof toTarget) =>
+          r.of('message.created').some((m) => m.content === content);
+        return !seen(toTarget) && seen(toJoiner);
+      },
+      15_000,
+      'B to re-check its sockets',
+    );
+    await until(() => lb.disconnected, 5_000, 'the logged-out socket closed');
+    await post('settled');
+    const contents = (r: typeof toTarget) => r.of('message.created').map((m) => m.content);
+    expect(contents(toTarget)).not.toContain('settled');
+    expect(contents(toJoiner)).toContain('settled');
+    expect(wb.connected && sb.connected && jb.connected).toBe(true);
+  }, 90_000);
+
   it('SIGTERM during a burst: every acknowledged message is stored, and the process exits in time', async () => {
     const c = await startServer(main, env());
     const u = await signup(c);

@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { startApp, TestApp } from './support/app';
-import { ADMIN_ENV, loginAdmin, newUser, TestUser } from './support/factories';
+import { AccessPolicy } from '../src/access/access.policy';
+import { ADMIN_ENV, join, loginAdmin, newRoom, newUser, TestUser } from './support/factories';
 import { connect, disconnected, next, sleep } from './support/socket';
 
 const api = (path: string) => `/api/v1${path}`;
@@ -96,6 +97,26 @@ describe('global suspension (e2e)', () => {
         details: { until: res.body.suspendedUntil, durationSec: 3600 },
       },
     ]);
+  });
+
+  it('the access policy grants a suspended user nothing, even with a socket that missed its revocation', async () => {
+    const carl = await newUser(t);
+    const room = await newRoom(t, admin);
+    await join(t, carl, room.id);
+    const access = t.app.get(AccessPolicy);
+    expect(await access.readableRooms(carl.id, [room.id])).toEqual(new Set([room.id]));
+    await suspend(admin, carl.id, { durationSec: 3600, reason: 'Cool down' }).expect(200);
+    // What a socket's re-check and every command ask: a suspended user is no user.
+    expect(await access.readableRooms(carl.id, [room.id])).toEqual(new Set());
+    await expect(access.room({ id: carl.id }, room.id, 'read')).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await t
+      .http()
+      .delete(api(`/users/${carl.id}/suspension`))
+      .set(admin.auth)
+      .expect(200);
+    expect(await access.readableRooms(carl.id, [room.id])).toEqual(new Set([room.id]));
   });
 
   it('ends by itself: login works again after the end, without any sessions coming back', async () => {

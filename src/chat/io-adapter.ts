@@ -12,6 +12,7 @@ import { createRedis } from '../redis/redis.module';
 import { shardedAdapter } from './sharded-adapter';
 import { CommandTracker } from '../limits/command-tracker';
 import { ChatGateway } from './chat.gateway';
+import { SocketSessionsService } from './socket-sessions.service';
 import type { ChatSocket } from './types';
 import {
   failureAck,
@@ -75,8 +76,33 @@ export class ParlorIoAdapter extends IoAdapter {
         failFast(pub, 'spublish');
         server.adapter(shardedAdapter(pub, sub, (channel) => received.inc({ channel })));
       }
+      this.recheckOnReconnect(sub);
     }
     return server;
+  }
+
+  /**
+   * What other instances published while this one's subscriber was away is lost (Redis pub/sub
+   * keeps nothing): bans', kicks' and deletions' socketsLeave, revocations, joins. Once it is
+   * back and its subscriptions are restored (ioredis re-subscribes right after 'ready'; a PING
+   * answers after them), every local socket is checked against the database again.
+   */
+  private recheckOnReconnect(sub: Redis): void {
+    const sessions = this.app.get(SocketSessionsService);
+    let connectedOnce = false;
+    sub.on('ready', () => {
+      if (!connectedOnce) {
+        connectedOnce = true;
+        return;
+      }
+      setImmediate(() => {
+        void sub
+          .ping()
+          .catch(() => undefined)
+          .then(() => sessions.recheckAll())
+          .catch((err: unknown) => this.log.warn({ msg: 'Re-checking sockets failed', err }));
+      });
+    });
   }
 
   /**

@@ -19,6 +19,9 @@ import {
   userChannel,
 } from './types';
 
+/** Sockets re-checked at once by `recheckAll` (each check is three short queries). */
+const RECHECK_CONCURRENCY = 8;
+
 /**
  * A socket's session from handshake to disconnect: authentication, the per-user socket cap,
  * presence announcements, `auth.refresh`, token expiry, revocation, and graceful shutdown.
@@ -30,6 +33,8 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
   private draining = false;
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private readonly maxSockets: number;
+  private rechecking?: Promise<void>;
+  private recheckAgain = false;
 
   constructor(
     private readonly auth: AuthService,
@@ -104,16 +109,18 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
 
   /**
    * The handshake's last look. While the middleware runs, the socket is not yet one of the
-   * namespace's sockets, so a revocation or a removal emitted then (disconnectSockets,
-   * socketsLeave) passes it by. Now that it is reachable, the session and its rooms are read
-   * once more: whatever changed before this point is applied here, whatever changes after it
-   * reaches the socket through its channels.
+   * namespace's sockets, so a revocation or a membership change emitted then (disconnectSockets,
+   * socketsLeave, socketsJoin) passes it by. Now that it is reachable, the session and its rooms
+   * are read once more: whatever changed before this point is applied here, whatever changes
+   * after it reaches the socket through its channels. Rooms it may no longer read are left;
+   * rooms it became a member of are joined, then checked again (a removal committing between
+   * the read and the join would otherwise leave it subscribed).
    */
   private async recheck(socket: ChatSocket): Promise<void> {
     const { user } = socket.data;
     const subscribed = [...socket.rooms].filter((r) => r.startsWith(ROOM_PREFIX));
     try {
-      const [session, readable] = await Promise.all([
+      const [session, readable, memberOf] = await Promise.all([
         this.auth.verifyAccessToken(tokenOf(socket) ?? '').then(
           () => true,
           () => false,
@@ -122,15 +129,50 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
           user.id,
           subscribed.map((r) => r.slice(ROOM_PREFIX.length)),
         ),
+        this.rooms.roomIdsOf(user.id),
       ]);
       if (!session) return this.revoke(socket, 'session_ended');
       const gone = subscribed.filter((r) => !readable.has(r.slice(ROOM_PREFIX.length)));
       for (const r of gone) await socket.leave(r);
+      const missing = memberOf.filter((id) => !socket.rooms.has(roomChannel(id)));
+      if (!missing.length) return;
+      await socket.join(missing.map(roomChannel));
+      const still = await this.access.readableRooms(user.id, missing);
+      for (const id of missing) if (!still.has(id)) await socket.leave(roomChannel(id));
     } catch (err) {
       // The database is unreachable: every command asks the access policy anyway, and fails
       // while it is down; the socket is not dropped for it.
-      this.logger.warn({ msg: `Re-checking socket ${socket.id} after its handshake failed`, err });
+      this.logger.warn({ msg: `Re-checking socket ${socket.id} failed`, err });
     }
+  }
+
+  /**
+   * Every socket of this instance checked again (as at its handshake), a few at a time: after
+   * the adapter's Redis connection came back, since what other instances published while it was
+   * away (a ban's or a kick's socketsLeave, a session's revocation, a join) never arrives.
+   * A call while one runs makes it run once more.
+   */
+  recheckAll(): Promise<void> {
+    if (this.rechecking) {
+      this.recheckAgain = true;
+      return this.rechecking;
+    }
+    this.rechecking = (async () => {
+      do {
+        this.recheckAgain = false;
+        const sockets = [...this.io.of('/').sockets.values()].filter((s) => s.data.live);
+        let next = 0;
+        const worker = async () => {
+          while (next < sockets.length) {
+            const socket = sockets[next++];
+            if (socket.connected) await this.recheck(socket);
+          }
+        };
+        await Promise.all(Array.from({ length: RECHECK_CONCURRENCY }, worker));
+        this.logger.log(`Re-checked ${sockets.length} socket(s) after Redis came back`);
+      } while (this.recheckAgain);
+    })().finally(() => (this.rechecking = undefined));
+    return this.rechecking;
   }
 
   async disconnected(socket: ChatSocket): Promise<void> {

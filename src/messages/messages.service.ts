@@ -95,6 +95,8 @@ export class MessagesService {
       // A retry of a message stored before the rule that now blocks it gets its first answer.
       const retry = await this.retried(user, roomId, dto.clientMsgId);
       if (retry) return retry;
+      // Only those who may write learn the room's rules (or that a private room exists).
+      await this.access.room(user, roomId, 'write');
       throw blocked;
     }
     const claimed = this.slowMode.claim(roomId, `u:${user.id}`, settings.slowModeMs);

@@ -63,7 +63,7 @@ export interface Sanction {
  * global role (never a copy cached in a token or a socket), the room and the membership, and
  * what moderation takes away (the room's archive flag, the user's mute and ban in it, each only
  * while in force). `room` is null when the room does not exist; `role` null when the user does
- * not (or is disabled).
+ * not (or is disabled, or suspended).
  */
 export interface AccessFacts {
   role: Role | null;
@@ -125,6 +125,7 @@ export class RoomStore {
               r.created_at AS "createdAt", r.updated_at AS "updatedAt"
          FROM (SELECT $2::uuid AS room_id) q
          LEFT JOIN users u ON u.id = $1 AND NOT u.disabled
+                          AND NOT coalesce(u.suspended_until > now(), false)
          LEFT JOIN rooms r ON r.id = q.room_id
          LEFT JOIN memberships ms ON ms.room_id = r.id AND ms.user_id = $1
          LEFT JOIN room_bans b ON b.room_id = r.id AND b.user_id = $1 AND b.until > now()`,
@@ -162,6 +163,7 @@ export class RoomStore {
       `SELECT r.id FROM rooms r
          LEFT JOIN memberships ms ON ms.room_id = r.id AND ms.user_id = $1
          LEFT JOIN users u ON u.id = $1 AND NOT u.disabled
+                          AND NOT coalesce(u.suspended_until > now(), false)
         WHERE r.id = ANY($2::uuid[])
           AND u.id IS NOT NULL
           AND (ms.user_id IS NOT NULL OR (u.role = 'admin' AND r.kind <> 'conversation'))`,
