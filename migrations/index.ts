@@ -11,6 +11,7 @@ import { PersonaTurns1763780800000 } from './1763780800000-PersonaTurns';
 import { PersonaUsage1763780810000 } from './1763780810000-PersonaUsage';
 import { PersonaMemory1763780820000 } from './1763780820000-PersonaMemory';
 import { SearchPendingList1763780900000 } from './1763780900000-SearchPendingList';
+import { AttachmentProcessing1763780950000 } from './1763780950000-AttachmentProcessing';
 
 /** Every migration, in order. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const migrations = [
@@ -27,4 +28,5 @@ export const migrations = [
   PersonaUsage1763780810000,
   PersonaMemory1763780820000,
   SearchPendingList1763780900000,
+  AttachmentProcessing1763780950000,
 ];

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { DataSource } from 'typeorm';
-import { AttachmentsService } from '../src/attachments/attachments.service';
+import { ATTACHMENT_STORAGE, AttachmentsService } from '../src/attachments/attachments.service';
+import type { AttachmentStorage } from '../src/attachments/storage';
 import type { AttachmentDto, MessageDto } from '../src/common/wire';
 import { startApp, type TestApp } from './support/app';
 import { testEndpoint } from './support/database';
@@ -494,6 +495,69 @@ describe.each(['local', 's3'] as const)('attachments on %s storage', (driver) =>
       expect(refused.status).toBe(400);
       expect(await row(liar.id)).toBeUndefined();
       expect(await objectExists(`a/${liar.id}`)).toBe(false);
+    });
+
+    /** A direct upload created and PUT (not completed). */
+    const directPut = async (bytes: Buffer, name = 'direct.png') => {
+      const up = (
+        await t
+          .http()
+          .post(`/api/v1/rooms/${roomId}/attachments/uploads`)
+          .set(alice.auth)
+          .send({ name, size: bytes.length })
+          .expect(201)
+      ).body as { id: string; uploadUrl: string; headers: Record<string, string> };
+      const put = (body: Buffer) =>
+        fetch(up.uploadUrl, { method: 'PUT', body, headers: up.headers }).then((r) => r.status);
+      expect(await put(bytes)).toBe(200);
+      return { ...up, put };
+    };
+    const complete = (id: string) =>
+      t.http().post(`/api/v1/attachments/${id}/complete`).set(alice.auth);
+
+    it('direct upload: what the URL writes after completion changes nothing (no swap, no orphan)', async () => {
+      const bytes = await png(40, 30);
+      const up = await directPut(bytes);
+      await complete(up.id).expect(200);
+      // The URL is still valid: the same length of other bytes is accepted by the bucket...
+      const other = Buffer.alloc(bytes.length, '<');
+      expect(await up.put(other)).toBe(200);
+      // ...but the attachment is the checked copy.
+      const served = await fetchFile(alice, `/api/v1/attachments/${up.id}`);
+      expect(served.status).toBe(200);
+      expect(sha256(served.body)).toBe(sha256(bytes));
+      expect((await row(up.id)).sha256).toBe(sha256(bytes));
+      // A refused upload's URL can still write its staging key: the cleanup job's scan of
+      // stale uploads deletes such objects, which no row knows of.
+      const exe = Buffer.concat([Buffer.from('MZ'), Buffer.alloc(118, 0)]); // not allowed
+      const liar = await directPut(exe, 'liar.png');
+      await complete(liar.id).expect(400);
+      expect(await row(liar.id)).toBeUndefined();
+      expect(await liar.put(Buffer.alloc(120, 'y'))).toBe(200);
+      expect(await objectExists(`u/${liar.id}`)).toBe(true);
+      expect(await objectExists(`a/${liar.id}`)).toBe(false);
+      const storage = t.app.get<AttachmentStorage>(ATTACHMENT_STORAGE);
+      await storage.abortStaleUploads!(new Date(Date.now() + 60_000));
+      expect(await objectExists(`u/${liar.id}`)).toBe(false);
+      expect(await objectExists(`u/${up.id}`)).toBe(false);
+      expect(await objectExists(`a/${up.id}`)).toBe(true); // only staging objects go
+    });
+
+    it('direct upload: concurrent completions finish it once; none discards it', async () => {
+      for (let round = 0; round < 3; round++) {
+        const bytes = await png(32 + round, 32);
+        const up = await directPut(bytes);
+        const answers = await Promise.all([complete(up.id), complete(up.id), complete(up.id)]);
+        const statuses = answers.map((a) => a.status);
+        // One finishes it; the others answer it (200) or say it is being completed (409).
+        expect(statuses).toContain(200);
+        expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
+        expect((await row(up.id)).state).toBe('ready');
+        await complete(up.id).expect(200);
+        await sendWith(alice, [up.id], `concurrent ${round}`).expect(201);
+        const served = await fetchFile(alice, `/api/v1/attachments/${up.id}`);
+        expect(sha256(served.body)).toBe(sha256(bytes));
+      }
     });
   } else {
     it('direct upload is for S3 storage only (409 with the way to upload)', async () => {

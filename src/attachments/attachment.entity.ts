@@ -11,15 +11,15 @@ import { Message } from '../messages/message.entity';
 import { Room } from '../rooms/room.entity';
 import { User } from '../users/user.entity';
 
-export type AttachmentState = 'pending' | 'ready' | 'deleting';
+export type AttachmentState = 'pending' | 'processing' | 'ready' | 'deleting';
 
 /**
  * One stored file (and its thumbnail): written by AttachmentStore (raw SQL); the schema of
- * migrations/1763780700000-Attachments.ts, exactly. The foreign keys are SET NULL, never
+ * migrations/1763780700000-Attachments.ts (and AttachmentProcessing), exactly. The foreign keys are SET NULL, never
  * CASCADE: only the cleanup job deletes a row, after its files (docs/architecture.md).
  */
 @Entity('attachments')
-@Check('attachments_state_check', `state IN ('pending', 'ready', 'deleting')`)
+@Check('attachments_state_check', `state IN ('pending', 'processing', 'ready', 'deleting')`)
 @Index('attachments_due', ['expiresAt'], { where: 'expires_at IS NOT NULL' })
 @Index('attachments_orphaned', ['id'], { where: 'room_id IS NULL' })
 @Index('attachments_message', ['messageId'], { where: 'message_id IS NOT NULL' })

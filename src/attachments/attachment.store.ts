@@ -130,7 +130,7 @@ export class AttachmentStore {
           `UPDATE attachments SET state = 'ready', size = $2, content_type = $3, sha256 = $4,
                 width = $5, height = $6, thumb_key = $7,
                 expires_at = now() + $8 * interval '1 millisecond'
-          WHERE id = $1 AND state = 'pending' RETURNING *`,
+          WHERE id = $1 AND state IN ('pending', 'processing') RETURNING *`,
           [id, f.size, f.contentType, f.sha256, f.width, f.height, f.thumbKey, ttlMs],
         ),
       );
@@ -138,9 +138,44 @@ export class AttachmentStore {
     });
   }
 
-  /** Deletes a row at once (a refused or failed upload whose objects were deleted). */
-  async drop(id: string): Promise<void> {
-    await this.db.query(`DELETE FROM attachments WHERE id = $1`, [id]);
+  /**
+   * A direct upload's completion claims it (pending → processing): of concurrent completions
+   * only one gets the row; the others find it processing, or ready once it is done.
+   */
+  async claimCompletion(id: string): Promise<boolean> {
+    const rows = returnedRows<{ id: string }>(
+      await this.db.query(
+        `UPDATE attachments SET state = 'processing' WHERE id = $1 AND state = 'pending'
+         RETURNING id`,
+        [id],
+      ),
+    );
+    return rows.length > 0;
+  }
+
+  /** A completion that found nothing uploaded gives the claim back (the client PUTs, then retries). */
+  async unclaimCompletion(id: string): Promise<void> {
+    await this.db.query(
+      `UPDATE attachments SET state = 'pending' WHERE id = $1 AND state = 'processing'`,
+      [id],
+    );
+  }
+
+  /**
+   * A refused or failed upload, not yet finished, is claimed for deletion now (as `claimDue`
+   * does, with a lease: should deleting its objects fail, the cleanup job takes it when the lease
+   * runs out). Null when it is ready (a concurrent completion finished it) or already claimed.
+   */
+  async abandon(id: string, leaseMs: number): Promise<AttachmentRow | null> {
+    const rows = returnedRows<AttachmentRow>(
+      await this.db.query(
+        `UPDATE attachments SET state = 'deleting',
+                expires_at = now() + $2 * interval '1 millisecond'
+          WHERE id = $1 AND state IN ('pending', 'processing') RETURNING *`,
+        [id, leaseMs],
+      ),
+    );
+    return rows[0] ?? null;
   }
 
   /** The row, with whether its message is deleted (named read of attachments × messages). */

@@ -14,6 +14,7 @@ import { OnEvent } from '@nestjs/event-emitter';
 import busboy from 'busboy';
 import type { Request, Response } from 'express';
 import { fileTypeFromBuffer } from 'file-type';
+import pLimit, { type LimitFunction } from 'p-limit';
 import rangeParser from 'range-parser';
 import sharp from 'sharp';
 import { AccessPolicy } from '../access/access.policy';
@@ -24,7 +25,7 @@ import type { Env } from '../config/env';
 import { MetricsService } from '../metrics/metrics.service';
 import { type AttachmentRow, AttachmentStore, toAttachmentDto } from './attachment.store';
 import type { DirectUploadDto, NewDirectUploadDto } from './dto/attachment.dto';
-import { type AttachmentStorage, StorageMissing } from './storage';
+import { type AttachmentStorage, StorageMissing, stagingKey } from './storage';
 
 export const ATTACHMENT_STORAGE = Symbol('ATTACHMENT_STORAGE');
 
@@ -54,6 +55,8 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
   private readonly uploadTimeoutMs: number;
   private readonly unattachedTtlMs: number;
   private readonly sweepMs: number;
+  /** Image decodes in flight on this instance (ATTACHMENT_IMAGE_CONCURRENCY). */
+  private readonly decoding: LimitFunction;
   private readonly urlTtlS: number;
   private readonly thumbPx: number;
   private readonly maxPixels: number;
@@ -79,6 +82,7 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
     this.urlTtlS = config.get('ATTACHMENT_URL_TTL_S', { infer: true });
     this.thumbPx = config.get('ATTACHMENT_THUMBNAIL_PX', { infer: true });
     this.maxPixels = config.get('ATTACHMENT_IMAGE_MAX_PIXELS', { infer: true });
+    this.decoding = pLimit(config.get('ATTACHMENT_IMAGE_CONCURRENCY', { infer: true }));
     metrics.storedBytesSource = () => this.store.totalBytes();
   }
 
@@ -243,9 +247,14 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Width, height and a WebP thumbnail of a stored image (sharp decodes the whole image: it is
-   * read into memory, at most ATTACHMENT_MAX_BYTES; at most ATTACHMENT_IMAGE_MAX_PIXELS).
+   * read into memory, at most ATTACHMENT_MAX_BYTES; at most ATTACHMENT_IMAGE_MAX_PIXELS), at
+   * most ATTACHMENT_IMAGE_CONCURRENCY at once on this instance, whoever uploads them.
    */
   private async image(id: string): Promise<{ width: number; height: number }> {
+    return this.decoding(() => this.decode(id));
+  }
+
+  private async decode(id: string): Promise<{ width: number; height: number }> {
     const bytes = await streamToBuffer(await this.storage.read(`a/${id}`));
     try {
       const img = sharp(bytes, { limitInputPixels: this.maxPixels, failOn: 'error' });
@@ -284,11 +293,16 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
     return toAttachmentDto(row);
   }
 
-  /** A refused or failed upload: its objects and row go now (the cleanup job is the backstop). */
+  /**
+   * A refused or failed upload: its objects and row go now (the cleanup job is the backstop),
+   * unless a concurrent completion finished it or the cleanup job has it already.
+   */
   private async discard(id: string): Promise<void> {
     try {
-      await this.storage.delete([`a/${id}`, `a/${id}.thumb`]);
-      await this.store.drop(id);
+      const row = await this.store.abandon(id, this.uploadTimeoutMs);
+      if (!row) return;
+      await this.storage.delete(objectKeys(row));
+      await this.store.deleteClaimed([id]);
     } catch (err) {
       this.logger.warn(`Discarding upload ${id} failed, the cleanup job will: ${String(err)}`);
     }
@@ -343,7 +357,9 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
     const seconds = Math.max(1, Math.floor(this.uploadTimeoutMs / 1000));
     return {
       id,
-      uploadUrl: await this.storage.presignPut(`a/${id}`, dto.size, seconds),
+      // Not the final key: a URL stays valid after completion, so the client's object is
+      // copied into place and checked there, out of the URL's reach.
+      uploadUrl: await this.storage.presignPut(stagingKey(id), dto.size, seconds),
       method: 'PUT',
       headers: { 'Content-Length': String(dto.size) },
       expiresAt: new Date(Date.now() + seconds * 1000).toISOString(),
@@ -351,30 +367,50 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * POST /attachments/:id/complete: the object the client PUT is checked as a streamed upload
-   * is (size from its head, type from its first bytes, digest, thumbnail). Idempotent.
+   * POST /attachments/:id/complete: the object the client PUT (at its staging key) is copied to
+   * the attachment's key and checked there as a streamed upload is (size, type from its first
+   * bytes, digest, thumbnail), so what the URL writes afterwards changes nothing. Idempotent:
+   * one completion claims the upload (409 for another while it runs), later ones answer the
+   * finished attachment.
    */
   async completeDirect(user: AuthUser, id: string): Promise<AttachmentDto> {
     const row = await this.store.find(id);
     if (!row || row.uploader_id !== user.id || !row.direct || !row.room_id)
       throw AppError.notFound('Upload');
     if (row.state === 'ready') return toAttachmentDto(row);
-    if (row.state !== 'pending') throw AppError.notFound('Upload');
+    if (row.state !== 'pending' && row.state !== 'processing') throw AppError.notFound('Upload');
     await this.access.room(user, row.room_id, 'write');
-    const head = await this.storage.head(row.storage_key);
-    if (!head) throw AppError.conflict('Nothing was uploaded yet: PUT the file to uploadUrl first');
+    if (!(await this.store.claimCompletion(id))) {
+      const now = await this.store.find(id);
+      if (now?.state === 'ready') return toAttachmentDto(now);
+      if (now?.state === 'processing')
+        throw AppError.conflict('This upload is being completed; try again in a moment');
+      throw AppError.notFound('Upload');
+    }
+    const staged = stagingKey(id);
+    const head = await this.storage.head(staged).catch(async (err: unknown) => {
+      await this.store.unclaimCompletion(id);
+      throw uploadError(err);
+    });
+    if (!head) {
+      await this.store.unclaimCompletion(id);
+      throw AppError.conflict('Nothing was uploaded yet: PUT the file to uploadUrl first');
+    }
     try {
       if (head.size > this.maxBytes) throw this.tooLarge();
-      if (head.size !== Number(row.size)) {
+      await this.storage.copy!(staged, row.storage_key);
+      await this.storage.delete([staged]);
+      const copied = (await this.storage.head(row.storage_key))?.size ?? 0;
+      if (copied !== Number(row.size)) {
         throw AppError.invalid('Validation failed', {
-          size: [`the uploaded file has ${head.size} bytes, not the ${row.size} declared`],
+          size: [`the uploaded file has ${copied} bytes, not the ${row.size} declared`],
         });
       }
-      if (!head.size) throw AppError.invalid('Validation failed', { file: ['file is empty'] });
+      if (!copied) throw AppError.invalid('Validation failed', { file: ['file is empty'] });
       const first = await streamToBuffer(
         await this.storage.read(row.storage_key, {
           start: 0,
-          end: Math.min(head.size, SNIFF_BYTES) - 1,
+          end: Math.min(copied, SNIFF_BYTES) - 1,
         }),
       );
       const contentType = await this.sniff(first);
@@ -382,7 +418,7 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
       await pipeline(await this.storage.read(row.storage_key), hash);
       const image = IMAGE_TYPES.has(contentType) ? await this.image(id) : null;
       return await this.finish(id, user.id, {
-        size: head.size,
+        size: copied,
         contentType,
         sha256: hash.digest('hex'),
         width: image?.width ?? null,
@@ -540,7 +576,7 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
         for (;;) {
           const rows = await this.store.claimDue(SWEEP_BATCH, this.uploadTimeoutMs);
           if (!rows.length) break;
-          await this.storage.delete(rows.flatMap((r) => [r.storage_key, `${r.storage_key}.thumb`]));
+          await this.storage.delete(rows.flatMap(objectKeys));
           await this.store.deleteClaimed(rows.map((r) => r.id));
           this.metrics.attachmentsDeleted.inc(rows.length);
           removed += rows.length;
@@ -555,6 +591,12 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
     });
     return this.sweeping;
   }
+}
+
+/** Every object an attachment row may have: the file, its thumbnail, a direct upload's staging copy. */
+function objectKeys(row: AttachmentRow): string[] {
+  const keys = [row.storage_key, `${row.storage_key}.thumb`];
+  return row.direct ? [...keys, stagingKey(row.id)] : keys;
 }
 
 /** The client's file name, as shown: no directories, no control characters, at most 255. */

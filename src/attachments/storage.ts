@@ -5,10 +5,12 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
+  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   NoSuchKey,
   NoSuchUpload,
   NotFound,
@@ -33,7 +35,8 @@ export interface PresignedGet {
 
 /**
  * Where attachment bytes live: one interface, a local directory or an S3-compatible bucket.
- * Keys are chosen by the server (`a/<uuid>`, `a/<uuid>.thumb`), never from client input.
+ * Keys are chosen by the server (`a/<uuid>`, `a/<uuid>.thumb`, and `u/<uuid>`: where a direct
+ * upload's client PUTs, `stagingKey`), never from client input.
  */
 export interface AttachmentStorage {
   readonly driver: 'local' | 's3';
@@ -49,9 +52,13 @@ export interface AttachmentStorage {
   delete(keys: string[]): Promise<void>;
   /**
    * S3 only: aborts the multipart uploads of attachment keys begun before `before` (a crash
-   * mid-upload leaves one, whose parts are not objects `delete` can see). Returns how many.
+   * mid-upload leaves one, whose parts are not objects `delete` can see), and deletes staging
+   * objects written before it (a presigned URL still valid after its upload was completed or
+   * refused can write one no row knows of). Returns how many.
    */
   abortStaleUploads?(before: Date): Promise<number>;
+  /** S3 only: copies an object within the bucket (a direct upload's staging object into place). */
+  copy?(from: string, to: string): Promise<void>;
   /** S3 only: a URL the client PUTs the file to, valid `seconds`. */
   presignPut?(key: string, size: number, seconds: number): Promise<string>;
   /** S3 only: a URL answering the object with the given type and disposition, valid `seconds`. */
@@ -65,7 +72,12 @@ export class StorageMissing extends Error {
   }
 }
 
-const KEY = /^a\/[0-9a-f-]{36}(\.thumb)?$/;
+const KEY = /^(a\/[0-9a-f-]{36}(\.thumb)?|u\/[0-9a-f-]{36})$/;
+
+/** Where a direct upload's client PUTs its file; completion copies it to `a/<id>`. */
+export function stagingKey(id: string): string {
+  return `u/${id}`;
+}
 
 function checkKey(key: string): string {
   if (!KEY.test(key)) throw new Error(`Bad storage key ${key}`);
@@ -241,7 +253,34 @@ export class S3Storage implements AttachmentStorage {
         ? [page.NextKeyMarker, page.NextUploadIdMarker]
         : [undefined, undefined];
     } while (KeyMarker);
-    return aborted;
+    return aborted + (await this.deleteStaleStaging(before));
+  }
+
+  private async deleteStaleStaging(before: Date): Promise<number> {
+    let deleted = 0;
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: 'u/', ContinuationToken }),
+      );
+      const stale = (page.Contents ?? [])
+        .filter((o) => o.Key && KEY.test(o.Key) && o.LastModified && o.LastModified < before)
+        .map((o) => o.Key!);
+      await this.delete(stale);
+      deleted += stale.length;
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+    return deleted;
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    await this.client.send(
+      new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: checkKey(to),
+        CopySource: `${this.bucket}/${checkKey(from)}`,
+      }),
+    );
   }
 
   presignPut(key: string, size: number, seconds: number): Promise<string> {

@@ -868,6 +868,16 @@ export class Env {
   @Min(1)
   ATTACHMENT_IMAGE_MAX_PIXELS = 50000000;
 
+  /**
+   * Images this instance decodes at once (dimensions and thumbnail, on upload); more wait their
+   * turn. Each takes a core and up to ATTACHMENT_IMAGE_MAX_PIXELS × 4 bytes of memory.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  ATTACHMENT_IMAGE_CONCURRENCY = 2;
+
   /** Uploads (and direct-upload creations) one user may start per RATE_LIMIT_WINDOW_MS. */
   @Transform(toInt)
   @IsInt()
