@@ -4,7 +4,7 @@ import type { NotificationDto } from '../src/common/wire';
 import { PG_ENDPOINT, type PgEndpoint } from '../src/database/database.module';
 import { NotificationsService } from '../src/notifications/notifications.service';
 import { startApp, type TestApp } from './support/app';
-import { SERVER_URL } from './support/database';
+import { SERVER_URL, waitUntilBlocking } from './support/database';
 import {
   ADMIN_ENV,
   join,
@@ -685,6 +685,51 @@ describe('notifications (e2e)', () => {
   });
 
   describe('concurrency', () => {
+    // Deterministic on server PostgreSQL: the batch takes its snapshot, then waits (a
+    // transaction holds the notification's unique key) while bob reads the room and the
+    // marking that follows finds nothing yet; the row the batch then writes must be read.
+    (SERVER_URL ? it : it.skip)(
+      'a room read while the batch runs leaves no unread notification behind',
+      async () => {
+        const [alice, bob] = await users(2);
+        const r = await room(alice, bob);
+        const m = await sayTo(alice, r.id, [bob]);
+        await noteOf(bob, m.id);
+        await db.query(`DELETE FROM notifications WHERE message_id = $1`, [m.id]);
+        const holder = db.createQueryRunner();
+        await holder.connect();
+        await holder.startTransaction();
+        let written: Promise<unknown> | undefined;
+        try {
+          await holder.query(
+            `INSERT INTO notifications (user_id, room_id, message_id, kind, actor_id)
+             VALUES ($1, $2, $3, 'mention', $4)`,
+            [bob.id, r.id, m.id, alice.id],
+          );
+          written = write(m.id);
+          await waitUntilBlocking(holder);
+          await http()
+            .put(api(`/rooms/${r.id}/read`))
+            .set(bob.auth)
+            .send({ messageId: m.id })
+            .expect(200);
+          await sleep(200); // the read.updated handler's marking ran (and found nothing)
+          await holder.rollbackTransaction();
+          expect(await written).toEqual([]); // not announced as news
+        } finally {
+          if (holder.isTransactionActive) await holder.rollbackTransaction();
+          await holder.release();
+          await written?.catch(() => undefined);
+        }
+        const [row] = await db.query<{ read: boolean }[]>(
+          `SELECT read_at IS NOT NULL AS read FROM notifications WHERE message_id = $1`,
+          [m.id],
+        );
+        expect(row).toEqual({ read: true });
+        expect(await notes(bob, '?unread=true')).toEqual([]);
+      },
+    );
+
     it('the same message processed twice at once notifies each recipient once', async () => {
       const [alice, bob, carol] = await users(3);
       const r = await room(alice, bob, carol);

@@ -196,6 +196,24 @@ export class NotificationStore {
     return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
   }
 
+  /**
+   * Of notifications just written, marks read those whose message the recipient's read marker
+   * has passed by now: the batch decided from a snapshot taken before a `read.mark` committed,
+   * whose own marking (`markMany`) could not see these rows yet. The ids marked.
+   */
+  async readBehindMarker(ids: number[]): Promise<Set<number>> {
+    const [rows] = await this.db.query<[{ id: string }[], number]>(
+      `UPDATE notifications n SET read_at = now()
+         FROM memberships ms
+        WHERE n.id = ANY($1::bigint[]) AND n.read_at IS NULL
+          AND ms.room_id = n.room_id AND ms.user_id = n.user_id
+          AND n.message_id <= ms.last_read_message_id
+        RETURNING n.id`,
+      [ids],
+    );
+    return new Set(rows.map((r) => Number(r.id)));
+  }
+
   /** Marks every unread notification of a message read (it was deleted): who, and which. */
   async markMessageRead(messageId: number): Promise<{ userId: string; id: number }[]> {
     const [rows] = await this.db.query<[{ id: string; user_id: string }[], number]>(

@@ -106,8 +106,16 @@ export class NotificationsService implements BeforeApplicationShutdown {
    */
   async write(items: NotifyItem[]): Promise<NewNotification[]> {
     const created = await this.store.insertBatch(items);
-    for (const n of created) this.events.emit('notification.created', n);
-    return created;
+    // A read marker that moved past a message while the batch ran: those are read, not news
+    // (an edit's new mention is news whatever the marker).
+    const edits = new Set(items.filter((i) => i.edit).map((i) => i.messageId));
+    const check = created
+      .filter((n) => !edits.has(n.notification.messageId))
+      .map((n) => n.notification.id);
+    const read = check.length ? await this.store.readBehindMarker(check) : new Set<number>();
+    const fresh = created.filter((n) => !read.has(n.notification.id));
+    for (const n of fresh) this.events.emit('notification.created', n);
+    return fresh;
   }
 
   async list(user: AuthUser, q: NotificationsQuery): Promise<NotificationPageDto> {
