@@ -60,12 +60,17 @@ export async function scratchDatabase(
   return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
-/** Until another session waits for a lock that `q`'s session holds. */
+/**
+ * Until another session waits for a lock that `q`'s session holds. Polled from another
+ * connection: inside `q`'s transaction pg_stat_activity is a snapshot taken at its first read.
+ */
 export async function waitUntilBlocking(q: QueryRunner): Promise<void> {
+  const [{ pid }] = (await q.query(`SELECT pg_backend_pid() AS pid`)) as { pid: number }[];
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const rows = (await q.query(
-      `SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`,
+    const rows = (await q.connection.query(
+      `SELECT 1 FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`,
+      [pid],
     )) as unknown[];
     if (rows.length > 0) return;
     if (Date.now() > deadline) throw new Error('no session waiting for this one');
