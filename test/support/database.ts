@@ -68,10 +68,10 @@ export async function waitUntilBlocking(q: QueryRunner): Promise<void> {
   const [{ pid }] = (await q.query(`SELECT pg_backend_pid() AS pid`)) as { pid: number }[];
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const rows = (await q.connection.query(
+    const rows = await q.connection.query<unknown[]>(
       `SELECT 1 FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`,
       [pid],
-    )) as unknown[];
+    );
     if (rows.length > 0) return;
     if (Date.now() > deadline) throw new Error('no session waiting for this one');
     await new Promise((r) => setTimeout(r, 10));
