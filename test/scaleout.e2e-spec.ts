@@ -138,7 +138,7 @@ async function until(
   };
   const signup = async (server: Running) => {
     const username = `u${randomBytes(4).toString('hex')}`;
-    const res = await api<TokensBody & { user: { id: string } }>(
+    const res = await api<TokensBody & { user: { id: string; username: string } }>(
       server.url,
       'POST',
       '/api/v1/auth/signup',
@@ -669,6 +669,15 @@ async function until(
     ];
     const toTarget = record(sb, 'message.created');
     const toJoiner = record(jb, 'message.created');
+    // The witness's socket moves to a second session's token (auth.refresh); the session it
+    // connected with is logged out during the outage. The re-check asks about the token the
+    // socket holds now: it stays.
+    const second = await api<TokensBody>(a.url, 'POST', '/api/v1/auth/login', {
+      username: witness.user.username,
+      password: 'password-123',
+    });
+    expect(second.status).toBe(200);
+    await ok(wb, 'auth.refresh', { accessToken: second.body.accessToken });
     await stopRedis();
     await until(
       async () => (await fetch(`${a.url}/health/ready`)).status === 503,
@@ -683,6 +692,7 @@ async function until(
     ).toBe(201);
     expect(await viaA('POST', '/auth/logout', leaver.accessToken)).toBe(204);
     expect(await viaA('POST', `/rooms/${roomId}/join`, joiner.accessToken)).toBe(200);
+    expect(await viaA('POST', '/auth/logout', witness.accessToken)).toBe(204);
     await startRedis();
     for (const server of [a, b])
       await until(
@@ -718,6 +728,9 @@ async function until(
     expect(contents(toTarget)).not.toContain('settled');
     expect(contents(toJoiner)).toContain('settled');
     expect(wb.connected && sb.connected && jb.connected).toBe(true);
+    // Nor was the refreshed socket cut afterwards.
+    await sleep(500);
+    expect(wb.connected).toBe(true);
   }, 90_000);
 
   it('SIGTERM during a burst: every acknowledged message is stored, and the process exits in time', async () => {

@@ -90,6 +90,7 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
       throw err;
     }
     socket.data.user = user;
+    socket.data.token = token;
     socket.data.expiresAt = expiresAt;
     socket.data.cameOnline = slot.first;
   }
@@ -121,9 +122,15 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     const subscribed = [...socket.rooms].filter((r) => r.startsWith(ROOM_PREFIX));
     try {
       const [session, readable, memberOf] = await Promise.all([
-        this.auth.verifyAccessToken(tokenOf(socket) ?? '').then(
+        // The token it holds now (refreshed ones included); only a refusal ends the socket,
+        // a database error is thrown on (kept, see below).
+        this.auth.verifyAccessToken(socket.data.token).then(
           () => true,
-          () => false,
+          (err: unknown) => {
+            const refused = [ErrorCode.UNAUTHORIZED, ErrorCode.TOKEN_EXPIRED];
+            if (err instanceof AppError && refused.includes(err.code)) return false;
+            throw err;
+          },
         ),
         this.access.readableRooms(
           user.id,
@@ -211,6 +218,7 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
       await socket.join(sessionChannel(user.sessionId));
     }
     socket.data.user = user;
+    socket.data.token = accessToken;
     socket.data.expiresAt = expiresAt;
     this.armExpiry(socket);
     return { expiresAt };

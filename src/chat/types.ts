@@ -4,7 +4,9 @@ import type { ClientToServer, ServerToClient } from './contract';
 
 export interface SocketData {
   user: AuthUser;
-  /** When the access token the socket authenticated with expires (ms since epoch). */
+  /** The access token the socket holds now: the handshake's, or the latest `auth.refresh`. */
+  token: string;
+  /** When that access token expires (ms since epoch). */
   expiresAt: number;
   /** This socket brought the user online (first socket anywhere); announced after `connect`. */
   cameOnline: boolean;

@@ -154,11 +154,7 @@ export const PLAN_ONCE = `t.ord BETWEEN 0 AND 2147483647`;
  * One statement per send batch: the rooms' locks (sorted, so batches never deadlock), the
  * membership check (a member not muted now, of a room not archived: a primary-key join; named
  * cross-module read of memberships and rooms), the reply check and the idempotent insert, in
- * arrival order. The membership row is locked (`FOR KEY SHARE`): the statement's snapshot is
- * taken before it waits for the room's lock, and a ban, kick or leave that held that lock (for
- * its notice) and committed meanwhile deleted the row; locking it sees the deletion, so the send
- * stores nothing, never a message after the "was banned" notice. (Measured: no difference in
- * the statement's CPU per row, `npm run bench -- parts`, docs/benchmarks.md.) Then, in the same statement (data-modifying CTEs, one snapshot):
+ * arrival order. Then, in the same statement (data-modifying CTEs, one snapshot):
  * - `message_mentions` for each new row's mentioned users (parallel arrays `ord`/`user_id`
  *   joined on the row's position in the batch), those still members only;
  * - replies: `thread_root_id` is the parent's root (or the parent: flat threads); each root's
@@ -192,7 +188,6 @@ const SEND_BATCH = `WITH input AS (
             AND rm.archived_at IS NULL
             AND (i.reply_to_id IS NULL OR p.id IS NOT NULL)
           ORDER BY i.ord
-          FOR KEY SHARE OF ms
          ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
          RETURNING ${SENT_COLUMNS}),
        mentioned AS (
@@ -262,7 +257,6 @@ export const SEND_BATCH_PLAIN = `WITH input AS (
           AND (ms.muted_until IS NULL OR ms.muted_until <= now())
           AND rm.archived_at IS NULL
         ORDER BY i.ord
-        FOR KEY SHARE OF ms
        ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
        RETURNING ${SENT_COLUMNS}, NULL::bigint AS root_version,
                  NULL::int AS root_reply_count, NULL::timestamptz AS root_last_reply_at,

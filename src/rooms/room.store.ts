@@ -63,7 +63,7 @@ export interface Sanction {
  * global role (never a copy cached in a token or a socket), the room and the membership, and
  * what moderation takes away (the room's archive flag, the user's mute and ban in it, each only
  * while in force). `room` is null when the room does not exist; `role` null when the user does
- * not (or is disabled, or suspended).
+ * not (or is disabled).
  */
 export interface AccessFacts {
   role: Role | null;
@@ -125,7 +125,6 @@ export class RoomStore {
               r.created_at AS "createdAt", r.updated_at AS "updatedAt"
          FROM (SELECT $2::uuid AS room_id) q
          LEFT JOIN users u ON u.id = $1 AND NOT u.disabled
-                          AND NOT coalesce(u.suspended_until > now(), false)
          LEFT JOIN rooms r ON r.id = q.room_id
          LEFT JOIN memberships ms ON ms.room_id = r.id AND ms.user_id = $1
          LEFT JOIN room_bans b ON b.room_id = r.id AND b.user_id = $1 AND b.until > now()`,
@@ -155,7 +154,8 @@ export class RoomStore {
 
   /**
    * Of `roomIds`, the ones the user may still read (member, or a current admin for rooms that
-   * are not conversations): the chat module re-evaluates live subscriptions with it.
+   * are not conversations; none while disabled or suspended): the chat module re-evaluates live
+   * subscriptions with it, the push worker each delivery.
    */
   async readableOf(userId: string, roomIds: string[]): Promise<Set<string>> {
     if (!roomIds.length) return new Set();
