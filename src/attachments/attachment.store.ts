@@ -139,15 +139,19 @@ export class AttachmentStore {
   }
 
   /**
-   * A direct upload's completion claims it (pending → processing): of concurrent completions
-   * only one gets the row; the others find it processing, or ready once it is done.
+   * A direct upload's completion claims it (pending → processing, while its upload time has
+   * not run out), with a fresh lease of `leaseMs` for the copy and the checks (the cleanup job
+   * takes it only when that runs out): of concurrent completions only one gets the row; the
+   * others find it processing, or ready once it is done.
    */
-  async claimCompletion(id: string): Promise<boolean> {
+  async claimCompletion(id: string, leaseMs: number): Promise<boolean> {
     const rows = returnedRows<{ id: string }>(
       await this.db.query(
-        `UPDATE attachments SET state = 'processing' WHERE id = $1 AND state = 'pending'
+        `UPDATE attachments SET state = 'processing',
+                expires_at = now() + $2 * interval '1 millisecond'
+          WHERE id = $1 AND state = 'pending' AND expires_at > now()
          RETURNING id`,
-        [id],
+        [id, leaseMs],
       ),
     );
     return rows.length > 0;

@@ -300,9 +300,15 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
   private async discard(id: string): Promise<void> {
     try {
       const row = await this.store.abandon(id, this.uploadTimeoutMs);
-      if (!row) return;
-      await this.storage.delete(objectKeys(row));
-      await this.store.deleteClaimed([id]);
+      if (row) {
+        await this.storage.delete(objectKeys(row));
+        await this.store.deleteClaimed([id]);
+        return;
+      }
+      // Finished by a concurrent completion: kept. Taken by the cleanup job (or gone): what
+      // this upload wrote after the job deleted its objects (a thumbnail, a copy) goes now.
+      if ((await this.store.find(id))?.state === 'ready') return;
+      await this.storage.delete([`a/${id}`, `a/${id}.thumb`, stagingKey(id)]);
     } catch (err) {
       this.logger.warn(`Discarding upload ${id} failed, the cleanup job will: ${String(err)}`);
     }
@@ -380,7 +386,7 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
     if (row.state === 'ready') return toAttachmentDto(row);
     if (row.state !== 'pending' && row.state !== 'processing') throw AppError.notFound('Upload');
     await this.access.room(user, row.room_id, 'write');
-    if (!(await this.store.claimCompletion(id))) {
+    if (!(await this.store.claimCompletion(id, this.uploadTimeoutMs))) {
       const now = await this.store.find(id);
       if (now?.state === 'ready') return toAttachmentDto(now);
       if (now?.state === 'processing')
@@ -389,7 +395,7 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
     }
     const staged = stagingKey(id);
     const head = await this.storage.head(staged).catch(async (err: unknown) => {
-      await this.store.unclaimCompletion(id);
+      await this.store.unclaimCompletion(id).catch(() => undefined); // the lease frees it
       throw uploadError(err);
     });
     if (!head) {

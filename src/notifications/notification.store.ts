@@ -199,16 +199,22 @@ export class NotificationStore {
   /**
    * Of notifications just written, marks read those whose message the recipient's read marker
    * has passed by now: the batch decided from a snapshot taken before a `read.mark` committed,
-   * whose own marking (`markMany`) could not see these rows yet. The ids marked.
+   * whose own marking (`markMany`) could not see these rows yet. The ids read now (marked
+   * here, or already by that marking).
    */
   async readBehindMarker(ids: number[]): Promise<Set<number>> {
-    const [rows] = await this.db.query<[{ id: string }[], number]>(
-      `UPDATE notifications n SET read_at = now()
-         FROM memberships ms
-        WHERE n.id = ANY($1::bigint[]) AND n.read_at IS NULL
-          AND ms.room_id = n.room_id AND ms.user_id = n.user_id
-          AND n.message_id <= ms.last_read_message_id
-        RETURNING n.id`,
+    // Read already (the marking ran after the batch committed) counts too.
+    const rows = await this.db.query<{ id: string }[]>(
+      `WITH marked AS (
+         UPDATE notifications n SET read_at = now()
+           FROM memberships ms
+          WHERE n.id = ANY($1::bigint[]) AND n.read_at IS NULL
+            AND ms.room_id = n.room_id AND ms.user_id = n.user_id
+            AND n.message_id <= ms.last_read_message_id
+          RETURNING n.id)
+       SELECT id FROM marked
+       UNION
+       SELECT id FROM notifications WHERE id = ANY($1::bigint[]) AND read_at IS NOT NULL`,
       [ids],
     );
     return new Set(rows.map((r) => Number(r.id)));

@@ -112,7 +112,11 @@ export class NotificationsService implements BeforeApplicationShutdown {
     const check = created
       .filter((n) => !edits.has(n.notification.messageId))
       .map((n) => n.notification.id);
-    const read = check.length ? await this.store.readBehindMarker(check) : new Set<number>();
+    // Best effort: the rows are written, and a retried batch would find them and announce
+    // nothing; should this fail, they are announced as unread.
+    const read = check.length
+      ? await this.store.readBehindMarker(check).catch(() => new Set<number>())
+      : new Set<number>();
     const fresh = created.filter((n) => !read.has(n.notification.id));
     for (const n of fresh) this.events.emit('notification.created', n);
     return fresh;
