@@ -12,6 +12,7 @@ import { PersonaUsage1763780810000 } from './1763780810000-PersonaUsage';
 import { PersonaMemory1763780820000 } from './1763780820000-PersonaMemory';
 import { SearchPendingList1763780900000 } from './1763780900000-SearchPendingList';
 import { AttachmentProcessing1763780950000 } from './1763780950000-AttachmentProcessing';
+import { PushersSession1763781000000 } from './1763781000000-PushersSession';
 
 /** Every migration, in order. Listed explicitly so the app, the CLI and Jest load the same set. */
 export const migrations = [
@@ -29,4 +30,5 @@ export const migrations = [
   PersonaMemory1763780820000,
   SearchPendingList1763780900000,
   AttachmentProcessing1763780950000,
+  PushersSession1763781000000,
 ];

@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -6,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { DataSource } from 'typeorm';
 import type { PgEndpoint } from '../src/database/database.module';
+import { AccessPolicy } from '../src/access/access.policy';
 import { EmbeddedPostgres } from '../src/database/embedded-postgres';
 import { PushService } from '../src/push/push.service';
 import { startApp, type TestApp } from './support/app';
@@ -183,13 +185,44 @@ async function scene(t: TestApp, gw?: Gateway): Promise<Scene> {
 
 /** `sender` writes; a notification row for `recipient` (as the notifications module writes). */
 async function notification(t: TestApp, s: Scene, content = 'hello there'): Promise<string> {
+  return (await notified(t, s, content)).id;
+}
+
+/** As `notification`, answering the message's id too. */
+async function notified(
+  t: TestApp,
+  s: Scene,
+  content: string,
+): Promise<{ id: string; messageId: number }> {
   const m = await send(t, s.sender, s.roomId, content);
   const [row] = await t.app.get(DataSource).query<{ id: string }[]>(
     `INSERT INTO notifications (user_id, room_id, message_id, kind, actor_id)
        VALUES ($1, $2, $3, 'mention', $4) RETURNING id::text AS id`,
     [s.recipient.id, s.roomId, m.id, s.sender.id],
   );
-  return row.id;
+  return { id: row.id, messageId: m.id };
+}
+
+/** Another session of `u` (another device, or a thief with the password): a fresh login. */
+async function login(t: TestApp, u: TestUser): Promise<TestUser> {
+  const res = await t
+    .http()
+    .post(api('/auth/login'))
+    .send({ username: u.username, password: u.password })
+    .expect(200);
+  const body = res.body as { accessToken: string; refreshToken: string };
+  return {
+    ...u,
+    accessToken: body.accessToken,
+    refreshToken: body.refreshToken,
+    auth: { Authorization: `Bearer ${body.accessToken}` },
+  };
+}
+
+/** The push keys of `u`'s pushers (GET /api/v1/push/pushers). */
+async function pushKeysOf(t: TestApp, u: TestUser): Promise<string[]> {
+  const res = await t.http().get(api('/push/pushers')).set(u.auth).expect(200);
+  return (res.body as { pushKey: string }[]).map((p) => p.pushKey);
 }
 
 /**
@@ -450,6 +483,134 @@ describe('push gateway (e2e)', () => {
     await until(async () => (await outbox(t, s.pushKey, true)).length === 0, 'the row dropped');
     await sleep(300);
     expect(gw.for(s.pushKey)).toHaveLength(0);
+  });
+
+  it('logging out removes the pushers that session registered: a later mention pushes nothing', async () => {
+    const s = await scene(t, gw); // the recipient's pusher, registered with their signup session
+    expect(await pushKeysOf(t, s.recipient)).toEqual([s.pushKey]);
+    await t.http().post(api('/auth/logout')).set(s.recipient.auth).expect(204);
+    const again = await login(t, s.recipient);
+    await until(async () => (await pushKeysOf(t, again)).length === 0, 'the pusher removed');
+    // A real mention in the room (notifications module, notification.created, push).
+    await send(t, s.sender, s.roomId, `@${s.recipient.username} are you still there?`);
+    await until(async () => (await notificationsOf(t, again)).length === 1, 'the notification');
+    await sleep(500);
+    expect(gw.for(s.pushKey)).toHaveLength(0);
+    expect(await outbox(t, s.pushKey, true)).toEqual([]);
+  });
+
+  it("a password change removes the other sessions' pushers, not this session's", async () => {
+    const s = await scene(t, gw); // this session's pusher: s.pushKey
+    const thief = await login(t, s.recipient); // another session, say a stolen password
+    const stolenKey = randomBytes(8).toString('hex');
+    await registerPusher(t, thief, gw.url, stolenKey).expect(201);
+    expect((await pushKeysOf(t, s.recipient)).sort()).toEqual([s.pushKey, stolenKey].sort());
+    await t
+      .http()
+      .post(api('/auth/password'))
+      .set(s.recipient.auth)
+      .send({ currentPassword: s.recipient.password, newPassword: 'a-brand-new-password-1' })
+      .expect(204);
+    await until(
+      async () => (await pushKeysOf(t, s.recipient)).join() === s.pushKey,
+      "the other session's pusher removed",
+    );
+    await send(t, s.sender, s.roomId, `@${s.recipient.username} the private plan`);
+    await until(() => gw.for(s.pushKey).length === 1, "this session's push");
+    await sleep(300);
+    expect(gw.for(stolenKey)).toHaveLength(0);
+  });
+
+  it('a session ended without its event (lost): the worker sends nothing more and drops the pusher', async () => {
+    const s = await scene(t, gw);
+    gw.respond = () => ({ status: 500 });
+    await push.enqueue([await notification(t, s, 'meet at the usual place')]);
+    await until(async () => (await outbox(t, s.pushKey))[0]?.attempts >= 1, 'a failure');
+    // Revoked as the auth module does, but no `session.revoked` is emitted.
+    await t.app
+      .get(DataSource)
+      .query(`UPDATE sessions SET revoked_at = now() WHERE user_id = $1`, [s.recipient.id]);
+    await sleep(100); // an attempt already past its checks lands meanwhile
+    const seen = gw.for(s.pushKey).length;
+    gw.respond = () => ({ status: 200 });
+    await until(async () => (await outbox(t, s.pushKey, true)).length === 0, 'the row dropped');
+    await sleep(300);
+    expect(gw.for(s.pushKey)).toHaveLength(seen);
+    const left = await t.app
+      .get(DataSource)
+      .query<unknown[]>(`SELECT 1 FROM pushers WHERE push_key = $1`, [s.pushKey]);
+    expect(left).toEqual([]);
+  });
+
+  it('a message deleted while its push is retried: the push is dropped, its text never sent again', async () => {
+    const s = await scene(t, gw);
+    gw.respond = () => ({ status: 500 });
+    const n = await notified(t, s, 'the text to be deleted');
+    await push.enqueue([n.id]);
+    await until(async () => (await outbox(t, s.pushKey))[0]?.attempts >= 1, 'a failure');
+    await t
+      .http()
+      .delete(api(`/messages/${n.messageId}`))
+      .set(s.sender.auth)
+      .expect(204);
+    await sleep(100); // an attempt already past its checks lands meanwhile
+    const seen = gw.for(s.pushKey).length;
+    gw.respond = () => ({ status: 200 });
+    await until(async () => (await outbox(t, s.pushKey, true)).length === 0, 'the row dropped');
+    await sleep(300);
+    expect(gw.for(s.pushKey).slice(seen)).toEqual([]);
+  });
+
+  it('a message edited while its push is retried: the push carries the edited text', async () => {
+    const s = await scene(t, gw);
+    gw.respond = () => ({ status: 500 });
+    const n = await notified(t, s, 'the first draft');
+    await push.enqueue([n.id]);
+    await until(async () => (await outbox(t, s.pushKey))[0]?.attempts >= 1, 'a failure');
+    await t
+      .http()
+      .patch(api(`/messages/${n.messageId}`))
+      .set(s.sender.auth)
+      .send({ content: 'the   final text' })
+      .expect(200);
+    await sleep(100); // an attempt already past its checks lands meanwhile
+    const seen = gw.for(s.pushKey).length;
+    gw.respond = () => ({ status: 200 });
+    await until(async () => (await outbox(t, s.pushKey)).length === 0, 'the push delivered');
+    const after = gw.for(s.pushKey).slice(seen);
+    expect(after.length).toBeGreaterThanOrEqual(1);
+    for (const r of after) {
+      expect(r.body.notification.content).toEqual({ body: 'the final text' });
+      expect(r.raw).not.toContain('first draft');
+    }
+  });
+
+  it('a push key moved to another user between the claim and the POST: nothing is sent to it', async () => {
+    const s = await scene(t, gw);
+    const other = await newUser(t);
+    const access = t.app.get(AccessPolicy);
+    const readable = access.readableRooms.bind(access);
+    let moved = false;
+    // The worker's room check runs after the claim and before the POST: the key moves there.
+    const spy = jest
+      .spyOn(access, 'readableRooms')
+      .mockImplementation(async (userId: string, roomIds: string[]) => {
+        if (userId === s.recipient.id && !moved) {
+          moved = true;
+          await registerPusher(t, other, gw.url, s.pushKey).expect(201);
+        }
+        return readable(userId, roomIds);
+      });
+    try {
+      const id = await notification(t, s, "the recipient's private text");
+      expect(await push.enqueue([id])).toBe(1);
+      await until(() => moved, 'the claim');
+      await until(async () => (await outbox(t, s.pushKey, true)).length === 0, 'the row gone');
+      await sleep(300);
+      expect(gw.for(s.pushKey)).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('only users with no live socket are pushed', async () => {

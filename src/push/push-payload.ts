@@ -53,3 +53,22 @@ export function renderPushes(c: PushCandidate): { pusherId: string; payload: Pus
     },
   }));
 }
+
+/**
+ * A queued payload as it is delivered: its text taken from the message as it is now (an edit
+ * shows, the enqueue-time copy never does), or left out when the recipient hides content now.
+ * The rest (room, sender, counts, device) stays as rendered at enqueue.
+ */
+export function withCurrentContent(
+  payload: unknown,
+  now: { body: string; hideContent: boolean },
+): PushPayload {
+  const { notification } = payload as PushPayload;
+  const { content: _enqueued, ...rest } = notification;
+  return {
+    notification: {
+      ...rest,
+      ...(now.hideContent ? {} : { content: { body: preview(now.body, PUSH_BODY_MAX_CHARS) } }),
+    },
+  };
+}

@@ -9,6 +9,7 @@ import { AccessPolicy } from '../access/access.policy';
 import type { Env } from '../config/env';
 import { MetricsService } from '../metrics/metrics.service';
 import { postPush, rejectedKeys } from './push-http';
+import { withCurrentContent } from './push-payload';
 import { pushUrlRules, type PushUrlRules } from './push-url';
 import { type ClaimedPush, PushStore } from './push.store';
 
@@ -21,9 +22,12 @@ const SWEEP_BATCH = 1000;
  * Delivers the push outbox, on every instance: claims due rows (`FOR UPDATE SKIP LOCKED`, a
  * lease of PUSH_LEASE_MS), POSTs each signed, then marks it delivered (2xx: emptied, kept for
  * dedupe until PUSH_MAX_AGE_MS), deletes its pusher (404, 410, or its key in `rejected`), or
- * schedules a retry with exponential backoff and jitter. Undelivered rows older than
- * PUSH_MAX_AGE_MS are abandoned. Nothing is held in memory that the table does
- * not have: a restart, or a crash mid-delivery, leaves rows that become due again.
+ * schedules a retry with exponential backoff and jitter. Right before each POST the row is read
+ * again as it stands now: a push whose pusher was deleted or moved to another user, whose
+ * pusher's session ended, whose notification was read or whose message was deleted is dropped
+ * (the pusher too, for an ended session), and the text sent is the message's current one.
+ * Undelivered rows older than PUSH_MAX_AGE_MS are abandoned. Nothing is held in memory that the
+ * table does not have: a restart, or a crash mid-delivery, leaves rows that become due again.
  */
 @Injectable()
 export class PushWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -115,16 +119,23 @@ export class PushWorker implements OnApplicationBootstrap, BeforeApplicationShut
   private async deliver(row: ClaimedPush): Promise<void> {
     // Re-checked now: a member removed since the notification gets nothing from that room.
     const readable = await this.access.readableRooms(row.userId, [row.roomId]);
-    if (!readable.has(row.roomId)) {
-      await this.store.deleteOutbox(row.id);
+    if (!readable.has(row.roomId)) return this.drop(row);
+    // Last, right before the POST: the pusher is still this user's (a key moved to another
+    // user since the claim must not get this user's push), its session still live, the
+    // notification unread and the message there; the text is the message's as it is now.
+    const now = await this.store.current(row);
+    if (!now) return this.drop(row);
+    if (!now.sessionLive) {
+      await this.store.dropPusher(row.pusherId);
       this.metrics.pushDeliveries.inc({ result: 'dropped' });
       return;
     }
+    if (now.read || now.messageGone) return this.drop(row);
     let error: string;
     try {
       const answer = await postPush(
-        row.url,
-        JSON.stringify(row.payload),
+        now.url,
+        JSON.stringify(withCurrentContent(row.payload, now)),
         this.secret!,
         this.rules,
         this.timeoutMs,
@@ -156,6 +167,12 @@ export class PushWorker implements OnApplicationBootstrap, BeforeApplicationShut
     const delay = this.backoff(row.attempts);
     await this.store.retryLater(row.id, delay, error);
     this.metrics.pushDeliveries.inc({ result: 'failed' });
+  }
+
+  /** Not sent, and never will be: the row goes. */
+  private async drop(row: ClaimedPush): Promise<void> {
+    await this.store.deleteOutbox(row.id);
+    this.metrics.pushDeliveries.inc({ result: 'dropped' });
   }
 
   /** base × 2^attempts, capped, then between half and all of it (jitter spreads retries). */

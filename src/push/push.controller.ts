@@ -30,7 +30,9 @@ export class PushController {
       'Upserted by (appId, pushKey): registering again updates it; a push key another user ' +
       'registered moves to you. Parlor POSTs a signed JSON payload to `url` for each ' +
       'notification created while you have no socket connected (docs/operations.md). Counted ' +
-      'in the `push` bucket (RATE_LIMIT_PUSH).',
+      'in the `push` bucket (RATE_LIMIT_PUSH). The pusher belongs to the session that ' +
+      'registered it: when that session ends (logout, a password change ending the other ' +
+      'sessions, a disable or suspension), the pusher is removed and nothing more is sent to it.',
   })
   @ApiCreatedResponse({ type: PusherDto, description: 'The pusher as registered' })
   @ApiErrors(

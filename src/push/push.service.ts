@@ -14,7 +14,8 @@ import { PushWorker } from './push-worker.service';
 import { type OutboxEntry, PushStore, type PusherRow } from './push.store';
 
 /**
- * Push for phones (the Matrix pusher model): devices register pushers; each new notification
+ * Push for phones (the Matrix pusher model): devices register pushers, each tied to the login
+ * session that registered it (gone when that session ends); each new notification
  * whose recipient has no live socket on any instance becomes one outbox row per pusher, which
  * the PushWorker delivers. Off (503 on registration, nothing enqueued) without PUSH_HMAC_SECRET.
  */
@@ -47,6 +48,7 @@ export class PushService implements BeforeApplicationShutdown {
     await validatePushUrl(dto.url, this.rules);
     const row = await this.store.upsertPusher(
       user.id,
+      user.sessionId,
       {
         kind: dto.kind,
         url: dto.url,
@@ -57,7 +59,8 @@ export class PushService implements BeforeApplicationShutdown {
       },
       this.maxPushers,
     );
-    if (!row)
+    if (row === 'session-ended') throw AppError.unauthorized('Session has ended');
+    if (row === 'full')
       throw AppError.conflict(
         `At most ${this.maxPushers} pushers per user: delete one first (PUSH_MAX_PUSHERS_PER_USER)`,
       );
@@ -111,6 +114,28 @@ export class PushService implements BeforeApplicationShutdown {
     if (!this.enabled) return;
     this.pending.push(String(notification.id));
     if (this.pending.length === 1) setImmediate(() => this.flush());
+  }
+
+  /**
+   * A session ended (logout, a password change ending the others, refresh-token reuse), or
+   * every session of the user (no `sessionId`: disabled, suspended): the pushers it registered
+   * go with their pending pushes, so a device registered with a stolen token stops receiving
+   * at once. (The worker also checks the session before each POST: a lost event leaks nothing.)
+   */
+  @OnEvent('session.revoked')
+  onSessionRevoked({ userId, sessionId }: DomainEventMap['session.revoked']): Promise<void> {
+    return this.forgetSession(userId, sessionId);
+  }
+
+  async forgetSession(userId: string, sessionId?: string): Promise<void> {
+    try {
+      const deleted = await this.store.deleteSessionPushers(userId, sessionId);
+      if (deleted) this.logger.log(`Removed ${deleted} pusher(s) of an ended session`);
+    } catch (err) {
+      this.logger.error(
+        `Removing the pushers of an ended session failed: ${(err as Error).message}`,
+      );
+    }
   }
 
   private flush(): void {

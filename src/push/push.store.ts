@@ -16,8 +16,13 @@ export interface PusherInput {
 export interface PusherRow extends PusherInput {
   id: string;
   userId: string;
+  /** The session that registered it (null: before sessions were recorded, legacy). */
+  sessionId: string | null;
   createdAt: Date;
 }
+
+/** Why a registration was refused: the user's cap reached, or the session ended meanwhile. */
+export type PusherRefusal = 'full' | 'session-ended';
 
 /** What a push is rendered from: one notification, its recipient's pushers and counts. */
 export interface PushCandidate {
@@ -50,17 +55,43 @@ export interface ClaimedPush {
   attempts: number;
   createdAt: Date;
   pusherId: string;
+  /** At claim time (the POST goes to the URL PushStore.current reads right before it). */
   url: string;
   pushKey: string;
   userId: string;
   roomId: string;
 }
 
+/** A claimed push as it stands right before its POST (PushStore.current). */
+export interface CurrentPush {
+  /** Where to POST now (the device may have re-registered with another gateway URL). */
+  url: string;
+  /** The pusher's session is live (not revoked, not expired; a legacy NULL one counts as live). */
+  sessionLive: boolean;
+  /** The notification was read meanwhile. */
+  read: boolean;
+  /** The message was deleted (a tombstone) or is gone. */
+  messageGone: boolean;
+  /** The message's text now ('' when gone). */
+  body: string;
+  /** The recipient's push_settings.hide_content now. */
+  hideContent: boolean;
+}
+
 /** The payload of a delivered row (kept for dedupe, emptied). */
 const DELIVERED = `'{}'::jsonb`;
 
 const PUSHER_COLUMNS = `id, user_id AS "userId", kind, url, app_id AS "appId", push_key AS "pushKey",
-  device_name AS "deviceName", lang, created_at AS "createdAt"`;
+  device_name AS "deviceName", lang, session_id AS "sessionId", created_at AS "createdAt"`;
+
+/**
+ * Named cross-module read (sessions): the pusher `p`'s session is live, as the auth module
+ * means it (not revoked; not expired, so it cannot be refreshed any more either). A pusher
+ * without a session (registered before they were recorded) counts as live.
+ */
+const SESSION_LIVE = (p: string) => `(${p}.session_id IS NULL OR EXISTS (
+  SELECT 1 FROM sessions live
+   WHERE live.id = ${p}.session_id AND live.revoked_at IS NULL AND live.expires_at > now()))`;
 
 /** Registrations of one user are counted under this lock (two at once cannot both pass the cap). */
 const USER_LOCK = `SELECT pg_advisory_xact_lock(hashtextextended('parlor:pushers:' || $1, 0))`;
@@ -79,13 +110,29 @@ export class PushStore {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   /**
-   * Registers (or updates) the pusher (appId, pushKey) for `userId`. A push key registered by
-   * another user moves to this one as a new pusher (the old row and its pending pushes go: the
-   * device must never get the previous user's notifications). Null when the user already has
-   * `max` other pushers.
+   * Registers (or updates) the pusher (appId, pushKey) for `userId`, as belonging to the session
+   * `sessionId` (an update moves it to that session). A push key registered by another user
+   * moves to this one as a new pusher (the old row and its pending pushes go: the device must
+   * never get the previous user's notifications). 'full' when the user already has `max` other
+   * pushers; 'session-ended' when the session is no longer live. Named cross-module read
+   * (sessions): the session's row is locked FOR SHARE until commit, so a revocation committing
+   * meanwhile either waits for this pusher (and its `session.revoked` then deletes it) or wins
+   * (and no pusher is written).
    */
-  upsertPusher(userId: string, p: PusherInput, max: number): Promise<PusherRow | null> {
+  upsertPusher(
+    userId: string,
+    sessionId: string,
+    p: PusherInput,
+    max: number,
+  ): Promise<PusherRow | PusherRefusal> {
     return this.db.transaction(async (em) => {
+      const live = await em.query<unknown[]>(
+        `SELECT 1 FROM sessions
+          WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > now()
+            FOR SHARE`,
+        [sessionId, userId],
+      );
+      if (!live.length) return 'session-ended';
       await em.query(USER_LOCK, [userId]);
       await em.query(KEY_LOCK, [`${p.appId}\n${p.pushKey}`]);
       await em.query(`DELETE FROM pushers WHERE app_id = $1 AND push_key = $2 AND user_id <> $3`, [
@@ -98,15 +145,15 @@ export class PushStore {
           WHERE user_id = $1 AND NOT (app_id = $2 AND push_key = $3)`,
         [userId, p.appId, p.pushKey],
       );
-      if (others >= max) return null;
+      if (others >= max) return 'full';
       const [row] = await em.query<PusherRow[]>(
-        `INSERT INTO pushers (user_id, kind, url, app_id, push_key, device_name, lang)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        `INSERT INTO pushers (user_id, kind, url, app_id, push_key, device_name, lang, session_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (app_id, push_key) DO UPDATE
            SET kind = EXCLUDED.kind, url = EXCLUDED.url, device_name = EXCLUDED.device_name,
-               lang = EXCLUDED.lang
+               lang = EXCLUDED.lang, session_id = EXCLUDED.session_id
          RETURNING ${PUSHER_COLUMNS}`,
-        [userId, p.kind, p.url, p.appId, p.pushKey, p.deviceName, p.lang],
+        [userId, p.kind, p.url, p.appId, p.pushKey, p.deviceName, p.lang, sessionId],
       );
       return row;
     });
@@ -128,7 +175,24 @@ export class PushStore {
     );
   }
 
-  /** A gateway said the push key is gone: the pusher goes, with its pending pushes. */
+  /**
+   * A session of the user ended (`sessionId`), or all of them (absent): the pushers it
+   * registered go, with their pending pushes (all of the user's pushers, legacy ones too, when
+   * every session ended). Answers how many.
+   */
+  async deleteSessionPushers(userId: string, sessionId?: string): Promise<number> {
+    return updatedRows(
+      await this.db.query(
+        `DELETE FROM pushers WHERE user_id = $1 AND ($2::uuid IS NULL OR session_id = $2::uuid)`,
+        [userId, sessionId ?? null],
+      ),
+    );
+  }
+
+  /**
+   * A gateway said the push key is gone (or the pusher's session ended): the pusher goes, with
+   * its pending pushes.
+   */
   async dropPusher(id: string): Promise<void> {
     await this.db.query(`DELETE FROM pushers WHERE id = $1`, [id]);
   }
@@ -174,7 +238,7 @@ export class PushStore {
          JOIN LATERAL (
            SELECT json_agg(json_build_object('id', id, 'appId', app_id, 'pushKey', push_key, 'lang', lang)
                            ORDER BY created_at, id) AS pushers
-             FROM pushers WHERE user_id = n.user_id
+             FROM pushers q WHERE q.user_id = n.user_id AND ${SESSION_LIVE('q')}
          ) p ON p.pushers IS NOT NULL
         WHERE n.id = ANY($1::bigint[])
           AND n.created_at > now() - $2::bigint * interval '1 millisecond'
@@ -234,6 +298,29 @@ export class PushStore {
       [limit, leaseMs],
     );
     return returnedRows<ClaimedPush>(result);
+  }
+
+  /**
+   * Named cross-module read (notifications × messages × sessions), right before a claimed push
+   * is POSTed: the row as it stands now, or null when it is gone, or when its pusher no longer
+   * is the one claimed for that user (deleted, or its key moved to another user meanwhile: the
+   * device is someone else's now). Primary keys only: cheap.
+   */
+  async current(row: ClaimedPush): Promise<CurrentPush | null> {
+    const rows = await this.db.query<CurrentPush[]>(
+      `SELECT p.url, ${SESSION_LIVE('p')} AS "sessionLive", n.read_at IS NOT NULL AS read,
+              (m.id IS NULL OR m.deleted_at IS NOT NULL) AS "messageGone",
+              CASE WHEN m.deleted_at IS NULL THEN coalesce(m.content, '') ELSE '' END AS body,
+              coalesce(s.hide_content, false) AS "hideContent"
+         FROM push_outbox o
+         JOIN pushers p ON p.id = o.pusher_id
+         JOIN notifications n ON n.id = o.notification_id
+         LEFT JOIN messages m ON m.id = n.message_id
+         LEFT JOIN push_settings s ON s.user_id = p.user_id
+        WHERE o.id = $1 AND p.id = $2 AND p.user_id = $3 AND n.user_id = $3`,
+      [row.id, row.pusherId, row.userId],
+    );
+    return rows[0] ?? null;
   }
 
   async deleteOutbox(id: string): Promise<void> {

@@ -13,8 +13,10 @@ import { User } from '../users/user.entity';
 /**
  * A device's push registration (the Matrix pusher model): where to POST (`url`, the operator's
  * gateway to FCM/APNs) and which device (`appId`, `pushKey`). A push key belongs to one user at
- * a time (UNIQUE (app_id, push_key)). Written by the PushStore (raw SQL); the schema of
- * migrations/1763780600000-Notifications.ts, exactly.
+ * a time (UNIQUE (app_id, push_key)). It belongs to the login session that registered it
+ * (`sessionId`): it is deleted when that session ends, and never used once the session is not
+ * live. Written by the PushStore (raw SQL); the schema of
+ * migrations/1763780600000-Notifications.ts and 1763781000000-PushersSession.ts, exactly.
  */
 @Entity('pushers')
 @Check('pushers_kind_check', `kind IN ('http')`)
@@ -48,4 +50,12 @@ export class Pusher {
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
+
+  /**
+   * The session (`sessions.id`) that registered it. A plain column: sessions are marked revoked,
+   * never deleted. NULL: registered before sessions were recorded (legacy, treated as live).
+   */
+  @Index('pushers_session')
+  @Column({ name: 'session_id', type: 'uuid', nullable: true })
+  sessionId: string | null;
 }
