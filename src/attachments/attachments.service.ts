@@ -301,14 +301,14 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
     try {
       const row = await this.store.abandon(id, this.uploadTimeoutMs);
       if (row) {
-        await this.storage.delete(objectKeys(row));
+        await this.storage.delete(objectKeys(row.id, row.direct));
         await this.store.deleteClaimed([id]);
         return;
       }
       // Finished by a concurrent completion: kept. Taken by the cleanup job (or gone): what
       // this upload wrote after the job deleted its objects (a thumbnail, a copy) goes now.
       if ((await this.store.find(id))?.state === 'ready') return;
-      await this.storage.delete([`a/${id}`, `a/${id}.thumb`, stagingKey(id)]);
+      await this.storage.delete(objectKeys(id, true));
     } catch (err) {
       this.logger.warn(`Discarding upload ${id} failed, the cleanup job will: ${String(err)}`);
     }
@@ -582,7 +582,7 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
         for (;;) {
           const rows = await this.store.claimDue(SWEEP_BATCH, this.uploadTimeoutMs);
           if (!rows.length) break;
-          await this.storage.delete(rows.flatMap(objectKeys));
+          await this.storage.delete(rows.flatMap((r) => objectKeys(r.id, r.direct)));
           await this.store.deleteClaimed(rows.map((r) => r.id));
           this.metrics.attachmentsDeleted.inc(rows.length);
           removed += rows.length;
@@ -599,10 +599,10 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
-/** Every object an attachment row may have: the file, its thumbnail, a direct upload's staging copy. */
-function objectKeys(row: AttachmentRow): string[] {
-  const keys = [row.storage_key, `${row.storage_key}.thumb`];
-  return row.direct ? [...keys, stagingKey(row.id)] : keys;
+/** Every object an upload may have: the file, its thumbnail, a direct upload's staging copy. */
+function objectKeys(id: string, direct: boolean): string[] {
+  const keys = [`a/${id}`, `a/${id}.thumb`];
+  return direct ? [...keys, stagingKey(id)] : keys;
 }
 
 /** The client's file name, as shown: no directories, no control characters, at most 255. */

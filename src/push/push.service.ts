@@ -123,11 +123,7 @@ export class PushService implements BeforeApplicationShutdown {
    * at once. (The worker also checks the session before each POST: a lost event leaks nothing.)
    */
   @OnEvent('session.revoked')
-  onSessionRevoked({ userId, sessionId }: DomainEventMap['session.revoked']): Promise<void> {
-    return this.forgetSession(userId, sessionId);
-  }
-
-  async forgetSession(userId: string, sessionId?: string): Promise<void> {
+  async onSessionRevoked({ userId, sessionId }: DomainEventMap['session.revoked']): Promise<void> {
     try {
       const deleted = await this.store.deleteSessionPushers(userId, sessionId);
       if (deleted) this.logger.log(`Removed ${deleted} pusher(s) of an ended session`);
