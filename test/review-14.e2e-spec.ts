@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DataSource } from 'typeorm';
+import { DataSource, type QueryRunner } from 'typeorm';
 import { startApp, type TestApp } from './support/app';
 import { SERVER_URL, waitUntilBlocking } from './support/database';
 import {
@@ -70,6 +70,19 @@ describe('issue 14 review (e2e)', () => {
       targetId,
     ]);
 
+  /** Runs `fn` in a transaction of its own connection, rolled back if `fn` did not commit. */
+  const inTransaction = async (fn: (q: QueryRunner) => Promise<void>) => {
+    const q = db.createQueryRunner();
+    await q.connect();
+    await q.startTransaction();
+    try {
+      await fn(q);
+    } finally {
+      if (q.isTransactionActive) await q.rollbackTransaction();
+      await q.release();
+    }
+  };
+
   /** A room with an author, a reporter, the author's message and the reporter's report of it. */
   const reported = async (content: string, ...others: TestUser[]) => {
     const room = await newRoom(t, admin);
@@ -103,10 +116,7 @@ describe('issue 14 review (e2e)', () => {
     'the author leaving while a resolution with `mute` waits: 404, the report stays open',
     async () => {
       const { room, author, created } = await reported('rude, then gone');
-      const other = db.createQueryRunner();
-      await other.connect();
-      await other.startTransaction();
-      try {
+      await inTransaction(async (other) => {
         await other.query(
           `SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2 FOR UPDATE`,
           [room.id, author.id],
@@ -123,12 +133,91 @@ describe('issue 14 review (e2e)', () => {
         // Before the fix the claim had committed on its own: "resolved with mute", nobody muted.
         expect(await reportRow(created.id)).toEqual({ status: 'open', action: null });
         expect(await auditRows('report.resolve', created.id)).toEqual([]);
-      } finally {
-        if (other.isTransactionActive) await other.rollbackTransaction();
-        await other.release();
-      }
+      });
     },
   );
+
+  // Deterministic on server PostgreSQL: a transaction does what a ban does (takes the room's
+  // lock, deletes the membership, holds the lock for its notice); a send starts, takes its
+  // snapshot and waits for that lock; the ban commits. The send must store nothing.
+  (SERVER_URL ? it : it.skip)(
+    'a send waiting on the room while a ban commits is refused, never stored after the notice',
+    async () => {
+      const room = await newRoom(t, admin);
+      const u = await newUser(t);
+      await join(t, u, room.id);
+      await inTransaction(async (ban) => {
+        await ban.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, [room.id]);
+        await ban.query(`DELETE FROM memberships WHERE room_id = $1 AND user_id = $2`, [
+          room.id,
+          u.id,
+        ]);
+        const sending = http()
+          .post(api(`/rooms/${room.id}/messages`))
+          .set(u.auth)
+          .send({ clientMsgId: randomUUID(), content: 'slipped in?' })
+          .then((r) => r);
+        await waitUntilBlocking(ban); // the send statement waits for the room's lock
+        await ban.commitTransaction();
+        // Before the fix: 201, and the message stored after the "was banned" notice.
+        expect((await sending).status).toBe(403);
+      });
+      const stored = await db.query<unknown[]>(
+        `SELECT 1 FROM messages WHERE room_id = $1 AND author_id = $2`,
+        [room.id, u.id],
+      );
+      expect(stored).toEqual([]);
+    },
+  );
+
+  // The send statement holds the room's lock, then locks the sender's membership row. Every
+  // removal must take them in that order: a transaction plays the send batch (room's lock held),
+  // the removal starts and must wait on that lock *before* touching the row, so the batch's
+  // row lock is granted at once. A removal that deleted the row first would deadlock with it.
+  describe.each([
+    ['a ban', 'ban'],
+    ['a kick', 'kick'],
+    ['a leave', 'leave'],
+  ] as const)('%s waits for a send batch holding the room', (_name, how) => {
+    (SERVER_URL ? it : it.skip)('before it touches the membership row', async () => {
+      const room = await newRoom(t, admin);
+      const u = await newUser(t);
+      await join(t, u, room.id);
+      await inTransaction(async (batch) => {
+        await batch.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, [room.id]);
+        const removing = (
+          how === 'ban'
+            ? http()
+                .post(api(`/rooms/${room.id}/bans`))
+                .set(admin.auth)
+                .send({ userId: u.id })
+            : how === 'kick'
+              ? http()
+                  .delete(api(`/rooms/${room.id}/members/${u.id}`))
+                  .set(admin.auth)
+              : http()
+                  .post(api(`/rooms/${room.id}/leave`))
+                  .set(u.auth)
+        ).then((r) => r);
+        await waitUntilBlocking(batch);
+        // Before the fix the removal had deleted the row by now and waited for the room's lock
+        // (for its notice): the batch's row lock would wait on it, a deadlock that PostgreSQL
+        // breaks after a second (and the removal's retry hides). NOWAIT shows it at once.
+        const locked = (await batch.query(
+          `SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2 FOR KEY SHARE NOWAIT`,
+          [room.id, u.id],
+        )) as unknown[];
+        expect(locked).toHaveLength(1);
+        await batch.commitTransaction();
+        expect((await removing).status).toBeLessThan(300);
+      });
+      const member = await db.query<unknown[]>(
+        `SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2`,
+        [room.id, u.id],
+      );
+      expect(member).toEqual([]);
+    });
+  });
 
   it('a report resolution holds its sanction to the mute/ban maximum (a year)', async () => {
     const { room, author, created } = await reported('spam');

@@ -154,7 +154,15 @@ export const PLAN_ONCE = `t.ord BETWEEN 0 AND 2147483647`;
  * One statement per send batch: the rooms' locks (sorted, so batches never deadlock), the
  * membership check (a member not muted now, of a room not archived: a primary-key join; named
  * cross-module read of memberships and rooms), the reply check and the idempotent insert, in
- * arrival order. Then, in the same statement (data-modifying CTEs, one snapshot):
+ * arrival order. The sender's membership row is locked (`FOR KEY SHARE`): the statement's
+ * snapshot is taken before it waits for the room's lock, and a ban, kick or leave that held
+ * that lock (for its notice) and committed meanwhile deleted the row; locking it sees the
+ * deletion, so the send stores nothing, never a message after the "was banned" notice. Every
+ * membership removal takes the room's lock before it deletes the row (`NoticeTx.lockRoom`),
+ * the order this statement takes them in, so the two never deadlock. Updates of a membership
+ * (read marker, mute, notify) do not touch its key and do not wait on this lock. (Measured: no
+ * difference in the statement's CPU per row, docs/benchmarks.md, eighth sitting.) Then, in
+ * the same statement (data-modifying CTEs, one snapshot):
  * - `message_mentions` for each new row's mentioned users (parallel arrays `ord`/`user_id`
  *   joined on the row's position in the batch), those still members only;
  * - replies: `thread_root_id` is the parent's root (or the parent: flat threads); each root's
@@ -188,6 +196,7 @@ const SEND_BATCH = `WITH input AS (
             AND rm.archived_at IS NULL
             AND (i.reply_to_id IS NULL OR p.id IS NOT NULL)
           ORDER BY i.ord
+          FOR KEY SHARE OF ms
          ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
          RETURNING ${SENT_COLUMNS}),
        mentioned AS (
@@ -234,7 +243,8 @@ const SEND_BATCH = `WITH input AS (
 
 /**
  * SEND_BATCH without the mention and thread steps, for the common batch where no message
- * mentions anyone and none is a reply: the same checks, locks and insert. Unnamed, it saved
+ * mentions anyone and none is a reply: the same checks, locks (the membership row's too) and
+ * insert. Unnamed, it saved
  * planning SEND_BATCH's data-modifying CTEs at every execution (issue 15); prepared, both are
  * planned once, and it still saves running the empty CTEs: the same CPU per row for one-row
  * batches, 17 % less at 5 rows, 6 % at 50 (docs/benchmarks.md, issue 17).
@@ -257,6 +267,7 @@ export const SEND_BATCH_PLAIN = `WITH input AS (
           AND (ms.muted_until IS NULL OR ms.muted_until <= now())
           AND rm.archived_at IS NULL
         ORDER BY i.ord
+        FOR KEY SHARE OF ms
        ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
        RETURNING ${SENT_COLUMNS}, NULL::bigint AS root_version,
                  NULL::int AS root_reply_count, NULL::timestamptz AS root_last_reply_at,
@@ -565,6 +576,11 @@ export class MessageStore {
    */
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     return retryOnConflict(() => this.db.transaction(work));
+  }
+
+  /** Takes the room's lock (ROOM_LOCK) until `manager`'s transaction commits. */
+  async lockRoom(manager: EntityManager, roomId: string): Promise<void> {
+    await manager.query(ROOM_LOCK, [roomId]);
   }
 
   /**

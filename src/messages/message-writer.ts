@@ -13,6 +13,12 @@ export interface NoticeTx {
   /** Writes a system message in this transaction. */
   notice: (roomId: string, text: string) => Promise<MessageDto>;
   /**
+   * Takes the room's lock (the one every message write takes) until the commit. A membership
+   * removal takes it before it deletes the row: the send statement holds the room's lock, then
+   * locks the sender's membership row, so the other order would deadlock with it.
+   */
+  lockRoom: (roomId: string) => Promise<void>;
+  /**
    * Runs `fn` after the commit, before the notices are announced: a membership change's own
    * event (which subscribes or unsubscribes sockets) goes first, as clients expect.
    */
@@ -50,6 +56,7 @@ export class MessageWriter {
             notices.push(m);
             return m;
           },
+          lockRoom: (roomId) => this.store.lockRoom(em, roomId),
           afterCommit: (fn) => commits.push(fn),
         }),
       );

@@ -140,6 +140,7 @@ export class ModerationService {
         reason,
         bannedBy: actor.id,
       });
+      await tx.lockRoom(roomId); // before the row: the order the send statement takes them in
       if (await this.rooms.deleteMembership(tx.em, roomId, userId))
         await tx.notice(roomId, `${user.username} was banned`);
       await this.audit.record(

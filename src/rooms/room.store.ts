@@ -502,7 +502,8 @@ export class RoomStore {
   /**
    * True when a membership was removed. `unlessMuted` (a member leaving): not while a mute is in
    * force, decided by the DELETE itself, so a mute committed after the policy's check still
-   * holds (leaving and rejoining would lift it).
+   * holds (leaving and rejoining would lift it). Call it under the room's lock
+   * (`NoticeTx.lockRoom`): a send batch holds that lock while it locks the sender's row.
    */
   async deleteMembership(
     em: EntityManager,

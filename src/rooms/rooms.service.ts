@@ -364,6 +364,7 @@ export class RoomsService {
     by?: AuthUser,
   ): Promise<boolean> {
     return this.writer.transaction(async (tx) => {
+      await tx.lockRoom(roomId); // before the row: the order the send statement takes them in
       if (!(await this.store.deleteMembership(tx.em, roomId, userId, reason === 'left')))
         return false;
       if (by && by.id !== userId)
