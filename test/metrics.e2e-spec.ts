@@ -135,6 +135,9 @@ describe('metrics (e2e)', () => {
     expect(value('parlor_send_ack_seconds_count')).toBe(1);
     expect(value('parlor_send_ack_seconds_bucket', { le: '+Inf' })).toBe(1);
     expect(value('parlor_send_ack_seconds_sum')).toBeGreaterThan(0);
+    // The one send was one batch of one row (group commit: nothing else in flight).
+    expect(value('parlor_send_batch_rows_count')).toBe(1);
+    expect(value('parlor_send_batch_rows_sum')).toBe(1);
     const join200 = { method: 'POST', route: '/api/v1/rooms/:id/join', status: '200' };
     expect(value('parlor_http_request_duration_seconds_count', join200)).toBe(1);
     expect(value('parlor_http_request_duration_seconds_bucket', { ...join200, le: '+Inf' })).toBe(

@@ -32,6 +32,8 @@ export interface Target {
   processes: () => Promise<Record<string, number[]>>;
   /** Persisted rows are counted in PostgreSQL for targets that write (Parlor). */
   db?: Database;
+  /** Send statements and their rows so far (Parlor's `parlor_send_batch_rows` histogram). */
+  batches?: () => Promise<{ statements: number; rows: number }>;
   profile?: { start: () => Promise<void>; stop: (file: string) => Promise<void> };
 }
 
@@ -42,6 +44,8 @@ export interface Level extends StepResult {
   persisted: number | null;
   /** Persisted (or, without a database, acknowledged broadcast) messages per second. */
   throughput: number;
+  /** Members' messages per send statement during the step (null: not a Parlor target). */
+  rowsPerBatch: number | null;
   /** CPU time per persisted message (Parlor) or acknowledged broadcast (reference), µs. */
   cpuPerMsg: CpuPerMessage;
   pass: boolean;
@@ -89,6 +93,7 @@ export async function measure(
   await waitQuiet([...Object.values(procs).flat(), ...workerPids], 30, 15_000);
   const usage = new Usage({ ...procs, workers: workerPids }, () => t.processes());
   await usage.begin();
+  const batchesBefore = await t.batches?.();
   if (profileFile) await t.profile?.start();
   const step = await fleet.step({
     group: t.group,
@@ -103,6 +108,12 @@ export async function measure(
   });
   if (profileFile) await t.profile?.stop(profileFile);
   const used = await usage.end();
+  const batchesAfter = await t.batches?.();
+  const statements = (batchesAfter?.statements ?? 0) - (batchesBefore?.statements ?? 0);
+  const rowsPerBatch =
+    batchesAfter && statements > 0
+      ? (batchesAfter.rows - (batchesBefore?.rows ?? 0)) / statements
+      : null;
   let persisted: number | null = null;
   if (t.db) {
     const [r] = await t.db.query<{ n: number }>(
@@ -140,6 +151,7 @@ export async function measure(
     usage: used,
     persisted,
     throughput,
+    rowsPerBatch,
     cpuPerMsg: {
       target: server === null ? null : server + (postgres ?? 0),
       server,
@@ -186,6 +198,7 @@ export function describe(l: Level): string {
     `${l.persisted !== null ? 'persisted' : 'broadcast'}, delivery ${fmt(l.delivery * 100, 2)} %, ` +
     `p99 ${fmt(l.latency?.p99, 1)} ms, server CPU ${fmt(l.usage.server?.cpu, 0)} %, ` +
     `CPU ${fmt(l.cpuPerMsg.target, 0)} µs/msg, ` +
+    (l.rowsPerBatch === null ? '' : `${fmt(l.rowsPerBatch, 2)} rows/statement, `) +
     `generator CPU ${fmt(l.generator.maxCpu, 0)} % (busiest worker), ` +
     `other work on the host ${fmt(others(l.usage), 0)} %` +
     (l.pass ? '' : l.generatorBound ? `  GENERATOR-BOUND (${l.why})` : `  FAIL (${l.why})`) +

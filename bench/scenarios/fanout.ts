@@ -85,6 +85,7 @@ export async function fanout(o: Options): Promise<void> {
     group: 'parlor',
     db: prep.db,
     processes: async () => ({ server: [server.pid], postgres: await pgBackends(prep.db) }),
+    batches: () => sendBatches(server.url),
     profile: { start: () => server.profileStart(), stop: (f) => server.profileStop(f) },
   };
   const refTarget: Target = {
@@ -190,6 +191,7 @@ export async function fanout(o: Options): Promise<void> {
         'ref CPU µs/msg',
         'parlor CPU µs/msg',
         '(server + pg)',
+        'rows/stmt',
         'CPU ratio',
         'generator',
       ],
@@ -205,6 +207,7 @@ export async function fanout(o: Options): Promise<void> {
           fmt(f.referenceCpuUsPerMsg, 0),
           fmt(f.parlorCpuUsPerMsg, 0),
           `${fmt(f.parlorServerCpuUsPerMsg, 0)} + ${fmt(f.parlorPostgresCpuUsPerMsg, 0)}`,
+          fmt(f.parlorRowsPerBatch, 2),
           `${fmt(f.cpuRatio, 2)} ${f.cpuRatio === null ? '' : f.cpuRatio <= 1.5 ? 'met' : 'MISSED'}`,
           f.generatorBound ? 'SATURATED' : 'ok',
         ]),
@@ -284,6 +287,8 @@ function summarise(c: Combo) {
         parlorCpuUsPerMsg: par.cpuPerMsg.target,
         parlorServerCpuUsPerMsg: par.cpuPerMsg.server,
         parlorPostgresCpuUsPerMsg: par.cpuPerMsg.postgres,
+        /** Messages per send statement at this rate (group commit). */
+        parlorRowsPerBatch: par.rowsPerBatch,
         cpuRatio: ratio(par.cpuPerMsg.target, ref.cpuPerMsg.target),
         generatorBound: ref.generatorBound || par.generatorBound,
       },
@@ -327,6 +332,19 @@ function summarise(c: Combo) {
     parlorDeliveryAtHalf: half?.parlorDelivery ?? null,
     latencyRatio: half?.latencyRatio ?? null,
     cpuRatioAtHalf: half?.cpuRatio ?? null,
+  };
+}
+
+/**
+ * The server's `parlor_send_batch_rows` so far: send statements and their rows (zeros for a
+ * build from before the histogram).
+ */
+async function sendBatches(url: string): Promise<{ statements: number; rows: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    statements: read('parlor_send_batch_rows_count'),
+    rows: read('parlor_send_batch_rows_sum'),
   };
 }
 

@@ -2,6 +2,7 @@ import type { ConfigService } from '@nestjs/config';
 import type { DataSource } from 'typeorm';
 import type { Env } from '../config/env';
 import { MessageStore, type NewUserMessage } from './message-store';
+import { MetricsService } from '../metrics/metrics.service';
 
 /**
  * The group commit's scheduling, with the database replaced by batches the test finishes when
@@ -22,7 +23,12 @@ function storeWith(settings: { max?: number; concurrency?: number; stallMs: numb
     SEND_BATCH_STALL_MS: settings.stallMs,
   };
   const config = { get: (k: keyof Env) => values[k] } as unknown as ConfigService<Env, true>;
-  const store = new MessageStore({} as DataSource, config, { url: 'postgres://unused' });
+  const store = new MessageStore(
+    {} as DataSource,
+    config,
+    { url: 'postgres://unused' },
+    new MetricsService({} as DataSource),
+  );
   const written: Written[] = [];
   let id = 0;
   let failing = false;

@@ -6,6 +6,7 @@ import { AppError } from '../common/errors';
 import { isForeignKeyViolation, retryOnConflict } from '../common/pg-errors';
 import { updatedRows } from '../common/sql';
 import type { Env } from '../config/env';
+import { MetricsService } from '../metrics/metrics.service';
 import { PG_ENDPOINT, type PgEndpoint } from '../database/database.module';
 import {
   type NamedStatement,
@@ -379,6 +380,7 @@ export class MessageStore {
     @InjectDataSource() private readonly db: DataSource,
     config: ConfigService<Env, true>,
     @Inject(PG_ENDPOINT) endpoint: PgEndpoint,
+    private readonly metrics: MetricsService,
   ) {
     this.prepared = new PreparedStatements(db, endpoint.embedded !== undefined);
     this.batchMax = config.get('SEND_BATCH_MAX', { infer: true });
@@ -456,6 +458,7 @@ export class MessageStore {
     const flight = { started: performance.now(), batch: batch.map((b) => b.m) };
     this.inFlight.push(flight);
     this.schedule(); // sends left over (more than SEND_BATCH_MAX) may start after a stall
+    this.metrics.sendBatchRows.observe(batch.length);
     try {
       const rows = await this.insertBatch(flight.batch);
       const byKey = new Map(rows.map((r) => [`${r.author_id}|${r.client_msg_id}`, r]));

@@ -60,6 +60,14 @@ export class MetricsService {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly sendBatchRows = new Histogram({
+    name: 'parlor_send_batch_rows',
+    help:
+      "Members' messages per send statement (group commit): one batch in flight, so batches " +
+      'grow with load; sum / count is the mean batch',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
   readonly httpDuration = new Histogram({
     name: 'parlor_http_request_duration_seconds',
     help: 'HTTP request latency by route',
