@@ -96,8 +96,22 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
     expect(res.status).toBe(201);
     return res.body;
   };
-  /** A public room with the members in it and a fresh persona attached. */
-  const roomWithPersona = async (...members: { accessToken: string }[]) => {
+  /** Attaches (or detaches) a persona through A. */
+  const attach = async (roomId: string, personaId: string, method: 'POST' | 'DELETE' = 'POST') => {
+    const res = await api(
+      a.url,
+      method,
+      `/api/v1/rooms/${roomId}/personas/${personaId}`,
+      undefined,
+      admin.accessToken,
+    );
+    expect(res.status).toBe(method === 'POST' ? 200 : 204);
+  };
+  /** A public room with the members in it and a fresh persona (attached unless told not to). */
+  const roomWithPersona = async (
+    members: { accessToken: string }[],
+    { attached = true }: { attached?: boolean } = {},
+  ) => {
     const room = await api<{ id: string }>(
       a.url,
       'POST',
@@ -126,14 +140,7 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
       admin.accessToken,
     );
     expect(persona.status).toBe(201);
-    const attached = await api(
-      a.url,
-      'POST',
-      `/api/v1/rooms/${roomId}/personas/${persona.body.id}`,
-      undefined,
-      admin.accessToken,
-    );
-    expect(attached.status).toBe(200);
+    if (attached) await attach(roomId, persona.body.id);
     return { roomId, persona: persona.body };
   };
   const ask = (s: ClientSocket, roomId: string, handle: string) =>
@@ -181,9 +188,28 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
     await db?.drop();
   }, 60_000);
 
+  // B holds the room's personas in memory (read for every message); a change made through A
+  // reaches it through Redis at once (before: B kept its copy for 5 s and ignored the call).
+  it('a persona attached or detached through A is called, or not, on B at once', async () => {
+    const alice = await signup(b);
+    const { roomId, persona } = await roomWithPersona([alice], { attached: false });
+    const onB = await open(b, alice.accessToken);
+    await ok(onB, 'message.send', { roomId, clientMsgId: randomUUID(), content: 'hello' });
+    await sleep(200); // B's reply path has read the room: no personas
+    await attach(roomId, persona.id);
+    const answered = next(onB, 'persona.stream.end', (e) => e.roomId === roomId, 3000);
+    await ask(onB, roomId, persona.handle);
+    await answered;
+    await attach(roomId, persona.id, 'DELETE');
+    const seen = record(onB, 'persona.stream.start');
+    await ask(onB, roomId, persona.handle);
+    await sleep(1500);
+    expect(seen.of('persona.stream.start').filter((e) => e.roomId === roomId)).toEqual([]);
+  });
+
   it('a client on B opening the room while the reply streams from A reconstructs it exactly', async () => {
     const [alice, bob] = [await signup(a), await signup(b)];
-    const { roomId, persona } = await roomWithPersona(alice, bob);
+    const { roomId, persona } = await roomWithPersona([alice, bob]);
     const onA = await open(a, alice.accessToken);
     fake.enqueue(longReply(80, 25));
     const delta = next(onA, 'persona.stream.delta', (d) => d.roomId === roomId);
@@ -216,7 +242,7 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
 
   it('Stop from B ends a reply streaming from A, for those allowed to stop it', async () => {
     const [alice, bob] = [await signup(a), await signup(b)];
-    const { roomId, persona } = await roomWithPersona(alice, bob);
+    const { roomId, persona } = await roomWithPersona([alice, bob]);
     const onA = await open(a, alice.accessToken);
     fake.enqueue(longReply(200, 30));
     const delta = next(onA, 'persona.stream.delta', (d) => d.roomId === roomId);
@@ -248,7 +274,7 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
   it('a reply whose instance is killed (SIGKILL) is ended by a live one within the bound, saved as interrupted', async () => {
     const c = await startServer(main, env());
     const [alice, bob] = [await signup(a), await signup(b)];
-    const { roomId, persona } = await roomWithPersona(alice, bob);
+    const { roomId, persona } = await roomWithPersona([alice, bob]);
     const onC = await open(c, alice.accessToken);
     const onB = await open(b, bob.accessToken);
     const seen = record(onB, 'persona.stream.delta', 'typing', 'message.created');

@@ -434,7 +434,8 @@ export class Env {
   WORD_FILTERS_MAX_GLOBAL = 200;
 
   /**
-   * Per-room settings (slow mode, compiled word filters) are kept in memory and dropped at once
+   * Per-room settings (slow mode, compiled word filters, a room's personas and their
+   * turn-taking) are kept in memory and dropped at once
    * on a change (on other instances through Redis); this is the safety net: each room's copy is
    * read again after at most this long.
    */

@@ -1,6 +1,7 @@
-import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnEvent } from '@nestjs/event-emitter';
+import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { AccessPolicy } from '../access/access.policy';
 import type { AuthUser } from '../auth/auth-user';
@@ -14,6 +15,8 @@ import type { FinishReason, MessageDto } from '../messages/dto/message.dto';
 import { MessageStore } from '../messages/message-store';
 import { MessageWriter } from '../messages/message-writer';
 import { MetricsService } from '../metrics/metrics.service';
+import { REDIS } from '../redis/redis.module';
+import { SharedCache } from '../redis/shared-cache';
 import { SlowModeService } from '../moderation/slow-mode.service';
 import type { RoomKind } from '../rooms/room.entity';
 import type { MessageUsage } from '../common/wire';
@@ -32,11 +35,8 @@ import { PersonaMemory } from './persona-memory';
 import { PersonaTurns } from './persona-turns.service';
 import { KeyedSerialQueue } from './reply-queue';
 
-/**
- * How long the room → personas lookup made for every user message is cached. Changes made on
- * this instance clear it at once; another instance sees them within this time.
- */
-const ROOM_CACHE_MS = 5000;
+/** Redis channel telling the other instances to drop a room's personas (or all rooms'). */
+export const ROOM_PERSONAS_CHANNEL = 'parlor:room-personas';
 
 /** How long shutdown waits for replies in flight to be stopped and saved. */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -103,7 +103,13 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Personas');
   private readonly queue: KeyedSerialQueue;
   private readonly active = new Map<string, ActiveReply>();
-  private readonly roomCache = new Map<string, { expires: number; value: RoomPersonas | null }>();
+  /**
+   * Each active room's kind, personas and turn-taking, read for every person's message: held in
+   * memory until a change drops it here and, through Redis, on every instance (attach, detach,
+   * turn policy: the room; a persona's update or deletion: all rooms), and at the latest after
+   * ROOM_SETTINGS_TTL_MS.
+   */
+  private readonly roomCache: SharedCache<RoomPersonas | null>;
   private closing = false;
   /** Aborted at shutdown: ends waits for a slow-mode slot. */
   private readonly shutdown = new AbortController();
@@ -130,9 +136,19 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     private readonly usage: PersonaUsageService,
     private readonly turns: PersonaTurns,
     private readonly mentions: MentionsService,
+    @Inject(REDIS) redis: Redis | null,
     config: ConfigService<Env, true>,
   ) {
     const get = <K extends keyof Env>(k: K) => config.get(k, { infer: true });
+    this.roomCache = new SharedCache({
+      name: 'room-personas',
+      channel: ROOM_PERSONAS_CHANNEL,
+      ttlMs: get('ROOM_SETTINGS_TTL_MS'),
+      maxKeys: get('ROOM_SETTINGS_CACHE_ROOMS'),
+      redis,
+      redisUrl: get('REDIS_URL'),
+      load: (roomId) => this.personas.roomPersonas(roomId),
+    });
     this.s = {
       idleTimeoutMs: get('LLM_TIMEOUT_MS'),
       maxReplyMs: get('PERSONA_MAX_REPLY_MS'),
@@ -145,6 +161,7 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
+    this.roomCache.start();
     const stop = (reason: StopReason) => (id: string) => {
       const reply = this.active.get(id);
       if (reply) this.stop(reply, reason);
@@ -177,14 +194,14 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** Called by PersonasService after a change to a room's personas. */
+  /** Called by PersonasService after a change to a room's personas (on every instance). */
   forgetRoom(roomId: string): void {
-    this.roomCache.delete(roomId);
+    this.roomCache.changed(roomId);
   }
 
   /** Called by PersonasService after a persona changed (it may be in many rooms). */
   forgetAll(): void {
-    this.roomCache.clear();
+    this.roomCache.changed(null);
   }
 
   /**
@@ -207,6 +224,7 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     this.closing = true;
+    this.roomCache.stop();
     this.shutdown.abort();
     this.queue.drop();
     for (const reply of this.active.values()) this.stop(reply, 'shutdown');
@@ -217,7 +235,7 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
   }
 
   private async trigger(message: MessageDto): Promise<void> {
-    const room = await this.roomPersonas(message.roomId);
+    const room = await this.roomCache.get(message.roomId);
     if (!room?.personas.length) return;
     const user = message.author!;
     const admit = () => this.admit(message.roomId, user);
@@ -289,7 +307,7 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
    * chain.
    */
   private async afterSaved(job: ReplyJob, reply: MessageDto, finish: FinishReason): Promise<void> {
-    const room = await this.roomPersonas(job.roomId);
+    const room = await this.roomCache.get(job.roomId);
     if (!room) return;
     await this.turns.spoke(job.roomId, job.personaId, room);
     if (this.closing || (finish !== 'stop' && finish !== 'length')) return;
@@ -650,14 +668,6 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     } catch (err) {
       this.logger.warn(`notice not saved in ${roomId}: ${String(err)}`);
     }
-  }
-
-  private async roomPersonas(roomId: string): Promise<RoomPersonas | null> {
-    const cached = this.roomCache.get(roomId);
-    if (cached && cached.expires > Date.now()) return cached.value;
-    const value = await this.personas.roomPersonas(roomId);
-    this.roomCache.set(roomId, { expires: Date.now() + ROOM_CACHE_MS, value });
-    return value;
   }
 }
 
