@@ -197,10 +197,12 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
     await ok(onB, 'message.send', { roomId, clientMsgId: randomUUID(), content: 'hello' });
     await sleep(200); // B's reply path has read the room: no personas
     await attach(roomId, persona.id);
+    await sleep(100); // A published the change before it answered; Redis delivers it in ms
     const answered = next(onB, 'persona.stream.end', (e) => e.roomId === roomId, 3000);
     await ask(onB, roomId, persona.handle);
     await answered;
     await attach(roomId, persona.id, 'DELETE');
+    await sleep(100);
     const seen = record(onB, 'persona.stream.start');
     await ask(onB, roomId, persona.handle);
     await sleep(1500);

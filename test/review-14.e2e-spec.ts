@@ -137,38 +137,81 @@ describe('issue 14 review (e2e)', () => {
     },
   );
 
+  // Both send statements (plain, and the full one for replies and mentions) lock as below.
+  const SENDS = [
+    ['a plain send', false],
+    ['a reply (the full statement)', true],
+  ] as const;
+  /** A room with `u` in it; for a reply, `u`'s first message, to reply to. */
+  const roomToSendIn = async (reply: boolean) => {
+    const room = await newRoom(t, admin);
+    const u = await newUser(t);
+    await join(t, u, room.id);
+    const replyToId = reply ? (await send(t, u, room.id, 'the parent')).id : undefined;
+    const sending = () =>
+      http()
+        .post(api(`/rooms/${room.id}/messages`))
+        .set(u.auth)
+        .send({ clientMsgId: randomUUID(), content: 'slipped in?', replyToId })
+        .then((r) => r);
+    return { room, u, sending };
+  };
+
   // Deterministic on server PostgreSQL: a transaction does what a ban does (takes the room's
   // lock, deletes the membership, holds the lock for its notice); a send starts, takes its
   // snapshot and waits for that lock; the ban commits. The send must store nothing.
-  (SERVER_URL ? it : it.skip)(
-    'a send waiting on the room while a ban commits is refused, never stored after the notice',
-    async () => {
-      const room = await newRoom(t, admin);
-      const u = await newUser(t);
-      await join(t, u, room.id);
+  describe.each(SENDS)('%s waiting on the room while a ban commits', (_name, reply) => {
+    (SERVER_URL ? it : it.skip)('is refused, never stored after the notice', async () => {
+      const { room, u, sending } = await roomToSendIn(reply);
       await inTransaction(async (ban) => {
         await ban.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, [room.id]);
         await ban.query(`DELETE FROM memberships WHERE room_id = $1 AND user_id = $2`, [
           room.id,
           u.id,
         ]);
-        const sending = http()
-          .post(api(`/rooms/${room.id}/messages`))
-          .set(u.auth)
-          .send({ clientMsgId: randomUUID(), content: 'slipped in?' })
-          .then((r) => r);
+        const sent = sending();
         await waitUntilBlocking(ban); // the send statement waits for the room's lock
         await ban.commitTransaction();
         // Before the fix: 201, and the message stored after the "was banned" notice.
-        expect((await sending).status).toBe(403);
+        expect((await sent).status).toBe(403);
       });
       const stored = await db.query<unknown[]>(
-        `SELECT 1 FROM messages WHERE room_id = $1 AND author_id = $2`,
-        [room.id, u.id],
+        `SELECT 1 FROM messages WHERE room_id = $1 AND content = 'slipped in?'`,
+        [room.id],
       );
       expect(stored).toEqual([]);
-    },
-  );
+    });
+  });
+
+  // A room's deletion locks the room's row, then its cascade deletes the memberships; a send's
+  // insert locks the room's row too (its foreign key). The send must take the room's row
+  // before it waits on a membership row, or the two deadlock. A transaction holds the
+  // sender's membership row; while the send waits on it, the room's row is already held.
+  describe.each(SENDS)('%s', (_name, reply) => {
+    (SERVER_URL ? it : it.skip)(
+      "locks the room's row before it waits on the membership row",
+      async () => {
+        const { room, u, sending } = await roomToSendIn(reply);
+        await inTransaction(async (holder) => {
+          await holder.query(
+            `SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2 FOR UPDATE`,
+            [room.id, u.id],
+          );
+          const sent = sending();
+          await waitUntilBlocking(holder);
+          // Before the fix the room's row was free here (locked only by the foreign key, after
+          // the membership row): a deletion would take it and wait on the membership row.
+          await expect(
+            inTransaction(async (deleter) => {
+              await deleter.query(`SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE NOWAIT`, [room.id]);
+            }),
+          ).rejects.toThrow(/could not obtain lock/);
+          await holder.commitTransaction();
+          expect((await sent).status).toBe(201);
+        });
+      },
+    );
+  });
 
   // The send statement holds the room's lock, then locks the sender's membership row. Every
   // removal must take them in that order: a transaction plays the send batch (room's lock held),

@@ -91,9 +91,10 @@ export async function measure(
   const procs = await t.processes();
   // Start from a quiet machine: the server, its database and the workers done with the last step.
   await waitQuiet([...Object.values(procs).flat(), ...workerPids], 30, 15_000);
+  // (Read outside the sampled window: the scrape's own CPU is not the step's.)
+  const batchesBefore = await t.batches?.().catch(() => undefined);
   const usage = new Usage({ ...procs, workers: workerPids }, () => t.processes());
   await usage.begin();
-  const batchesBefore = await t.batches?.();
   if (profileFile) await t.profile?.start();
   const step = await fleet.step({
     group: t.group,
@@ -108,7 +109,7 @@ export async function measure(
   });
   if (profileFile) await t.profile?.stop(profileFile);
   const used = await usage.end();
-  const batchesAfter = await t.batches?.();
+  const batchesAfter = batchesBefore && (await t.batches?.().catch(() => undefined));
   const statements = (batchesAfter?.statements ?? 0) - (batchesBefore?.statements ?? 0);
   const rowsPerBatch =
     batchesAfter && statements > 0

@@ -160,12 +160,17 @@ export const PLAN_ONCE = `t.ord BETWEEN 0 AND 2147483647`;
  * that lock (for its notice) and committed meanwhile deleted the row; locking it sees the
  * deletion, so the send stores nothing, never a message after the "was banned" notice. Every
  * membership removal takes the room's lock before it deletes the row (`NoticeTx.lockRoom`),
- * the order this statement takes them in, so the two never deadlock. Updates of a membership
- * (read marker, mute, notify) do not touch its key and do not wait on this lock. (Measured: no
- * difference in the statement's CPU per row, docs/benchmarks.md, eighth sitting.) Then, in
- * the same statement (data-modifying CTEs, one snapshot):
+ * the order this statement takes them in, so the two never deadlock. The room's row is locked
+ * before the membership's (`OF rm, ms`, in that order): a room's deletion locks the room's row,
+ * then its cascade deletes the memberships, and the insert's foreign key locks the room's row
+ * anyway (the same lock, only earlier), so the two meet on the room's row first and never
+ * deadlock. Updates of a membership or a room that leave their keys alone (read marker, mute,
+ * notify, rename, archive) do not wait on these locks. (Measured: no difference in the
+ * statement's CPU per row, docs/benchmarks.md, eighth sitting.) Then, in the same statement
+ * (data-modifying CTEs, one snapshot):
  * - `message_mentions` for each new row's mentioned users (parallel arrays `ord`/`user_id`
- *   joined on the row's position in the batch), those still members only;
+ *   joined on the row's position in the batch), members as of the statement's snapshot (one
+ *   removed while the batch waited may still get a row; notifications check membership again);
  * - replies: `thread_root_id` is the parent's root (or the parent: flat threads); each root's
  *   `reply_count`, `last_reply_at`, `thread_participants` (last 5 distinct, newest first) and
  *   version are bumped. Concurrent batches replying to one root are ordered by the room's lock
@@ -197,7 +202,7 @@ const SEND_BATCH = `WITH input AS (
             AND rm.archived_at IS NULL
             AND (i.reply_to_id IS NULL OR p.id IS NOT NULL)
           ORDER BY i.ord
-          FOR KEY SHARE OF ms
+          FOR KEY SHARE OF rm, ms
          ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
          RETURNING ${SENT_COLUMNS}),
        mentioned AS (
@@ -268,7 +273,7 @@ export const SEND_BATCH_PLAIN = `WITH input AS (
           AND (ms.muted_until IS NULL OR ms.muted_until <= now())
           AND rm.archived_at IS NULL
         ORDER BY i.ord
-        FOR KEY SHARE OF ms
+        FOR KEY SHARE OF rm, ms
        ON CONFLICT (author_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
        RETURNING ${SENT_COLUMNS}, NULL::bigint AS root_version,
                  NULL::int AS root_reply_count, NULL::timestamptz AS root_last_reply_at,
@@ -458,7 +463,6 @@ export class MessageStore {
     const flight = { started: performance.now(), batch: batch.map((b) => b.m) };
     this.inFlight.push(flight);
     this.schedule(); // sends left over (more than SEND_BATCH_MAX) may start after a stall
-    this.metrics.sendBatchRows.observe(batch.length);
     try {
       const rows = await this.insertBatch(flight.batch);
       const byKey = new Map(rows.map((r) => [`${r.author_id}|${r.client_msg_id}`, r]));
@@ -495,6 +499,7 @@ export class MessageStore {
    * `tx`: in the caller's transaction, as an unnamed statement through TypeORM.
    */
   private insertBatch(items: NewUserMessage[], tx?: EntityManager): Promise<SentRow[]> {
+    this.metrics.sendBatchRows.observe(items.length);
     const { statement, values } = sendBatchQuery(items);
     return tx
       ? tx.query<SentRow[]>(statement.text, values)

@@ -63,8 +63,9 @@ export class MetricsService {
   readonly sendBatchRows = new Histogram({
     name: 'parlor_send_batch_rows',
     help:
-      "Members' messages per send statement (group commit): one batch in flight, so batches " +
-      'grow with load; sum / count is the mean batch',
+      "Members' messages per send statement (group commit; a batch that failed is retried " +
+      'one row per statement, each counted; sends with attachments are one-row statements): ' +
+      'one batch in flight, so batches grow with load; sum / count is the mean batch',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [this.registry],
   });

@@ -37,7 +37,7 @@ export class PersonaPolicyController {
     description:
       'Group rooms only. Fields left out keep their value; `null` puts a loop-guard override ' +
       "back to the server's default. Audited; a change of `policy` or `crossTalk` is told to " +
-      'the room with a system message. Other instances apply it within 5 s.',
+      'the room with a system message. Every instance applies it at once.',
   })
   @ApiOkResponse({ type: PersonaPolicyDto, description: "The room's settings now" })
   @ApiErrors(400, NOT_MODERATOR, 404, 429)

@@ -21,8 +21,8 @@ const POLICY_NAMES: Record<TurnSettings['policy'], string> = {
  * changed by whoever moderates it (its owner and moderators, admins; AccessPolicy 'moderate'),
  * group rooms only. A change is audited in its transaction (`room.persona_policy`, the changed
  * fields' old and new values), and a change of the policy or of cross-talk is told to the room
- * with a notice. This instance's reply path sees it at once, others within 5 s (their room
- * cache).
+ * with a notice. Every instance's reply path sees it at once (their room caches are dropped
+ * here and through Redis; at the latest after ROOM_SETTINGS_TTL_MS).
  */
 @Injectable()
 export class PersonaPolicyService {
