@@ -729,7 +729,7 @@ export class MessageStore {
     mentions: MessageMentions = NO_MENTIONS,
   ): Promise<MessageDto | 'gone' | 'limit' | 'refused'> {
     return this.db.transaction(async (tx) => {
-      await tx.query(ROOM_LOCK, [roomId]);
+      await this.lockRoom(tx, roomId);
       if (!(await tx.query<unknown[]>(WRITABLE, [roomId, authorId])).length) return 'refused';
       const [live] = await tx.query<{ edits: number; here_before: boolean }[]>(
         `SELECT (SELECT count(*)::int FROM message_edits e WHERE e.message_id = m.id) AS edits,
@@ -792,7 +792,7 @@ export class MessageStore {
     manager?: EntityManager,
   ): Promise<MessageDto | null> {
     const work = async (tx: EntityManager) => {
-      await tx.query(ROOM_LOCK, [roomId]);
+      await this.lockRoom(tx, roomId);
       if (!(await tx.query<unknown[]>(LIVE, [id, roomId])).length) return null;
       await tx.query(
         `WITH edits AS (DELETE FROM message_edits WHERE message_id = $1),
@@ -820,7 +820,7 @@ export class MessageStore {
     add: boolean,
   ): Promise<{ message: MessageDto; changed: boolean } | null | 'refused'> {
     return this.db.transaction(async (tx) => {
-      await tx.query(ROOM_LOCK, [roomId]);
+      await this.lockRoom(tx, roomId);
       if (!(await tx.query<unknown[]>(WRITABLE, [roomId, userId])).length) return 'refused';
       if (!(await tx.query<unknown[]>(LIVE, [id, roomId])).length) return null;
       const change = add
