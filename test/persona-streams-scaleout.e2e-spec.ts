@@ -188,6 +188,22 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
     await db?.drop();
   }, 60_000);
 
+  // Each instance: the shared client, the Socket.IO adapter's two, and ONE subscriber for all of
+  // Parlor's own channels (three caches' invalidations and persona cancels), where each of
+  // those four had a subscriber connection of its own before (7 per instance).
+  it('each instance opens four Redis connections, one subscriber for all its channels', () => {
+    const clients = execFileSync('redis-cli', ['-p', String(redis.port), 'CLIENT', 'LIST'], {
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter((line) => line.startsWith('id=') && !line.includes('cmd=client|list')); // not ours
+    const names = clients.map((line) => /\bname=(\S*)/.exec(line)?.[1] ?? '').sort();
+    const each = ['parlor:adapter-pub', 'parlor:adapter-sub', 'parlor:channels', 'parlor:main'];
+    expect(names).toEqual(each.flatMap((n) => [n, n]));
+    const channelsLine = clients.find((line) => line.includes('name=parlor:channels'))!;
+    expect(channelsLine).toMatch(/\bsub=4\b/); // room settings, members, personas; cancels
+  });
+
   // B holds the room's personas in memory (read for every message); a change made through A
   // reaches it through Redis at once (before: B kept its copy for 5 s and ignored the call).
   it('a persona attached or detached through A is called, or not, on B at once', async () => {

@@ -1,5 +1,6 @@
 import type { ConfigService } from '@nestjs/config';
 import type { Env } from '../config/env';
+import { RedisChannels } from '../redis/redis-channels';
 import type { RoomDto } from '../rooms/dto/room.dto';
 import type { RoomStore } from '../rooms/room.store';
 import { RoomSettingsCache } from './room-settings.cache';
@@ -45,6 +46,9 @@ const config = (ttl = 30_000) =>
       ],
   }) as unknown as ConfigService<Env, true>;
 
+/** One instance: no Redis. */
+const single = new RedisChannels(null, config());
+
 const ROOM = '00000000-0000-4000-8000-000000000001';
 const updated = (id: string) => ({ room: { id } as RoomDto });
 
@@ -52,7 +56,7 @@ describe('RoomSettingsCache', () => {
   it('reads a room once, then answers from memory synchronously', async () => {
     const db = new FakeDb();
     db.slowModeMs = 5000;
-    const cache = new RoomSettingsCache(db.roomStore, db.filterStore, null, config());
+    const cache = new RoomSettingsCache(db.roomStore, db.filterStore, single, config());
     const first = cache.get(ROOM);
     expect(first).toBeInstanceOf(Promise);
     expect((await first).slowModeMs).toBe(5000);
@@ -63,7 +67,7 @@ describe('RoomSettingsCache', () => {
 
   it('drops a room on its change event, and a load racing the change is not kept', async () => {
     const db = new FakeDb();
-    const cache = new RoomSettingsCache(db.roomStore, db.filterStore, null, config());
+    const cache = new RoomSettingsCache(db.roomStore, db.filterStore, single, config());
     await cache.get(ROOM);
     db.hold = true;
     db.slowModeMs = 1000;
@@ -80,7 +84,7 @@ describe('RoomSettingsCache', () => {
 
   it('global rule changes drop every room; the TTL is a safety net', async () => {
     const db = new FakeDb();
-    const cache = new RoomSettingsCache(db.roomStore, db.filterStore, null, config(50));
+    const cache = new RoomSettingsCache(db.roomStore, db.filterStore, single, config(50));
     await cache.get(ROOM);
     db.rules = [{ id: 'g', pattern: 'x', action: 'block', roomId: null }];
     cache.onFiltersChanged({ roomId: null });
@@ -93,7 +97,7 @@ describe('RoomSettingsCache', () => {
 
   it('keeps at most ROOM_SETTINGS_CACHE_ROOMS rooms', async () => {
     const db = new FakeDb();
-    const cache = new RoomSettingsCache(db.roomStore, db.filterStore, null, config());
+    const cache = new RoomSettingsCache(db.roomStore, db.filterStore, single, config());
     const ids = ['a', 'b', 'c'].map((c) => ROOM.slice(0, -1) + c);
     for (const id of ids) await cache.get(id);
     expect(cache.get(ids[0])).toBeInstanceOf(Promise); // the oldest went first

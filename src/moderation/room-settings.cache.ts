@@ -1,10 +1,9 @@
-import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnEvent } from '@nestjs/event-emitter';
-import type { Redis } from 'ioredis';
 import type { Env } from '../config/env';
 import type { DomainEventMap } from '../events/domain-events';
-import { REDIS } from '../redis/redis.module';
+import { RedisChannels } from '../redis/redis-channels';
 import { SharedCache } from '../redis/shared-cache';
 import { RoomStore } from '../rooms/room.store';
 import { type CompiledFilter, compileFilter } from './word-filter';
@@ -27,9 +26,9 @@ export const ROOM_SETTINGS_CHANNEL = 'parlor:room-settings';
  * served from memory until a change drops it (a SharedCache):
  * - on this instance, by the domain event of the change (`room.updated`, `room.deleted`,
  *   `filters.changed`; global rules drop every room);
- * - on the others, by a message on the Redis channel `parlor:room-settings` (a subscriber
- *   connection of its own); after a reconnect of that connection everything is dropped, since
- *   messages may have been missed;
+ * - on the others, by a message on the Redis channel `parlor:room-settings`
+ *   (RedisChannels); after a reconnect of the subscriber everything is dropped, since messages
+ *   may have been missed;
  * - whatever happens, after ROOM_SETTINGS_TTL_MS.
  *
  * A load that was under way when a change dropped the room is answered to its callers but not
@@ -42,16 +41,14 @@ export class RoomSettingsCache implements OnModuleInit, OnModuleDestroy {
   constructor(
     roomStore: RoomStore,
     filters: WordFilterStore,
-    @Inject(REDIS) redis: Redis | null,
+    channels: RedisChannels,
     config: ConfigService<Env, true>,
   ) {
     this.cache = new SharedCache({
-      name: 'room-settings',
       channel: ROOM_SETTINGS_CHANNEL,
       ttlMs: config.get('ROOM_SETTINGS_TTL_MS', { infer: true }),
       maxKeys: config.get('ROOM_SETTINGS_CACHE_ROOMS', { infer: true }),
-      redis,
-      redisUrl: config.get('REDIS_URL', { infer: true }),
+      channels,
       load: async (roomId) => {
         const [slowModeMs, rules] = await Promise.all([
           roomStore.slowModeMs(roomId),

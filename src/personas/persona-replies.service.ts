@@ -1,7 +1,6 @@
-import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnEvent } from '@nestjs/event-emitter';
-import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { AccessPolicy } from '../access/access.policy';
 import type { AuthUser } from '../auth/auth-user';
@@ -15,7 +14,7 @@ import type { FinishReason, MessageDto } from '../messages/dto/message.dto';
 import { MessageStore } from '../messages/message-store';
 import { MessageWriter } from '../messages/message-writer';
 import { MetricsService } from '../metrics/metrics.service';
-import { REDIS } from '../redis/redis.module';
+import { RedisChannels } from '../redis/redis-channels';
 import { SharedCache } from '../redis/shared-cache';
 import { SlowModeService } from '../moderation/slow-mode.service';
 import type { RoomKind } from '../rooms/room.entity';
@@ -136,17 +135,15 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     private readonly usage: PersonaUsageService,
     private readonly turns: PersonaTurns,
     private readonly mentions: MentionsService,
-    @Inject(REDIS) redis: Redis | null,
+    channels: RedisChannels,
     config: ConfigService<Env, true>,
   ) {
     const get = <K extends keyof Env>(k: K) => config.get(k, { infer: true });
     this.roomCache = new SharedCache({
-      name: 'room-personas',
       channel: ROOM_PERSONAS_CHANNEL,
       ttlMs: get('ROOM_SETTINGS_TTL_MS'),
       maxKeys: get('ROOM_SETTINGS_CACHE_ROOMS'),
-      redis,
-      redisUrl: get('REDIS_URL'),
+      channels,
       load: (roomId) => this.personas.roomPersonas(roomId),
     });
     this.s = {

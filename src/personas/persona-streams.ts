@@ -4,7 +4,8 @@ import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import type { PersonaStreamSnapshot } from '../common/wire';
 import type { Env } from '../config/env';
-import { createRedis, REDIS } from '../redis/redis.module';
+import { RedisChannels } from '../redis/redis-channels';
+import { REDIS } from '../redis/redis.module';
 import type { RoomKind } from '../rooms/room.entity';
 
 /** What every instance knows of a reply in progress (besides its text). */
@@ -65,14 +66,13 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
   private readonly memory = new Map<string, StreamState>();
   /** Streams this instance generates (heartbeats are refreshed for them). */
   private readonly own = new Set<string>();
-  private subscriber: Redis | null = null;
+  private unlisten = () => {};
   private timers: NodeJS.Timeout[] = [];
   /** The heartbeat or sweep under way (one at a time; shutdown waits for it). */
   private tick: Promise<void> | null = null;
   private readonly staleMs: number;
   /** How long a stream's keys live at most (a reply cannot outlast PERSONA_MAX_REPLY_MS). */
   private readonly ttlMs: number;
-  private readonly redisUrl: string | undefined;
 
   /** Set by PersonaRepliesService. */
   onCancel: (messageId: string) => void = () => {};
@@ -81,11 +81,11 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis | null,
+    private readonly channels: RedisChannels,
     config: ConfigService<Env, true>,
   ) {
     this.staleMs = config.get('PERSONA_STREAM_STALE_MS', { infer: true });
     this.ttlMs = config.get('PERSONA_MAX_REPLY_MS', { infer: true }) + 10 * this.staleMs;
-    this.redisUrl = config.get('REDIS_URL', { infer: true });
   }
 
   /** True when streams are shared through Redis (several instances). */
@@ -94,15 +94,12 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
-    if (!this.redis || !this.redisUrl) return;
-    const sub = createRedis(this.redisUrl, 'persona-streams', true);
-    sub.on('message', (_channel: string, id: string) => {
-      if (this.own.has(id)) this.onCancel(id);
+    if (!this.redis) return;
+    this.unlisten = this.channels.listen(CANCEL_CHANNEL, {
+      message: (id) => {
+        if (this.own.has(id)) this.onCancel(id);
+      },
     });
-    sub.subscribe(CANCEL_CHANNEL).catch((err: Error) => {
-      this.logger.warn(`not subscribed to ${CANCEL_CHANNEL}: ${err.message}`);
-    });
-    this.subscriber = sub;
     const every = (ms: number, fn: () => Promise<void>) => {
       const timer = setInterval(() => {
         if (this.tick) return;
@@ -120,7 +117,7 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
   /** No Redis command of ours is left in flight when the shared client disconnects. */
   async onModuleDestroy(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    this.subscriber?.disconnect();
+    this.unlisten();
     await this.tick;
   }
 

@@ -1,35 +1,11 @@
 import { Global, Inject, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Env } from '../config/env';
+import { createRedis, REDIS } from './redis-client';
+import { RedisChannels } from './redis-channels';
 
-/** The shared Redis client, or null when REDIS_URL is unset (single instance, nothing changes). */
-export const REDIS = Symbol('REDIS');
-
-/**
- * Commands fail fast while Redis is away (one retry, or no offline queue at all for the main
- * client): callers degrade, never hang. The adapter's subscriber needs the queue to subscribe
- * while the first connection is still being made.
- */
-export function createRedis(url: string, name: string, offlineQueue = false): Redis {
-  const logger = new Logger(`Redis:${name}`);
-  const client = new Redis(url, {
-    lazyConnect: false,
-    enableOfflineQueue: offlineQueue,
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-  });
-  let down = false;
-  client.on('error', (err: Error) => {
-    if (!down) logger.warn(`Redis unavailable: ${err.message}`);
-    down = true;
-  });
-  client.on('ready', () => {
-    if (down) logger.log('Redis reconnected');
-    down = false;
-  });
-  return client;
-}
+export { createRedis, REDIS } from './redis-client';
 
 /** Host, port and database of a Redis URL for the boot log, never its password. */
 function redisHost(url: string): string {
@@ -56,8 +32,9 @@ function redisHost(url: string): string {
         return createRedis(url, 'main');
       },
     },
+    RedisChannels,
   ],
-  exports: [REDIS],
+  exports: [REDIS, RedisChannels],
 })
 export class RedisModule implements OnApplicationShutdown {
   constructor(@Inject(REDIS) private readonly redis: Redis | null) {}

@@ -1,11 +1,7 @@
-import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { createRedis } from './redis.module';
+import type { RedisChannels } from './redis-channels';
 
 export interface SharedCacheOptions<V> {
-  /** For logs and the subscriber connection's name. */
-  name: string;
   /** The Redis channel on which instances tell each other which key to drop. */
   channel: string;
   /** A held value is read again after this long, whatever happened (the safety net). */
@@ -14,10 +10,8 @@ export interface SharedCacheOptions<V> {
   maxKeys: number;
   /** Reads a key's value (from the database). */
   load: (key: string) => Promise<V>;
-  /** The shared Redis client (publishing), or null on a single instance. */
-  redis: Redis | null;
-  /** REDIS_URL, for a subscriber connection of the cache's own. */
-  redisUrl?: string;
+  /** The instances' channels (none opened on a single instance). */
+  channels: RedisChannels;
 }
 
 interface Invalidation {
@@ -27,45 +21,33 @@ interface Invalidation {
 
 /**
  * Values held in memory per key, read once on first need, kept coherent across instances:
- * `changed(key)` drops the key here and publishes it on a Redis channel, and every other
- * instance drops it on that message (after its subscriber reconnects, it drops everything:
- * messages may have been missed). Whatever happens, a value is read again after `ttlMs`.
+ * `changed(key)` drops the key here and publishes it on a Redis channel (RedisChannels), and
+ * every other instance drops it on that message (after the subscriber reconnects, it drops
+ * everything: messages may have been missed). Whatever happens, a value is read again after `ttlMs`.
  *
  * A load under way when its key is dropped answers its callers but is not kept (a generation
  * counter moved on), so a stale read never outlives the change that dropped it.
  */
 export class SharedCache<V> {
-  private readonly logger: Logger;
   private readonly origin = randomUUID();
   private readonly held = new Map<string, { value: V; expires: number }>();
   private readonly loading = new Map<string, Promise<V>>();
   /** Moves on at every drop: a load started before it is not kept. */
   private generation = 0;
-  private subscriber: Redis | null = null;
+  private unlisten = () => {};
 
-  constructor(private readonly options: SharedCacheOptions<V>) {
-    this.logger = new Logger(options.name);
-  }
+  constructor(private readonly options: SharedCacheOptions<V>) {}
 
-  /** Subscribes to the channel (when Redis is configured). */
+  /** Listens on the channel (when instances share Redis). */
   start(): void {
-    const { redisUrl, channel, name } = this.options;
-    if (!redisUrl) return;
-    const sub = createRedis(redisUrl, name, true);
-    let connectedOnce = false;
-    sub.on('ready', () => {
-      if (connectedOnce) this.drop(null);
-      connectedOnce = true;
+    this.unlisten = this.options.channels.listen(this.options.channel, {
+      message: (raw) => this.onMessage(raw),
+      reconnected: () => this.drop(null),
     });
-    sub.on('message', (_channel: string, raw: string) => this.onMessage(raw));
-    sub.subscribe(channel).catch((err: Error) => {
-      this.logger.warn(`not subscribed to ${channel}: ${err.message}`);
-    });
-    this.subscriber = sub;
   }
 
   stop(): void {
-    this.subscriber?.disconnect();
+    this.unlisten();
   }
 
   /** The key's value: from memory (synchronously) when held, else read once. */
@@ -78,13 +60,10 @@ export class SharedCache<V> {
   /** A change made on this instance: drop the key (null: all) here, and tell the others. */
   changed(key: string | null): void {
     this.drop(key);
-    const { redis, channel } = this.options;
-    if (!redis) return;
+    // Unpublished (Redis away), the others fall back on the TTL or on their reconnect.
     const message: Invalidation = { origin: this.origin, key };
-    redis.publish(channel, JSON.stringify(message)).catch((err: Error) => {
-      // The others fall back on the TTL (or on their reconnect, which drops all).
-      this.logger.warn(`change not published: ${err.message}`);
-    });
+    if (this.options.channels.shared)
+      this.options.channels.publish(this.options.channel, JSON.stringify(message));
   }
 
   private onMessage(raw: string): void {

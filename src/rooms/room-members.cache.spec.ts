@@ -1,5 +1,6 @@
 import type { ConfigService } from '@nestjs/config';
 import type { Env } from '../config/env';
+import { RedisChannels } from '../redis/redis-channels';
 import { RoomMembersCache } from './room-members.cache';
 import type { RoomStore } from './room.store';
 
@@ -35,7 +36,7 @@ function cache(store: RoomStore, ttlMs = 60_000, rooms = 100) {
     ROOM_MEMBERS_CACHE_ROOMS: rooms,
   };
   const config = { get: (k: keyof Env) => settings[k] } as unknown as ConfigService<Env, true>;
-  return new RoomMembersCache(store, null, config);
+  return new RoomMembersCache(store, new RedisChannels(null, config), config);
 }
 
 const joined = (roomId: string) => ({

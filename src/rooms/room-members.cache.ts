@@ -1,10 +1,9 @@
-import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnEvent } from '@nestjs/event-emitter';
-import type { Redis } from 'ioredis';
 import type { Env } from '../config/env';
 import type { DomainEventMap } from '../events/domain-events';
-import { REDIS } from '../redis/redis.module';
+import { RedisChannels } from '../redis/redis-channels';
 import { SharedCache } from '../redis/shared-cache';
 import { RoomStore } from './room.store';
 
@@ -42,18 +41,12 @@ export const ROOM_MEMBERS_CHANNEL = 'parlor:room-members';
 export class RoomMembersCache implements OnModuleInit, OnModuleDestroy {
   private readonly cache: SharedCache<RoomMembers>;
 
-  constructor(
-    store: RoomStore,
-    @Inject(REDIS) redis: Redis | null,
-    config: ConfigService<Env, true>,
-  ) {
+  constructor(store: RoomStore, channels: RedisChannels, config: ConfigService<Env, true>) {
     this.cache = new SharedCache({
-      name: 'room-members',
       channel: ROOM_MEMBERS_CHANNEL,
       ttlMs: config.get('ROOM_MEMBERS_CACHE_TTL_MS', { infer: true }),
       maxKeys: config.get('ROOM_MEMBERS_CACHE_ROOMS', { infer: true }),
-      redis,
-      redisUrl: config.get('REDIS_URL', { infer: true }),
+      channels,
       load: async (roomId) => {
         const rows = await store.memberNames(roomId);
         return {
