@@ -586,6 +586,14 @@ describe('notifications (e2e)', () => {
         .set(bob.auth)
         .send({ roomId: 'nope' })
         .expect(400);
+      // null is not "all rooms" (a client's `roomId: current?.id ?? null` must not mark all).
+      const before = await count();
+      await http()
+        .post(api('/notifications/read'))
+        .set(bob.auth)
+        .send({ roomId: null })
+        .expect(400);
+      expect(await count()).toEqual(before);
       // A room one may not view: 404, as everywhere.
       const hidden = await privateRoom(alice);
       await http()
@@ -649,6 +657,12 @@ describe('notifications (e2e)', () => {
       expect(refused).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
       const invalid = await call(s, 'notification.read', { id: -1 });
       expect(invalid).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
+      // Neither null stands for "left out": { roomId: null } would otherwise mark all read.
+      for (const payload of [{ roomId: null }, { id: null }]) {
+        const refusedNull = await call(s, 'notification.read', payload as never);
+        expect(refusedNull).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
+      }
+      expect((await notes(bob, '?unread=true')).length).toBeGreaterThanOrEqual(1);
       expect((await ok(s, 'notification.read', {})).marked).toBeGreaterThanOrEqual(1);
       expect(await notes(bob, '?unread=true')).toEqual([]);
       // bob's other socket heard each change.

@@ -246,6 +246,14 @@ describe('threads (e2e)', () => {
     expect(back.items.map((m) => m.id)).toEqual(ids.slice(1, 3));
     const both = await call(s, 'thread.fetch', { messageId: root.id, latest: true, after: ids[1] });
     expect(both).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
+    // A null cursor (a client passing `prevCursor` once it is null) is no cursor: refused,
+    // not read as "the latest page" again (a client paging back would loop on it).
+    for (const cursor of [{ before: null }, { after: null }, { latest: null }]) {
+      const nulled = await call(s, 'thread.fetch', { messageId: root.id, ...cursor } as never);
+      expect(nulled).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
+    }
+    const history = await call(s, 'history.fetch', { roomId: room.id, before: null } as never);
+    expect(history).toMatchObject({ ok: false, error: { code: 'VALIDATION_FAILED' } });
   });
 
   it('thread.fetch answers the thread over the socket, and refuses outsiders', async () => {

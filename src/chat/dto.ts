@@ -1,5 +1,5 @@
 import { IntersectionType, PickType } from '@nestjs/swagger';
-import { IsJWT, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsJWT, IsString, Matches, MaxLength } from 'class-validator';
 import {
   CLIENT_MSG_ID_PATTERN,
   CONTENT_HARD_CAP,
@@ -11,7 +11,7 @@ import {
 } from '../messages/dto/message.dto';
 import { CreateReportDto } from '../moderation/dto/report.dto';
 import { PageLimit } from '../common/pagination';
-import { LONE_SURROGATE, IsId, QueryBoolean } from '../common/validation';
+import { LONE_SURROGATE, IsId, Omittable, QueryBoolean } from '../common/validation';
 import type { SameShape } from '../common/wire';
 import type * as Wire from '../common/wire';
 
@@ -23,7 +23,7 @@ export class RoomPayload implements Wire.RoomPayload {
 
 export class RoomJoinPayload extends RoomPayload implements Wire.RoomJoinPayload {
   /** The last change version the client saw; omitted → the latest page. */
-  @IsOptional()
+  @Omittable()
   @IsCursor()
   since?: number;
 }
@@ -69,7 +69,7 @@ export class MessageDeletePayload implements Wire.MessageDeletePayload {
   @IsCursor()
   messageId: number;
 
-  @IsOptional()
+  @Omittable()
   @IsString()
   @MaxLength(REMOVAL_REASON_MAX)
   reason?: string;
@@ -94,21 +94,21 @@ export class ReadMarkPayload extends RoomPayload implements Wire.ReadMarkPayload
 }
 
 export class NotificationReadPayload implements Wire.NotificationReadPayload {
-  @IsOptional()
+  @Omittable()
   @IsCursor()
   id?: number;
 
-  @IsOptional()
+  @Omittable()
   @IsId()
   roomId?: string;
 }
 
 export class HistoryFetchPayload extends RoomPayload implements Wire.HistoryFetchPayload {
-  @IsOptional()
+  @Omittable()
   @IsCursor()
   before?: number;
 
-  @IsOptional()
+  @Omittable()
   @IsCursor()
   after?: number;
 
@@ -120,15 +120,15 @@ export class ThreadFetchPayload implements Wire.ThreadFetchPayload {
   @IsCursor()
   messageId: number;
 
-  @IsOptional()
+  @Omittable()
   @IsCursor()
   after?: number;
 
-  @IsOptional()
+  @Omittable()
   @IsCursor()
   before?: number;
 
-  @IsOptional()
+  @Omittable()
   @QueryBoolean()
   latest?: boolean;
 

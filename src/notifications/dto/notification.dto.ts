@@ -6,7 +6,7 @@ import type * as Wire from '../../common/wire';
 import { IsCursor, MessageAuthorDto } from '../../messages/dto/message.dto';
 import { ROOM_KINDS, type RoomKind } from '../../rooms/room.entity';
 import { NOTIFICATION_KINDS } from '../notification.entity';
-import { IsId, QueryBoolean } from '../../common/validation';
+import { IsId, Omittable, QueryBoolean } from '../../common/validation';
 
 export type NotificationKind = Wire.NotificationKind;
 
@@ -28,7 +28,7 @@ export class NotificationsQuery {
   before?: number;
 
   @ApiPropertyOptional({ format: 'uuid', description: "Only this room's" })
-  @IsOptional()
+  @Omittable()
   @IsId()
   roomId?: string;
 
@@ -86,7 +86,7 @@ export class MarkNotificationsReadDto {
     example: '3f0c9a52-8e1d-4b7a-9c2e-5d6f7a8b9c0d',
     description: "Only this room's notifications (left out: all of them)",
   })
-  @IsOptional()
+  @Omittable()
   @IsId()
   roomId?: string;
 }
