@@ -145,20 +145,31 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
   };
   const ask = (s: ClientSocket, roomId: string, handle: string) =>
     ok(s, 'message.send', { roomId, clientMsgId: randomUUID(), content: `@${handle} go` });
-  const storedReply = async (roomId: string) => {
+  /** One query on the shared database. */
+  const sql = async <R extends object>(text: string, params: unknown[]): Promise<R[]> => {
     const pg = new Client({ connectionString: dbUrl });
     await pg.connect();
     try {
-      return (
-        await pg.query<{ content: string; finish_reason: string }>(
-          `SELECT content, finish_reason FROM messages WHERE room_id = $1 AND role = 'assistant'`,
-          [roomId],
-        )
-      ).rows;
+      return (await pg.query<R>(text, params)).rows;
     } finally {
       await pg.end();
     }
   };
+  const storedReply = (roomId: string) =>
+    sql<{ content: string; finish_reason: string }>(
+      `SELECT content, finish_reason FROM messages WHERE room_id = $1 AND role = 'assistant'`,
+      [roomId],
+    );
+  /** The day's usage sums of a room (persona_usage_daily). */
+  const usageOf = async (roomId: string) =>
+    (
+      await sql<{ generations: number; prompt: number; completion: number }>(
+        `SELECT sum(generations)::int AS generations, sum(prompt_tokens)::int AS prompt,
+                sum(completion_tokens)::int AS completion
+           FROM persona_usage_daily WHERE room_id = $1`,
+        [roomId],
+      )
+    )[0];
 
   beforeAll(async () => {
     main = join(buildServer('persona-streams-scaleout'), 'src', 'main.js');
@@ -333,6 +344,13 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
     expect(await storedReply(roomId)).toEqual([
       { content: ended.message!.content, finish_reason: 'interrupted' },
     ]);
+    // The day's sums hold the same: the completion reserved when it started (the persona's
+    // maxTokens, recorded with the stream) was given back by the instance that ended it.
+    expect(await usageOf(roomId)).toEqual({
+      generations: 1,
+      prompt: ended.message!.usage!.promptTokens,
+      completion: ended.message!.usage!.completionTokens,
+    });
     // Nothing left "streaming"; the indicator is off; the room is told.
     expect((await ok(onB, 'room.join', { roomId })).streams).toEqual([]);
     const typing = () => seen.of('typing').filter((e: TypingEvent) => e.userId === persona.id);

@@ -716,3 +716,46 @@ describe('replies starting at once (e2e)', () => {
     expect(sum.generations).toBe(1);
   });
 });
+
+describe('replies in flight count at their most (e2e)', () => {
+  const w = new World();
+  beforeAll(() => w.start({ PERSONA_DAILY_TOKENS_USER: '1000' }));
+  afterAll(() => w.stop());
+
+  // Before: only the prompts were reserved (a few tokens each), so all three started with 1000
+  // tokens of budget and could write 3 × 1500 between them.
+  it('a reply reserves its maxTokens: three called at once with room for one start one; the sum settles to the real tokens', async () => {
+    const gina = await newUser(w.t);
+    const ps = [
+      await w.persona({ maxTokens: 1500 }),
+      await w.persona({ maxTokens: 1500 }),
+      await w.persona({ maxTokens: 1500 }),
+    ];
+    const roomId = await w.room([gina], ps);
+    w.fake.respond = () => ({
+      chunks: ['slow', ' answer'],
+      delayMs: 100,
+      usage: { prompt_tokens: 30, completion_tokens: 2 },
+    });
+    await send(w.t, gina, roomId, ps.map((p) => `@${p.handle}`).join(' ') + ' all of you?');
+    const notice = await w.until(() =>
+      w.notices(roomId).find((n) => n.includes('BUDGET_EXHAUSTED:user')),
+    );
+    expect(notice).toBeTruthy();
+    // While the one reply is in flight, the report counts its reservation.
+    const during = (await w.usage(`groupBy=user&userId=${gina.id}`)).items[0];
+    expect(during.generations).toBe(1);
+    expect(during.completionTokens).toBe(1500);
+    await w.until(() => w.endsIn(roomId)[0]);
+    await sleep(300); // nothing else is coming: the other two were refused before any request
+    expect(w.fake.requests).toHaveLength(1);
+    expect(w.endsIn(roomId)).toHaveLength(1);
+    // Settled: the model's own figures, the unused reservation given back.
+    const after = (await w.usage(`groupBy=user&userId=${gina.id}`)).items[0];
+    expect(after).toMatchObject({ generations: 1, promptTokens: 30, completionTokens: 2 });
+    // Room again: the next reply starts.
+    w.fake.respond = () => ({ chunks: ['again'] });
+    const end = await w.ask(gina, roomId, ps[1].handle);
+    expect(end.finishReason).toBe('stop');
+  });
+});

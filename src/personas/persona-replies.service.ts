@@ -349,7 +349,11 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     // Asked again: slow mode and the summary may have kept this job waiting for minutes.
     if (!(await this.requesterMayWrite(job))) return;
     // Counted from here on; refused when a budget ran out meanwhile (the room is told).
-    const reservation = await this.usage.reserve({ ...ask, prompt: messages });
+    const reservation = await this.usage.reserve({
+      ...ask,
+      prompt: messages,
+      maxTokens: persona.maxTokens,
+    });
     if (!reservation) return;
 
     const reply: ActiveReply = {
@@ -376,6 +380,7 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
       userId: job.userId,
       startedAt,
       promptTokens: reservation.promptTokens,
+      reservedTokens: reservation.completionTokens,
     });
     const ended = (finishReason: FinishReason, message: MessageDto | null, t: MessageUsage) => {
       this.record(persona.handle, finishReason, startedAt, firstTokenAt, t);
@@ -517,7 +522,11 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
       estimated: true,
     };
     const day = usageDay(state.startedAt);
-    await this.usage.settle({ ...state, day, promptTokens: tokens.promptTokens }, tokens);
+    const reserved = {
+      promptTokens: tokens.promptTokens,
+      completionTokens: state.reservedTokens ?? 0,
+    };
+    await this.usage.settle({ ...state, day, ...reserved }, tokens);
     let message: MessageDto | null = null;
     if (state.text.trim()) {
       message = await this.save(

@@ -22,6 +22,8 @@ export interface StreamRecord {
   startedAt: number;
   /** The prompt's estimated tokens, counted at the start (the usage of an interrupted reply). */
   promptTokens?: number;
+  /** The completion tokens reserved at the start, replaced when an interrupted reply is settled. */
+  reservedTokens?: number;
 }
 
 export interface StreamState extends StreamRecord {
@@ -301,6 +303,7 @@ function parse(h: Record<string, string> | undefined, text: string | null): Stre
     userId: h.userId,
     startedAt: Number(h.startedAt),
     ...(h.promptTokens ? { promptTokens: Number(h.promptTokens) } : {}),
+    ...(h.reservedTokens ? { reservedTokens: Number(h.reservedTokens) } : {}),
     text: text ?? '',
     nextSeq: Number(h.nextSeq ?? 0),
   };

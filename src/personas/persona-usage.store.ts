@@ -67,6 +67,17 @@ const ADD = `
  * The key under which groupBy=room sums every conversation: conversations are their owner's
  * alone, so the report names none (sorts after every uuid).
  */
+/** ADD's parameters. */
+const addParams = (k: UsageKey, generations: number, prompt: number, completion: number) => [
+  k.day,
+  k.userId,
+  k.roomId,
+  k.personaId,
+  generations,
+  prompt,
+  completion,
+];
+
 export const CONVERSATIONS_KEY = 'private';
 export const CONVERSATIONS_NAME = 'private conversations';
 
@@ -103,12 +114,18 @@ export class PersonaUsageStore {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   /**
-   * Checks the day's budgets and, when none is used up, counts the reply: one generation and
-   * its prompt's estimated tokens (settled later). With any budget set, the check and the
-   * count run under one advisory lock, so two replies starting at once see each other's prompt.
-   * The refusal, or null when the reply was counted.
+   * Checks the day's budgets and, when none is used up, counts the reply: one generation, its
+   * prompt's estimated tokens and the most it may write (`completionTokens`, its persona's
+   * maxTokens), settled to the real figures when it ends. With any budget set, the check and
+   * the count run under one advisory lock, so replies starting at once see each other's whole
+   * reservation. The refusal, or null when the reply was counted.
    */
-  reserve(k: UsageKey, budgets: Budgets, promptTokens: number): Promise<BudgetRefusal | null> {
+  reserve(
+    k: UsageKey,
+    budgets: Budgets,
+    promptTokens: number,
+    completionTokens: number,
+  ): Promise<BudgetRefusal | null> {
     const limited = Object.values(budgets).some((b) => b > 0);
     return retryOnConflict(() =>
       this.db.transaction(async (em) => {
@@ -117,7 +134,7 @@ export class PersonaUsageStore {
           const refusal = await this.refusal(em, k, budgets);
           if (refusal) return refusal;
         }
-        await em.query(ADD, [k.day, k.userId, k.roomId, k.personaId, 1, promptTokens, 0]);
+        await em.query(ADD, addParams(k, 1, promptTokens, completionTokens));
         return null;
       }),
     );
@@ -160,15 +177,7 @@ export class PersonaUsageStore {
 
   /** Adds tokens to a reply's row (no new generation): the settlement of a reservation. */
   async add(k: UsageKey, promptTokens: number, completionTokens: number): Promise<void> {
-    await this.db.query(ADD, [
-      k.day,
-      k.userId,
-      k.roomId,
-      k.personaId,
-      0,
-      promptTokens,
-      completionTokens,
-    ]);
+    await this.db.query(ADD, addParams(k, 0, promptTokens, completionTokens));
   }
 
   /**

@@ -77,16 +77,19 @@ export type ExtraRequest = 'summary' | 'director';
 export interface Reservation extends UsageKey {
   /** The prompt's estimated tokens, counted when the reply started. */
   promptTokens: number;
+  /** The completion tokens counted when it started (the most it may write), replaced when it ends. */
+  completionTokens: number;
 }
 
 /**
  * Token usage and daily budgets of persona replies (docs/personas.md "Usage and budgets").
  *
  * A reply is counted when it starts: `reserve` checks the day's budgets (user who called the
- * persona, room, persona, global) and, when none is used up, adds one generation and the
- * prompt's estimated tokens to the day's row, under one advisory lock. When the reply ends,
- * `settle` adds the difference to the real prompt tokens and the completion tokens (the model's
- * `usage`, else the estimate). A refused reply gets one room notice per room and budget per
+ * persona, room, persona, global) and, when none is used up, adds one generation, the prompt's
+ * estimated tokens and the most the reply may write (the persona's maxTokens) to the day's row,
+ * under one advisory lock: replies in flight count at their worst, so concurrent replies cannot
+ * overrun a budget together. When the reply ends, `settle` replaces both with the real prompt
+ * and completion tokens (the model's `usage`, else the estimate). A refused reply gets one room notice per room and budget per
  * minute, with the code BUDGET_EXHAUSTED in its text.
  */
 @Injectable()
@@ -114,12 +117,15 @@ export class PersonaUsageService {
    * Counts a reply about to start against today's budgets. Null when a budget is used up: the
    * room was told (at most once a minute per budget), and the reply must not start.
    */
-  async reserve(r: BudgetAsk & { prompt: { content: string }[] }): Promise<Reservation | null> {
+  async reserve(
+    r: BudgetAsk & { prompt: { content: string }[]; maxTokens: number },
+  ): Promise<Reservation | null> {
     const now = r.now ?? Date.now();
     const key = usageKey(r, now);
     const promptTokens = promptEstimate(r.prompt);
-    const refusal = await this.store.reserve(key, this.budgets(r), promptTokens);
-    if (!refusal) return { ...key, promptTokens };
+    const completionTokens = r.maxTokens;
+    const refusal = await this.store.reserve(key, this.budgets(r), promptTokens, completionTokens);
+    if (!refusal) return { ...key, promptTokens, completionTokens };
     await this.refused(r, refusal, now);
     return null;
   }
@@ -181,15 +187,15 @@ export class PersonaUsageService {
   }
 
   /**
-   * A reply ended: its real tokens replace the reserved prompt estimate. Never throws (the
-   * reply is saved regardless; a failure is logged).
+   * A reply ended: its real tokens replace what was reserved (the prompt's estimate and the
+   * most it could write). Never throws (the reply is saved regardless; a failure is logged).
    */
   async settle(reservation: Reservation, tokens: MessageUsage): Promise<void> {
     try {
       await this.store.add(
         reservation,
         tokens.promptTokens - reservation.promptTokens,
-        tokens.completionTokens,
+        tokens.completionTokens - reservation.completionTokens,
       );
     } catch (err) {
       this.logger.warn(`usage of a reply in ${reservation.roomId} not counted: ${String(err)}`);
