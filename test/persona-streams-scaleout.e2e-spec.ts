@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import type { PersonaStreamDelta, TypingEvent } from '../src/chat/contract';
-import { PrivateRedis, until } from './faults/infra';
+import { PrivateRedis, until, hasRedisServer } from './faults/infra';
 import { scratchDatabase, SERVER_URL } from './support/database';
 import { FakeLlm } from './support/fake-llm';
 import { fullText, longReply, reconstruct } from './support/persona-streams';
@@ -23,14 +23,6 @@ import { call, type ClientSocket, connect, next, ok, record, sleep } from './sup
  * ended by a live instance when the one streaming it is killed. Needs server PostgreSQL
  * (TEST_DATABASE_URL) and redis-server, as test/scaleout.e2e-spec.ts.
  */
-const hasRedisServer = (() => {
-  try {
-    execFileSync('redis-server', ['--version']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const enabled = Boolean(SERVER_URL) && hasRedisServer;
 if (!enabled) {
   console.warn(
@@ -202,17 +194,25 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
   // Each instance: the shared client, the Socket.IO adapter's two, and ONE subscriber for all of
   // Parlor's own channels (three caches' invalidations and persona cancels), where each of
   // those four had a subscriber connection of its own before (7 per instance).
-  it('each instance opens four Redis connections, one subscriber for all its channels', () => {
-    const clients = execFileSync('redis-cli', ['-p', String(redis.port), 'CLIENT', 'LIST'], {
-      encoding: 'utf8',
-    })
-      .split('\n')
-      .filter((line) => line.startsWith('id=') && !line.includes('cmd=client|list')); // not ours
-    const names = clients.map((line) => /\bname=(\S*)/.exec(line)?.[1] ?? '').sort();
+  it('each instance opens four Redis connections, one subscriber for all its channels', async () => {
+    const clients = () =>
+      execFileSync('redis-cli', ['-p', String(redis.port), 'CLIENT', 'LIST'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((line) => line.startsWith('id=') && !/ cmd=client\b/.test(line)); // not ours
     const each = ['parlor:adapter-pub', 'parlor:adapter-sub', 'parlor:channels', 'parlor:main'];
+    const names = clients()
+      .map((line) => / name=(\S*)/.exec(line)?.[1] ?? '')
+      .sort();
     expect(names).toEqual(each.flatMap((n) => [n, n]));
-    const channelsLine = clients.find((line) => line.includes('name=parlor:channels'))!;
-    expect(channelsLine).toMatch(/\bsub=4\b/); // room settings, members, personas; cancels
+    // Each instance's subscriber on the four channels (room settings, members, personas; cancels).
+    await until(
+      () => {
+        const subs = clients().filter((line) => line.includes(' name=parlor:channels '));
+        return subs.length === 2 && subs.every((line) => / sub=4 /.test(line));
+      },
+      5000,
+      'both subscribers on their four channels',
+    );
   });
 
   // B holds the room's personas in memory (read for every message); a change made through A

@@ -2,61 +2,78 @@ import type { ConfigService } from '@nestjs/config';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Env } from '../src/config/env';
-import { RedisChannels } from '../src/redis/redis-channels';
+import { type ChannelListener, RedisChannels } from '../src/redis/redis-channels';
 import { createRedis } from '../src/redis/redis-client';
-import { until } from './faults/infra';
+import { PrivateRedis, sleep, until, hasRedisServer } from './faults/infra';
 
 /**
- * RedisChannels on a real Redis (TEST_REDIS_URL, CI's second run): every feature's channel over
- * one subscriber connection, a lost connection reported to every listener and its channels
- * subscribed again, a channel left once its last listener goes. How many connections an
- * instance opens is counted on two real processes in test/persona-streams-scaleout.e2e-spec.ts.
+ * RedisChannels on a real Redis (a private redis-server of this test, so connections can be
+ * counted and the server started late): every feature's channel over one subscriber
+ * connection, channels listened to while Redis was away subscribed once it is there, a lost
+ * connection reported to every listener and its channels subscribed again, a channel left once
+ * its last listener goes. How many connections a whole instance opens is counted on two real
+ * processes in test/persona-streams-scaleout.e2e-spec.ts.
  */
-const REDIS_URL = process.env.TEST_REDIS_URL;
 
-(REDIS_URL ? describe : describe.skip)('RedisChannels (real Redis)', () => {
+(hasRedisServer ? describe : describe.skip)('RedisChannels (real Redis)', () => {
+  let redis: PrivateRedis;
   let main: Redis;
   let admin: Redis;
   let channels: RedisChannels;
 
-  beforeEach(async () => {
-    main = createRedis(REDIS_URL!, 'main');
-    admin = createRedis(REDIS_URL!, 'test-admin');
-    const config = { get: () => REDIS_URL } as unknown as ConfigService<Env, true>;
+  /** The RedisChannels of one instance, its clients on `redis`. */
+  const boot = () => {
+    main = createRedis(redis.url, 'main');
+    admin = createRedis(redis.url, 'test-admin');
+    const config = { get: () => redis.url } as unknown as ConfigService<Env, true>;
     channels = new RedisChannels(main, config);
-    await until(() => main.status === 'ready' && admin.status === 'ready', 5000, 'Redis');
+  };
+
+  beforeEach(async () => {
+    redis = await PrivateRedis.create();
   });
 
-  afterEach(() => {
-    channels.onApplicationShutdown();
-    main.disconnect();
-    admin.disconnect();
+  afterEach(async () => {
+    channels?.onApplicationShutdown();
+    main?.disconnect();
+    admin?.disconnect();
+    await redis.kill();
   });
 
   const subscriber = () => (channels as unknown as { subscriber: Redis | null }).subscriber;
-  /** Listens on `channel` until the test ends; what it heard. */
+  /** The CLIENT LIST line of the subscriber connection. */
+  const subscriberLine = async () => {
+    const stream = (
+      subscriber() as unknown as { stream: { localAddress: string; localPort: number } }
+    ).stream;
+    const lines = ((await admin.client('LIST')) as string).split('\n');
+    return lines.find((l) => l.includes(` addr=${stream.localAddress}:${stream.localPort} `));
+  };
+  /** A listener; what it heard. */
   const listener = () => {
     const heard: string[] = [];
     let reconnects = 0;
-    return {
-      heard,
-      reconnects: () => reconnects,
-      l: { message: (raw: string) => heard.push(raw), reconnected: () => reconnects++ },
+    const l: ChannelListener = {
+      message: (raw) => heard.push(raw),
+      reconnected: () => reconnects++,
     };
+    return { heard, reconnects: () => reconnects, l };
   };
-  /** Publishes until `heard` has `raw` (the first may precede the SUBSCRIBE's reply). */
+  /** Publishes until `heard` has `raw` (a first publish may precede the SUBSCRIBE). */
   const deliver = async (channel: string, raw: string, heard: string[]) => {
     await until(
       () => {
         if (!heard.includes(raw)) channels.publish(channel, raw);
         return heard.includes(raw);
       },
-      5000,
+      10_000,
       `${raw} on ${channel}`,
     );
   };
 
   it('serves every channel and listener over one subscriber connection', async () => {
+    await redis.start();
+    boot();
     const [a, b] = [`test:${randomUUID()}`, `test:${randomUUID()}`];
     const a1 = listener();
     const a2 = listener();
@@ -72,31 +89,62 @@ const REDIS_URL = process.env.TEST_REDIS_URL;
     await until(() => a2.heard.includes('to-a'), 2000, 'the second listener of a');
     expect(a1.heard.every((m) => m === 'to-a')).toBe(true);
     expect(b1.heard.every((m) => m === 'to-b')).toBe(true);
-    const names = (await admin.client('LIST')) as string;
-    expect(names).toContain('name=parlor:channels');
+    const line = await subscriberLine();
+    expect(line).toMatch(/ name=parlor:channels /);
+    expect(line).toMatch(/ sub=2 /);
+    const names = ((await admin.client('LIST')) as string).match(/ name=parlor:\S+/g);
+    expect(names?.sort()).toEqual([
+      ' name=parlor:channels',
+      ' name=parlor:main',
+      ' name=parlor:test-admin',
+    ]);
+  });
+
+  it('subscribes the channels listened to while Redis was away once it is there', async () => {
+    boot(); // Redis is not running yet
+    const a = `test:${randomUUID()}`;
+    const a1 = listener();
+    channels.listen(a, a1.l);
+    await sleep(1000); // the connection attempts failed meanwhile (and a queued SUBSCRIBE with them)
+    await redis.start();
+    await deliver(a, 'late', a1.heard);
+    expect(a1.reconnects()).toBe(1); // what was read meanwhile may have missed changes
   });
 
   it('tells every listener when the connection was lost, and hears its channels again', async () => {
+    await redis.start();
+    boot();
     const [a, b] = [`test:${randomUUID()}`, `test:${randomUUID()}`];
     const a1 = listener();
     const b1 = listener();
     channels.listen(a, a1.l);
     channels.listen(b, b1.l);
     await deliver(a, 'before', a1.heard);
-    const sub = subscriber()!;
-    const port = (sub as unknown as { stream: { localPort: number } }).stream.localPort;
+    await until(() => a1.reconnects() === 1, 5000, 'the first subscription');
+    const stream = (
+      subscriber() as unknown as { stream: { localAddress: string; localPort: number } }
+    ).stream;
     // Dropped by the server, as a Redis restart or a network cut would.
-    expect(await admin.client('KILL', 'ADDR', `127.0.0.1:${port}`, 'SKIPME', 'no')).toBe(1);
+    const addr = `${stream.localAddress}:${stream.localPort}`;
+    expect(await admin.client('KILL', 'ADDR', addr, 'SKIPME', 'no')).toBe(1);
 
-    await until(() => a1.reconnects() === 1 && b1.reconnects() === 1, 10_000, 'the reconnect');
+    await until(() => a1.reconnects() === 2 && b1.reconnects() === 2, 10_000, 'the reconnect');
     await deliver(a, 'after', a1.heard);
     await deliver(b, 'after', b1.heard);
   });
 
-  it('leaves a channel when its last listener goes', async () => {
+  it('leaves a channel when its last listener goes; a throwing listener does not stop the others', async () => {
+    await redis.start();
+    boot();
     const a = `test:${randomUUID()}`;
     const a1 = listener();
     const a2 = listener();
+    const thrower: ChannelListener = {
+      message: () => {
+        throw new Error('bad listener');
+      },
+    };
+    const stopThrower = channels.listen(a, thrower);
     const stop1 = channels.listen(a, a1.l);
     const stop2 = channels.listen(a, a2.l);
     await deliver(a, 'both', a1.heard);
@@ -106,6 +154,8 @@ const REDIS_URL = process.env.TEST_REDIS_URL;
     await deliver(a, 'second only', a2.heard);
     expect(a1.heard).not.toContain('second only');
     stop2();
+    expect(Number((await main.pubsub('NUMSUB', a))[1])).toBe(1); // the thrower still listens
+    stopThrower();
     await until(
       async () => Number((await main.pubsub('NUMSUB', a))[1]) === 0,
       5000,

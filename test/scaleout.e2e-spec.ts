@@ -1,8 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { hasRedisServer } from './faults/infra';
 import type { MessageDto } from '../src/messages/dto/message.dto';
 import {
   api,
@@ -28,14 +29,6 @@ import {
  * test, so it can be stopped). Needs server PostgreSQL: TEST_DATABASE_URL (CI's second run).
  */
 const SERVER_URL = process.env.TEST_DATABASE_URL;
-const hasRedisServer = (() => {
-  try {
-    execFileSync('redis-server', ['--version']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const enabled = Boolean(SERVER_URL) && hasRedisServer;
 if (!enabled) {
   console.warn(

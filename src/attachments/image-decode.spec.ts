@@ -26,9 +26,13 @@ class GatedStorage {
       this.gates.push(() => resolve(Readable.from([this.objects.get(key)!]))),
     );
   }
-  /** Lets the oldest read still waiting answer. */
-  releaseOne(): void {
-    this.gates.shift()?.();
+  /** Lets the oldest waiting read answer, once there is one (a decode may still be finishing). */
+  async releaseOne(): Promise<void> {
+    for (let waited = 0; !this.gates.length; waited += 5) {
+      if (waited > 10_000) throw new Error('no read began');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    this.gates.shift()!();
   }
   async write(key: string, body: Readable): Promise<void> {
     const chunks: Buffer[] = [];
@@ -79,15 +83,12 @@ describe('image decoding bounds', () => {
     await settle();
     expect(storage.reads).toEqual(['a/a', 'a/b']); // two in flight, three queued
 
-    storage.releaseOne();
+    await storage.releaseOne();
     await results[0];
     await settle();
     expect(storage.reads).toEqual(['a/a', 'a/b', 'a/c']); // one ended, one more began
 
-    for (let i = 0; i < ids.length; i++) {
-      storage.releaseOne();
-      await settle();
-    }
+    for (let i = 1; i < ids.length; i++) await storage.releaseOne(); // b, c, d, e
     const sizes = await Promise.all(results);
     expect(sizes.map((s) => s.width)).toEqual([10, 11, 12, 13, 14]);
     expect(storage.objects.has('a/e.thumb')).toBe(true);
@@ -106,7 +107,7 @@ describe('image decoding bounds', () => {
     const ok = image('ok');
     await settle();
     expect(storage.reads).toEqual(['a/big']);
-    storage.releaseOne();
+    await storage.releaseOne();
     const refused = await big.then(
       () => null,
       (e: unknown) => e,
@@ -116,7 +117,7 @@ describe('image decoding bounds', () => {
     expect(storage.objects.has('a/big.thumb')).toBe(false);
 
     await settle();
-    storage.releaseOne(); // the slot was freed: the next image decodes
+    await storage.releaseOne(); // the slot was freed: the next image decodes
     expect(await ok).toEqual({ width: 100, height: 100 });
     expect(storage.objects.has('a/ok.thumb')).toBe(true);
   });

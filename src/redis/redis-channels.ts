@@ -52,15 +52,15 @@ export class RedisChannels implements OnApplicationShutdown {
     let set = this.listeners.get(channel);
     if (!set) {
       this.listeners.set(channel, (set = new Set()));
-      sub.subscribe(channel).catch((err: Error) => {
-        this.logger.warn(`not subscribed to ${channel}: ${err.message}`);
-      });
+      // Not ready: subscribed with the others once it is (below).
+      if (sub.status === 'ready') void this.subscribe(sub, [channel]);
     }
     set.add(listener);
     return () => {
       set.delete(listener);
       if (set.size > 0 || this.listeners.get(channel) !== set) return;
       this.listeners.delete(channel);
+      // Not ready: nothing to do, a reconnect subscribes only the channels listened to.
       if (sub.status === 'ready') sub.unsubscribe(channel).catch(() => {});
     };
   }
@@ -76,18 +76,47 @@ export class RedisChannels implements OnApplicationShutdown {
     this.subscriber?.disconnect();
   }
 
+  /**
+   * The subscriber. The channels listened to are the truth: at every `ready` (the first one
+   * too: listeners may have come while Redis was away, and a subscribe queued then is dropped
+   * when the connection attempt fails) they are all subscribed, and once Redis confirmed it,
+   * every listener is told that messages may have been missed until then. ioredis's own
+   * resubscription is off: it only knows channels whose subscribe had been confirmed.
+   */
   private connect(url: string): Redis {
-    // ioredis subscribes the connection's channels again on its own after a reconnect.
-    const sub = createRedis(url, 'channels', true);
-    let connectedOnce = false;
+    const sub = createRedis(url, 'channels', true, { autoResubscribe: false });
     sub.on('ready', () => {
-      if (connectedOnce) for (const l of this.all()) l.reconnected?.();
-      connectedOnce = true;
+      void this.subscribe(sub, [...this.listeners.keys()]).then((ok) => {
+        if (ok) for (const l of this.all()) this.deliver(l, 'reconnected');
+      });
     });
     sub.on('message', (channel: string, raw: string) => {
-      for (const l of this.listeners.get(channel) ?? []) l.message(raw);
+      for (const l of this.listeners.get(channel) ?? []) this.deliver(l, 'message', raw);
     });
     return sub;
+  }
+
+  /** Subscribes the channels; false (logged) when Redis did not confirm it. */
+  private async subscribe(sub: Redis, channels: string[]): Promise<boolean> {
+    if (!channels.length) return true;
+    try {
+      await sub.subscribe(...channels);
+      return true;
+    } catch (err) {
+      // The connection went: the next `ready` subscribes them all again.
+      this.logger.warn(`not subscribed to ${channels.join(', ')}: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  /** One listener's failure is logged, and does not keep the message from the others. */
+  private deliver(l: ChannelListener, what: 'message' | 'reconnected', raw = ''): void {
+    try {
+      if (what === 'message') l.message(raw);
+      else l.reconnected?.();
+    } catch (err) {
+      this.logger.error(`a listener failed: ${err instanceof Error ? err.stack : String(err)}`);
+    }
   }
 
   private *all(): Iterable<ChannelListener> {

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 /** The shared Redis client, or null when REDIS_URL is unset (single instance, nothing changes). */
 export const REDIS = Symbol('REDIS');
@@ -9,7 +9,12 @@ export const REDIS = Symbol('REDIS');
  * client): callers degrade, never hang. The adapter's subscriber needs the queue to subscribe
  * while the first connection is still being made.
  */
-export function createRedis(url: string, name: string, offlineQueue = false): Redis {
+export function createRedis(
+  url: string,
+  name: string,
+  offlineQueue = false,
+  options: RedisOptions = {},
+): Redis {
   const logger = new Logger(`Redis:${name}`);
   const client = new Redis(url, {
     connectionName: `parlor:${name}`,
@@ -17,6 +22,7 @@ export function createRedis(url: string, name: string, offlineQueue = false): Re
     enableOfflineQueue: offlineQueue,
     maxRetriesPerRequest: 1,
     retryStrategy: (times) => Math.min(times * 200, 2000),
+    ...options,
   });
   let down = false;
   client.on('error', (err: Error) => {

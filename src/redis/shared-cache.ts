@@ -67,12 +67,14 @@ export class SharedCache<V> {
   }
 
   private onMessage(raw: string): void {
-    let message: Partial<Invalidation>;
+    let message: Partial<Invalidation> | null;
     try {
-      message = JSON.parse(raw) as Partial<Invalidation>;
+      message = JSON.parse(raw) as Partial<Invalidation> | null;
     } catch {
-      return;
+      message = null;
     }
+    // Not one of ours (a stray publish): dropping everything is the safe answer.
+    if (typeof message !== 'object' || message === null) return this.drop(null);
     if (message.origin === this.origin) return;
     this.drop(typeof message.key === 'string' ? message.key : null);
   }

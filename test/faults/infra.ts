@@ -159,6 +159,16 @@ export class PrivatePostgres {
   }
 }
 
+/** Whether redis-server is on the PATH (PrivateRedis needs it). */
+export const hasRedisServer = (() => {
+  try {
+    execFileSync('redis-server', ['--version']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 export class PrivateRedis {
   private proc?: ChildProcess;
   private constructor(readonly port: number) {}
