@@ -42,12 +42,16 @@ import { PrivateRedis, sleep, until, hasRedisServer } from './faults/infra';
 
   const subscriber = () => (channels as unknown as { subscriber: Redis | null }).subscriber;
   /** The CLIENT LIST line of the subscriber connection. */
+  /** The subscriber's address as Redis sees it (CLIENT LIST's `addr`). */
+  const subscriberAddr = () => {
+    const { stream } = subscriber() as unknown as {
+      stream: { localAddress: string; localPort: number };
+    };
+    return `${stream.localAddress}:${stream.localPort}`;
+  };
   const subscriberLine = async () => {
-    const stream = (
-      subscriber() as unknown as { stream: { localAddress: string; localPort: number } }
-    ).stream;
     const lines = ((await admin.client('LIST')) as string).split('\n');
-    return lines.find((l) => l.includes(` addr=${stream.localAddress}:${stream.localPort} `));
+    return lines.find((l) => l.includes(` addr=${subscriberAddr()} `));
   };
   /** A listener; what it heard. */
   const listener = () => {
@@ -121,11 +125,8 @@ import { PrivateRedis, sleep, until, hasRedisServer } from './faults/infra';
     channels.listen(b, b1.l);
     await deliver(a, 'before', a1.heard);
     await until(() => a1.reconnects() === 1, 5000, 'the first subscription');
-    const stream = (
-      subscriber() as unknown as { stream: { localAddress: string; localPort: number } }
-    ).stream;
     // Dropped by the server, as a Redis restart or a network cut would.
-    const addr = `${stream.localAddress}:${stream.localPort}`;
+    const addr = subscriberAddr();
     expect(await admin.client('KILL', 'ADDR', addr, 'SKIPME', 'no')).toBe(1);
 
     await until(() => a1.reconnects() === 2 && b1.reconnects() === 2, 10_000, 'the reconnect');
