@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { DataSource } from 'typeorm';
 import { Message, MessageEdit, Reaction } from '../src/messages/message.entity';
+import { MessageStore } from '../src/messages/message-store';
 import { startApp, TestApp } from './support/app';
 import { call, connect } from './support/socket';
 import {
@@ -41,6 +42,7 @@ describe('messages (e2e)', () => {
       MESSAGE_MAX_LENGTH: '50',
       USER_MAX_INFLIGHT: '32',
       MESSAGE_MAX_EDITS: '5',
+      MESSAGE_MAX_REACTIONS: '10',
     });
     admin = await loginAdmin(t);
     [alice, bob] = [await newUser(t), await newUser(t)];
@@ -141,6 +143,36 @@ describe('messages (e2e)', () => {
         .send({ clientMsgId: 'cross-room', content: 'x' })
         .expect(409);
       expect(res.body.code).toBe('CONFLICT');
+    });
+
+    it('one clientMsgId sent to two rooms in one batch answers each send with its own room only', async () => {
+      // The first send is refused by the batch's membership check (bob is not in `elsewhere`);
+      // the second is stored. The stored row must not answer the first (whose text and mentions
+      // room B never screened), nor carry the first's mentions.
+      const elsewhere = await newRoom(t, admin);
+      const store = t.app.get(MessageStore);
+      const author = { id: bob.id, username: bob.username, displayName: null };
+      const [refused, stored] = await Promise.all([
+        store.insertUserMessage({
+          roomId: elsewhere.id,
+          author,
+          content: 'never screened by room B',
+          clientMsgId: 'two-rooms',
+          mentions: { stored: [], userIds: [alice.id] },
+        }),
+        store.insertUserMessage({
+          roomId: room.id.toUpperCase(),
+          author,
+          content: 'room B text',
+          clientMsgId: 'two-rooms',
+        }),
+      ]);
+      expect(refused).toBeNull();
+      expect(stored).toMatchObject({ roomId: room.id, content: 'room B text' });
+      const mentioned = await t.app
+        .get(DataSource)
+        .query(`SELECT user_id FROM message_mentions WHERE message_id = $1`, [stored!.id]);
+      expect(mentioned).toEqual([]);
     });
   });
 
@@ -451,6 +483,49 @@ describe('messages (e2e)', () => {
           .set(bob.auth)
           .expect(400);
       }
+    });
+
+    it('at most MESSAGE_MAX_REACTIONS different emoji per message, on REST and socket, also when added at once', async () => {
+      const m = await send(t, alice, room.id, 'many reactions');
+      const put = (u: TestUser, emoji: string) =>
+        t
+          .http()
+          .put(api(`/messages/${m.id}/reactions/${encodeURIComponent(emoji)}`))
+          .set(u.auth);
+      for (let i = 0; i < 8; i++) await put(alice, `:e${i}:`).expect(200);
+      // Two new emoji at once for the last two places, and two more: exactly two pass.
+      const racing = await Promise.all(
+        [':r0:', ':r1:', ':r2:', ':r3:'].map((e) => put(e.endsWith('0:') ? alice : bob, e)),
+      );
+      expect(racing.map((r) => r.status).sort()).toEqual([200, 200, 409, 409]);
+      const refused = await put(bob, ':one_more:').expect(409);
+      expect(refused.body.code).toBe('CONFLICT');
+      expect(refused.body.message).toMatch(/at most 10 different emoji/);
+      const s = await connect(t, bob.accessToken);
+      try {
+        expect(
+          await call(s, 'reaction.add', { messageId: m.id, emoji: ':one_more:' }),
+        ).toMatchObject({ ok: false, error: { code: 'CONFLICT' } });
+        // An emoji the message has already is always welcome.
+        const more = await call(s, 'reaction.add', { messageId: m.id, emoji: ':e0:' });
+        expect(more).toMatchObject({ ok: true });
+      } finally {
+        s.close();
+      }
+      const [{ n }] = await t.app
+        .get(DataSource)
+        .query<{ n: number }[]>(
+          `SELECT count(DISTINCT emoji)::int AS n FROM reactions WHERE message_id = $1`,
+          [m.id],
+        );
+      expect(n).toBe(10);
+      // A place freed by the last removal of an emoji is free again.
+      await t
+        .http()
+        .delete(api(`/messages/${m.id}/reactions/${encodeURIComponent(':e7:')}`))
+        .set(alice.auth)
+        .expect(200);
+      await put(bob, ':one_more:').expect(200);
     });
 
     // Nothing visible: joiners, variation selectors, a lone keycap mark, a digit with a selector.

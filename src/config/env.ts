@@ -236,6 +236,13 @@ export class Env {
   @Max(10000)
   MESSAGE_MAX_EDITS = 50;
 
+  /** Most distinct emoji on one message; a reaction with a new one past it is a 409. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  MESSAGE_MAX_REACTIONS = 50;
+
   // --- scale-out and operations ---
   /** With it, Socket.IO broadcasts and presence go through Redis (several instances). */
   @IsOptional()

@@ -141,7 +141,8 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
   'reaction.add': {
     summary:
       'React to a message with an emoji (or a :shortcode:); an invisible one (only joiners or ' +
-      'variation selectors) is `VALIDATION_FAILED`, a deleted message `NOT_FOUND`.',
+      'variation selectors) is `VALIDATION_FAILED`, a deleted message `NOT_FOUND`; a new emoji ' +
+      'on a message that has MESSAGE_MAX_REACTIONS different ones already is `CONFLICT`.',
     payload: s.ref(payloads.ReactionPayload),
     result: reactionsResult,
   },

@@ -210,7 +210,8 @@ const SEND_BATCH = `WITH input AS (
          SELECT DISTINCT n.id, u.user_id, n.room_id
            FROM unnest($8::int[], $9::uuid[]) AS u(ord, user_id)
            JOIN input i ON i.ord = u.ord
-           JOIN ins n ON n.author_id = i.author_id AND n.client_msg_id = i.client_msg_id
+           JOIN ins n ON n.room_id = i.room_id AND n.author_id = i.author_id
+                     AND n.client_msg_id = i.client_msg_id
            JOIN memberships mm ON mm.room_id = n.room_id AND mm.user_id = u.user_id
          ON CONFLICT DO NOTHING
          RETURNING message_id, user_id),
@@ -278,6 +279,11 @@ export const SEND_BATCH_PLAIN = `WITH input AS (
        RETURNING ${SENT_COLUMNS}, NULL::bigint AS root_version,
                  NULL::int AS root_reply_count, NULL::timestamptz AS root_last_reply_at,
                  NULL::uuid[] AS root_participants`;
+
+/** A sent row's identity in its batch: room (lower case, as stored), author, clientMsgId. */
+function sentKey(roomId: string, authorId: string, clientMsgId: string): string {
+  return `${roomId}|${authorId}|${clientMsgId}`;
+}
 
 export interface NewUserMessage {
   roomId: string;
@@ -465,10 +471,12 @@ export class MessageStore {
     this.schedule(); // sends left over (more than SEND_BATCH_MAX) may start after a stall
     try {
       const rows = await this.insertBatch(flight.batch);
-      const byKey = new Map(rows.map((r) => [`${r.author_id}|${r.client_msg_id}`, r]));
+      // By room too: one clientMsgId sent to two rooms in one batch stores at most one row
+      // (it is unique per author), which must answer the send to its own room only.
+      const byKey = new Map(rows.map((r) => [sentKey(r.room_id, r.author_id, r.client_msg_id), r]));
       const roots = new Map<string, ThreadCounters>();
       for (const { m, resolve } of batch) {
-        const key = `${m.author.id}|${m.clientMsgId}`;
+        const key = sentKey(m.roomId.toLowerCase(), m.author.id, m.clientMsgId);
         const row = byKey.get(key);
         byKey.delete(key); // a duplicate within the batch is a retry: only the first gets the row
         resolve(row ? this.sentDto(row, m, roots) : null);
@@ -810,7 +818,9 @@ export class MessageStore {
   /**
    * Adds or removes one reaction of a live message; bumps the version only when something
    * changed. The message as it stands after it, null when it is deleted, 'refused' when the
-   * user may not write in the room now (WRITABLE).
+   * user may not write in the room now (WRITABLE), 'full' when adding an emoji the message does
+   * not have yet would take it past `maxDistinct` distinct emoji (counted under the room's
+   * lock, which every reaction change takes, so two new emoji at once cannot both pass).
    */
   react(
     id: number,
@@ -818,11 +828,20 @@ export class MessageStore {
     userId: string,
     emoji: string,
     add: boolean,
-  ): Promise<{ message: MessageDto; changed: boolean } | null | 'refused'> {
+    maxDistinct: number,
+  ): Promise<{ message: MessageDto; changed: boolean } | null | 'refused' | 'full'> {
     return this.db.transaction(async (tx) => {
       await this.lockRoom(tx, roomId);
       if (!(await tx.query<unknown[]>(WRITABLE, [roomId, userId])).length) return 'refused';
       if (!(await tx.query<unknown[]>(LIVE, [id, roomId])).length) return null;
+      if (add) {
+        const [held] = await tx.query<{ n: number; has: boolean }[]>(
+          `SELECT count(DISTINCT emoji)::int AS n, COALESCE(bool_or(emoji = $2), false) AS has
+             FROM reactions WHERE message_id = $1`,
+          [id, emoji],
+        );
+        if (!held.has && held.n >= maxDistinct) return 'full';
+      }
       const change = add
         ? `INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING RETURNING message_id`

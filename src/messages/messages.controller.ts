@@ -250,9 +250,14 @@ export class MessagesController {
 
   @Put('messages/:id/reactions/:emoji')
   @RateLimit('react')
-  @ApiOperation({ summary: 'React (one per user per emoji; idempotent)' })
+  @ApiOperation({
+    summary: 'React (one per user per emoji; idempotent)',
+    description:
+      'At most MESSAGE_MAX_REACTIONS different emoji per message: a new one past it is a 409 ' +
+      'CONFLICT (adding to an emoji the message has already is always allowed).',
+  })
   @ApiOkResponse({ type: ReactionsDto, description: "The message's reactions after the change" })
-  @ApiErrors(400, 403, 404)
+  @ApiErrors(400, 403, 404, 409)
   react(
     @CurrentUser() user: AuthUser,
     @Param() { id, emoji }: ReactionParams,

@@ -47,6 +47,7 @@ export interface SendResult {
 export class MessagesService {
   private readonly maxLength: number;
   private readonly maxEdits: number;
+  private readonly maxReactions: number;
   private readonly perMessage: number;
 
   constructor(
@@ -64,6 +65,7 @@ export class MessagesService {
     this.perMessage = config.get('ATTACHMENTS_PER_MESSAGE', { infer: true });
     this.maxLength = config.get('MESSAGE_MAX_LENGTH', { infer: true });
     this.maxEdits = config.get('MESSAGE_MAX_EDITS', { infer: true });
+    this.maxReactions = config.get('MESSAGE_MAX_REACTIONS', { infer: true });
   }
 
   /**
@@ -389,8 +391,20 @@ export class MessagesService {
   /** A reaction on a message deleted meanwhile is a 404, never a reaction on the tombstone. */
   async react(user: AuthUser, id: number, emoji: string, added: boolean): Promise<ReactionsDto> {
     const message = await this.visible(user, id, 'react');
-    const result = await this.store.react(id, message.roomId, user.id, emoji, added);
+    const result = await this.store.react(
+      id,
+      message.roomId,
+      user.id,
+      emoji,
+      added,
+      this.maxReactions,
+    );
     if (result === 'refused') await this.refusedWrite(user, message, 'react');
+    if (result === 'full') {
+      throw AppError.conflict(
+        `Reaction limit reached: a message can have at most ${this.maxReactions} different emoji`,
+      );
+    }
     if (!result || result === 'refused') throw AppError.notFound('Message');
     const now = result.message;
     if (result.changed) {
