@@ -185,6 +185,31 @@ describe('rooms (e2e)', () => {
       .expect(403);
   });
 
+  it("the room list shows a public room's latest message to its members only (not to outsiders, nor once banned)", async () => {
+    const room = await newRoom(t, admin);
+    const [member, outsider] = [await newUser(t), await newUser(t)];
+    await join(t, member, room.id);
+    const secret = await send(t, admin, room.id, 'members-only news');
+    const listed = async (u: TestUser) =>
+      (
+        (await t.http().get(api('/rooms?limit=200')).set(u.auth).expect(200)).body.items as {
+          id: string;
+          joined: boolean;
+          lastMessage: { id: number; content?: string } | null;
+        }[]
+      ).find((r) => r.id === room.id)!;
+    expect((await listed(member)).lastMessage).toMatchObject({ id: secret.id });
+    expect(await listed(outsider)).toMatchObject({ joined: false, lastMessage: null });
+    await t
+      .http()
+      .post(api(`/rooms/${room.id}/bans`))
+      .set(admin.auth)
+      .send({ userId: member.id })
+      .expect(201);
+    await send(t, admin, room.id, 'after the ban');
+    expect(await listed(member)).toMatchObject({ joined: false, lastMessage: null });
+  });
+
   it('private rooms: invisible (404) to non-members, joined by invitation only', async () => {
     const room = await newRoom(t, admin, { visibility: 'private' });
     const [carol, dave] = [await newUser(t), await newUser(t)];

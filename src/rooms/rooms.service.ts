@@ -69,18 +69,23 @@ export class RoomsService {
       cursor: q.cursor ? { activity, id } : undefined,
       limit: q.limit + 1,
     });
-    const page = rows.slice(0, q.limit);
-    const lastIds = page.map((r) => Number(r.last_id)).filter((n) => n > 0);
+    const page = rows.slice(0, q.limit).map((r) => toRoomDto(r));
+    // The latest message of the rooms one is in only: a public room's history is read after
+    // joining (and a ban, which removes the membership, stops it), the list being no way round.
+    const lastIds = page.flatMap((r, i) => {
+      const id = Number(rows[i].last_id);
+      return r.joined && id > 0 ? [id] : [];
+    });
     const last = new Map((await this.messages.findByIds(lastIds)).map((m) => [m.id, m]));
-    const items: RoomSummaryDto[] = page.map((r) => ({
-      ...toRoomDto(r),
-      unreadCount: r.unread,
-      unreadMentions: r.unread_mentions,
-      lastReadMessageId: Number(r.last_read_message_id ?? 0),
-      lastMessage: last.get(Number(r.last_id)) ?? null,
-      notify: r.notify ?? null,
+    const items: RoomSummaryDto[] = page.map((room, i) => ({
+      ...room,
+      unreadCount: rows[i].unread,
+      unreadMentions: rows[i].unread_mentions,
+      lastReadMessageId: Number(rows[i].last_read_message_id ?? 0),
+      lastMessage: room.joined ? (last.get(Number(rows[i].last_id)) ?? null) : null,
+      notify: rows[i].notify ?? null,
     }));
-    const tail = page[page.length - 1];
+    const tail = rows[page.length - 1];
     return { items, nextCursor: rows.length > q.limit ? `${tail.last_id}_${tail.id}` : null };
   }
 
