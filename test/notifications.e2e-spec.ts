@@ -288,6 +288,15 @@ describe('notifications (e2e)', () => {
       expect(await notesOf(dave, quiet.id)).toEqual([]);
     });
 
+    it('a direct message notifies at level `mentions`, whatever the other member chose', async () => {
+      const [alice, bob] = await users(2);
+      const dm = await direct(alice, bob);
+      await setLevel(alice, dm.id, 'mentions').expect(200);
+      await setLevel(bob, dm.id, 'mentions').expect(200);
+      const m = await send(t, bob, dm.id, 'plain words, no mention');
+      expect((await noteOf(alice, m.id)).kind).toBe('direct');
+    });
+
     it('a level changed while the room is busy takes effect for the very next message', async () => {
       const [alice, bob] = await users(2);
       const r = await room(alice, bob);

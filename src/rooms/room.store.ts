@@ -211,15 +211,15 @@ export class RoomStore {
   /** Named cross-module read (memberships × users): every member's id and username. */
   /**
    * A room's members as mentions name them, and whether each is told of every message (level
-   * `all`, or `default` in a direct room or conversation: the notification batch's own rule),
-   * for RoomMembersCache.
+   * `all`, or any level but `none` in a direct room or conversation, where every message is a
+   * `direct` notification: the notification batch's own rule), for RoomMembersCache.
    */
   async memberNames(
     roomId: string,
   ): Promise<{ userId: string; username: string; notifiedOfAll: boolean }[]> {
     return this.db.query<{ userId: string; username: string; notifiedOfAll: boolean }[]>(
       `SELECT ms.user_id AS "userId", u.username,
-              (ms.notify = 'all' OR (ms.notify = 'default' AND r.kind <> 'group')) AS "notifiedOfAll"
+              (ms.notify = 'all' OR (ms.notify <> 'none' AND r.kind <> 'group')) AS "notifiedOfAll"
          FROM memberships ms JOIN users u ON u.id = ms.user_id JOIN rooms r ON r.id = ms.room_id
         WHERE ms.room_id = $1`,
       [roomId],
