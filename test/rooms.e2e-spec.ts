@@ -1,6 +1,6 @@
 import { startApp, TestApp } from './support/app';
 import { ADMIN_ENV, join, loginAdmin, newRoom, newUser, send, TestUser } from './support/factories';
-import { connect, next } from './support/socket';
+import { call, connect, next } from './support/socket';
 
 describe('rooms (e2e)', () => {
   let t: TestApp;
@@ -183,6 +183,33 @@ describe('rooms (e2e)', () => {
       .set(bob.auth)
       .send({ clientMsgId: 'x1', content: 'hi' })
       .expect(403);
+  });
+
+  it('the owner cannot leave their room (REST and socket); the room keeps its owner', async () => {
+    const room = await newRoom(t, admin, { visibility: 'private' });
+    const res = await t
+      .http()
+      .post(api(`/rooms/${room.id}/leave`))
+      .set(admin.auth)
+      .expect(403);
+    expect(res.body).toMatchObject({ code: 'FORBIDDEN', message: expect.stringMatching(/owner/) });
+    const s = await connect(t, admin.accessToken);
+    try {
+      expect(await call(s, 'room.leave', { roomId: room.id })).toMatchObject({
+        ok: false,
+        error: { code: 'FORBIDDEN' },
+      });
+    } finally {
+      s.close();
+    }
+    const members = await t
+      .http()
+      .get(api(`/rooms/${room.id}/members`))
+      .set(admin.auth)
+      .expect(200);
+    expect(members.body.items).toEqual([
+      expect.objectContaining({ username: admin.username, role: 'owner' }),
+    ]);
   });
 
   it("the room list shows a public room's latest message to its members only (not to outsiders, nor once banned)", async () => {

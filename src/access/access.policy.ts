@@ -124,6 +124,11 @@ export class AccessPolicy {
         return grant;
       case 'leave':
         if (facts.mute) throw sanctioned('You cannot leave while muted', facts.mute);
+        // A room keeps its owner: their leaving would leave a private room with nobody but
+        // admins to invite or appoint, and a rejoin would make them a plain member.
+        if (membership?.role === 'owner') {
+          throw AppError.forbidden('The owner cannot leave the room (an admin can delete it)');
+        }
         return grant;
       case 'invite':
         if (isAdmin || membership?.role === 'owner') return grant;

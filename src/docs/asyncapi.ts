@@ -105,7 +105,9 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
     }),
   },
   'room.leave': {
-    summary: 'Leave the room (membership and subscription).',
+    summary:
+      'Leave the room (membership and subscription). Its owner cannot (`FORBIDDEN`), nor a ' +
+      'muted member.',
     payload: s.ref(payloads.RoomPayload),
     result: s.null(),
   },

@@ -125,9 +125,9 @@ export class RoomsController {
   @Post('rooms/:id/leave')
   @RateLimit('rooms')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Leave a group room' })
+  @ApiOperation({ summary: 'Leave a group room (not its owner, nor while muted: 403)' })
   @ApiNoContentResponse({ description: 'Left the room' })
-  @ApiErrors(400, 404)
+  @ApiErrors(400, 403, 404)
   leave(@CurrentUser() user: AuthUser, @Param() { id }: RoomIdParam): Promise<void> {
     return this.rooms.leave(user, id);
   }
