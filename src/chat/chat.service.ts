@@ -33,7 +33,8 @@ export class ChatService {
   ) {}
 
   /**
-   * Open a room on this socket: joins the membership of a public room if needed, subscribes,
+   * Open a room on this socket: joins the membership of a public room if needed (admins open
+   * any room without joining it: they watch it as staff, and join over REST to take part), subscribes,
    * then reads (subscribe first, so nothing committed in between is missed; clients de-dupe by id).
    * Opening a room one is already in writes nothing and is not rate-limited (a reconnecting
    * client reopens all its rooms); joining the membership counts in the `rooms` bucket.

@@ -74,7 +74,8 @@ interface EventDoc<K extends ServerEventName> {
 export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
   'room.join': {
     summary:
-      'Open a room (joining a public one): the room, members, who is online and messages. ' +
+      'Open a room (joining a public one; admins open any room without joining it): the room, ' +
+      'members, who is online and messages. ' +
       'Without `since`: the latest page. With `since` (the `cursor` you kept): every message ' +
       'created or changed after it, in version order; repeat with the new cursor while `hasMore`.',
     payload: s.ref(payloads.RoomJoinPayload),
