@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { RoomStore } from '../src/rooms/room.store';
 import { startApp, TestApp } from './support/app';
 import { ADMIN_ENV, join, loginAdmin, newRoom, newUser, send, TestUser } from './support/factories';
 import { call, connect, next } from './support/socket';
@@ -335,6 +337,43 @@ describe('rooms (e2e)', () => {
       .post(api(`/rooms/${roomId}/leave`))
       .set(a.auth)
       .expect(400);
+  });
+
+  it('a direct room deleted while POST /direct finds it is created anew (not 500)', async () => {
+    const [a, b] = [await newUser(t), await newUser(t)];
+    const first = (
+      await t
+        .http()
+        .post(api(`/direct/${b.id}`))
+        .set(a.auth)
+        .expect(200)
+    ).body as {
+      id: string;
+    };
+    // The second call's insert meets the existing room; an admin deletes it before the call
+    // reads which room that is.
+    const store = t.app.get(RoomStore);
+    const lookup = store.directRoomId.bind(store);
+    const spy = jest.spyOn(store, 'directRoomId').mockImplementationOnce(async (key) => {
+      await t
+        .http()
+        .delete(api(`/rooms/${first.id}`))
+        .set(admin.auth)
+        .expect(204);
+      return lookup(key);
+    });
+    try {
+      const again = await t
+        .http()
+        .post(api(`/direct/${a.id}`))
+        .set(b.auth)
+        .expect(200);
+      expect(again.body).toMatchObject({ kind: 'direct', memberCount: 2 });
+      expect(again.body.id).not.toBe(first.id);
+      expect(spy).toHaveBeenCalledTimes(1);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('GET /rooms: unread counts, last message, read marker never moves back, paging', async () => {

@@ -404,8 +404,9 @@ export class RoomStore {
     return inserted[0].id;
   }
 
-  async directRoomId(directKey: string): Promise<string> {
-    return (await this.db.getRepository(Room).findOneByOrFail({ directKey })).id;
+  /** The direct room of a pair (its `direct_key`); null when there is none. */
+  async directRoomId(directKey: string): Promise<string | null> {
+    return (await this.db.getRepository(Room).findOneBy({ directKey }))?.id ?? null;
   }
 
   /** Takes the per-(room, user) membership lock (MEMBERSHIP_LOCK) until `em` commits. */

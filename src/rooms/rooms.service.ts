@@ -270,14 +270,20 @@ export class RoomsService {
     const other = await this.users.findById(otherId);
     if (!other || other.disabled) throw AppError.notFound('User');
     const directKey = [user.id, otherId].sort().join(':');
-    const created = await this.writer.transaction(({ em }) =>
-      this.store.insertDirect(em, `${user.username}, ${other.username}`, directKey, user.id, [
-        user.id,
-        otherId,
-      ]),
-    );
-    if (created) return this.announceCreated(created, user.id, [user.id, otherId]);
-    return this.store.load(await this.store.directRoomId(directKey), user.id);
+    // The room found in place of ours may be deleted before it is read: then, as a moment
+    // later, there is none, and this call creates it.
+    for (let attempt = 1; ; attempt++) {
+      const created = await this.writer.transaction(({ em }) =>
+        this.store.insertDirect(em, `${user.username}, ${other.username}`, directKey, user.id, [
+          user.id,
+          otherId,
+        ]),
+      );
+      if (created) return this.announceCreated(created, user.id, [user.id, otherId]);
+      const existing = await this.store.directRoomId(directKey);
+      if (existing) return this.store.load(existing, user.id);
+      if (attempt === 3) throw AppError.notFound('Room');
+    }
   }
 
   /**
