@@ -548,6 +548,10 @@ describe('push gateway (e2e)', () => {
     const n = await notified(t, s, 'the text to be deleted');
     await push.enqueue([n.id]);
     await until(async () => (await outbox(t, s.pushKey))[0]?.attempts >= 1, 'a failure');
+    // The outbox never held the text: it is read from the message at each delivery.
+    const [waiting] = await outbox(t, s.pushKey);
+    expect(waiting.payload).toMatchObject({ notification: { messageId: n.messageId } });
+    expect(JSON.stringify(waiting.payload)).not.toContain('the text to be deleted');
     await t
       .http()
       .delete(api(`/messages/${n.messageId}`))

@@ -32,7 +32,11 @@ function preview(text: string, max: number): string {
   return chars.length <= max ? chars.join('') : chars.slice(0, max - 1).join('') + '…';
 }
 
-/** One payload per pusher of the candidate's recipient. */
+/**
+ * One payload per pusher of the candidate's recipient, as the outbox keeps it: without the
+ * message's text, which is added at delivery from the message as it is then
+ * (withCurrentContent), so a row waiting for its retry never holds a deleted or edited text.
+ */
 export function renderPushes(c: PushCandidate): { pusherId: string; payload: PushPayload }[] {
   return c.pushers.map((p) => ({
     pusherId: p.id,
@@ -46,7 +50,6 @@ export function renderPushes(c: PushCandidate): { pusherId: string; payload: Pus
         senderId: c.senderId,
         sender: c.senderUsername,
         senderDisplayName: c.senderDisplayName,
-        ...(c.hideContent ? {} : { content: { body: preview(c.body, PUSH_BODY_MAX_CHARS) } }),
         counts: { unread: c.unread },
         devices: [{ app_id: p.appId, pushkey: p.pushKey, data: { lang: p.lang } }],
       },
@@ -56,7 +59,7 @@ export function renderPushes(c: PushCandidate): { pusherId: string; payload: Pus
 
 /**
  * A queued payload as it is delivered: its text taken from the message as it is now (an edit
- * shows, the enqueue-time copy never does), or left out when the recipient hides content now.
+ * shows; the outbox holds none), or left out when the recipient hides content now.
  * The rest (room, sender, counts, device) stays as rendered at enqueue.
  */
 export function withCurrentContent(

@@ -35,8 +35,6 @@ export interface PushCandidate {
   senderId: string | null;
   senderUsername: string | null;
   senderDisplayName: string | null;
-  body: string;
-  hideContent: boolean;
   unread: number;
   pushers: { id: string; appId: string; pushKey: string; lang: string }[];
 }
@@ -225,8 +223,6 @@ export class PushStore {
               r.name AS "roomName", n.kind, n.message_id::text AS "messageId",
               n.actor_id AS "senderId", a.username AS "senderUsername",
               a.display_name AS "senderDisplayName",
-              CASE WHEN m.deleted_at IS NULL THEN m.content ELSE '' END AS body,
-              coalesce(s.hide_content, false) AS "hideContent",
               (SELECT count(*)::int FROM notifications u
                 WHERE u.user_id = n.user_id AND u.read_at IS NULL) AS unread,
               p.pushers
@@ -234,7 +230,6 @@ export class PushStore {
          JOIN rooms r ON r.id = n.room_id
          JOIN messages m ON m.id = n.message_id
          LEFT JOIN users a ON a.id = n.actor_id
-         LEFT JOIN push_settings s ON s.user_id = n.user_id
          JOIN LATERAL (
            SELECT json_agg(json_build_object('id', id, 'appId', app_id, 'pushKey', push_key, 'lang', lang)
                            ORDER BY created_at, id) AS pushers
