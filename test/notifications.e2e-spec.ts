@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import type { NotificationDto } from '../src/common/wire';
 import { PG_ENDPOINT, type PgEndpoint } from '../src/database/database.module';
+import { NotificationStore } from '../src/notifications/notification.store';
 import { NotificationsService } from '../src/notifications/notifications.service';
 import { startApp, type TestApp } from './support/app';
 import { SERVER_URL, waitUntilBlocking } from './support/database';
@@ -644,6 +646,40 @@ describe('notifications (e2e)', () => {
       const after = (await notes(bob)).find((n) => n.id === note.id)!;
       expect(after.readAt).toEqual(expect.any(String));
       expect(after).not.toHaveProperty('excerpt');
+    });
+
+    it('a message deleted while its notifications were being written: they are read and never announced', async () => {
+      const [alice, bob] = await users(2);
+      const dm = await direct(alice, bob);
+      const m = await send(t, alice, dm.id, 'sent by mistake');
+      await noteOf(bob, m.id); // the send's own notification, settled
+      // The message's batch commits, then the message is deleted before the batch announces
+      // it. The deletion's own marking ran before these rows existed (a
+      // tombstone set here without it stands for that).
+      await db.query(`DELETE FROM notifications WHERE message_id = $1`, [m.id]);
+      const store = t.app.get(NotificationStore);
+      const insert = store.insertBatch.bind(store);
+      const spy = jest.spyOn(store, 'insertBatch').mockImplementationOnce(async (items) => {
+        const rows = await insert(items);
+        await db.query(`UPDATE messages SET deleted_at = now(), content = '' WHERE id = $1`, [
+          m.id,
+        ]);
+        return rows;
+      });
+      const created = next(await open(bob), 'notification.created', () => true, 1500).catch(
+        () => null,
+      );
+      try {
+        expect(await write(m.id)).toEqual([]);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(await created).toBeNull();
+      const left = await db.query<{ read_at: Date | null }[]>(
+        `SELECT read_at FROM notifications WHERE message_id = $1`,
+        [m.id],
+      );
+      expect(left).toEqual([{ read_at: expect.any(Date) }]);
     });
 
     it('the socket command marks one, one room, or all read', async () => {

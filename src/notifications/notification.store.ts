@@ -197,25 +197,28 @@ export class NotificationStore {
   }
 
   /**
-   * Of notifications just written, marks read those whose message the recipient's read marker
-   * has passed by now: the batch decided from a snapshot taken before a `read.mark` committed,
-   * whose own marking (`markMany`) could not see these rows yet. The ids read now (marked
-   * here, or already by that marking).
+   * Of notifications just written (`ids`), marks read those whose message was deleted by now,
+   * and of `markerIds` those whose message the recipient's read marker has passed by now: the
+   * batch decided from a snapshot taken before a deletion or a `read.mark` committed, whose own
+   * marking (`markMessageRead`, `markMany`) could not see these rows yet. The ids read now
+   * (marked here, or already by that marking).
    */
-  async readBehindMarker(ids: number[]): Promise<Set<number>> {
+  async readBehindMarker(ids: number[], markerIds: number[]): Promise<Set<number>> {
     // Read already (the marking ran after the batch committed) counts too.
     const rows = await this.db.query<{ id: string }[]>(
       `WITH marked AS (
          UPDATE notifications n SET read_at = now()
-           FROM memberships ms
           WHERE n.id = ANY($1::bigint[]) AND n.read_at IS NULL
-            AND ms.room_id = n.room_id AND ms.user_id = n.user_id
-            AND n.message_id <= ms.last_read_message_id
+            AND (EXISTS (SELECT 1 FROM messages m WHERE m.id = n.message_id AND m.deleted_at IS NOT NULL)
+                 OR (n.id = ANY($2::bigint[])
+                     AND EXISTS (SELECT 1 FROM memberships ms
+                                  WHERE ms.room_id = n.room_id AND ms.user_id = n.user_id
+                                    AND n.message_id <= ms.last_read_message_id)))
           RETURNING n.id)
        SELECT id FROM marked
        UNION
        SELECT id FROM notifications WHERE id = ANY($1::bigint[]) AND read_at IS NOT NULL`,
-      [ids],
+      [ids, markerIds],
     );
     return new Set(rows.map((r) => Number(r.id)));
   }

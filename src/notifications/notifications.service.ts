@@ -106,16 +106,18 @@ export class NotificationsService implements BeforeApplicationShutdown {
    */
   async write(items: NotifyItem[]): Promise<NewNotification[]> {
     const created = await this.store.insertBatch(items);
-    // A read marker that moved past a message while the batch ran: those are read, not news
-    // (an edit's new mention is news whatever the marker).
+    // Not news after all: a read marker that moved past a message while the batch ran (an
+    // edit's new mention is news whatever the marker), or a message deleted meanwhile, whose
+    // own marking (at its deletion) may have run before these rows were committed.
     const edits = new Set(items.filter((i) => i.edit).map((i) => i.messageId));
-    const check = created
+    const ids = created.map((n) => n.notification.id);
+    const behindMarker = created
       .filter((n) => !edits.has(n.notification.messageId))
       .map((n) => n.notification.id);
     // Best effort: the rows are written, and a retried batch would find them and announce
     // nothing; should this fail, they are announced as unread.
-    const read = check.length
-      ? await this.store.readBehindMarker(check).catch(() => new Set<number>())
+    const read = ids.length
+      ? await this.store.readBehindMarker(ids, behindMarker).catch(() => new Set<number>())
       : new Set<number>();
     const fresh = created.filter((n) => !read.has(n.notification.id));
     for (const n of fresh) this.events.emit('notification.created', n);
