@@ -542,6 +542,25 @@ describe('push gateway (e2e)', () => {
     expect(left).toEqual([]);
   });
 
+  it('the unread count a push carries leaves out rooms the recipient has left (as GET /notifications/unread-count)', async () => {
+    const s = await scene(t, gw);
+    await notification(t, s, 'in the room about to be left');
+    await t
+      .http()
+      .post(api(`/rooms/${s.roomId}/leave`))
+      .set(s.recipient.auth)
+      .expect(204);
+    const other = await newRoom(t, s.admin);
+    await join(t, s.sender, other.id);
+    await join(t, s.recipient, other.id);
+    const id = await notification(t, { ...s, roomId: other.id }, 'in the room still joined');
+    await push.enqueue([id]);
+    const [r] = await until(() => gw.for(s.pushKey).length && gw.for(s.pushKey), 'the push');
+    const count = await t.http().get(api('/notifications/unread-count')).set(s.recipient.auth);
+    expect(count.body.total).toBe(1);
+    expect(r.body.notification.counts).toEqual({ unread: 1 });
+  });
+
   it('a message deleted while its push is retried: the push is dropped, its text never sent again', async () => {
     const s = await scene(t, gw);
     gw.respond = () => ({ status: 500 });

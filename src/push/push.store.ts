@@ -214,7 +214,8 @@ export class PushStore {
   /**
    * Named cross-module read (notifications × rooms × users × messages × pushers): of the given
    * notifications, those whose recipient has at least one pusher, with what a push shows.
-   * `unread`: the recipient's unread notifications now.
+   * `unread`: the recipient's unread notifications now, in rooms they are a member of (as
+   * GET /notifications/unread-count counts them).
    */
   candidates(notificationIds: string[], maxAgeMs: number): Promise<PushCandidate[]> {
     if (!notificationIds.length) return Promise.resolve([]);
@@ -224,6 +225,7 @@ export class PushStore {
               n.actor_id AS "senderId", a.username AS "senderUsername",
               a.display_name AS "senderDisplayName",
               (SELECT count(*)::int FROM notifications u
+                 JOIN memberships um ON um.room_id = u.room_id AND um.user_id = u.user_id
                 WHERE u.user_id = n.user_id AND u.read_at IS NULL) AS unread,
               p.pushers
          FROM notifications n
