@@ -300,6 +300,89 @@ const ADMIN = { username: 'root', email: 'root@example.com', password: 'admin-pa
     expect(again).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
   }, 60_000);
 
+  // Redis restarted without its data mid-reply: the reply's record vanished, but no instance
+  // claimed it. Before, the heartbeat took it for claimed and dropped it in silence (no end, no
+  // save, the typing indicator on, the reservation never settled); it now ends normally.
+  it('a reply whose shared state vanishes (Redis restarted empty) ends normally: saved, settled, ended', async () => {
+    const alice = await signup(a);
+    const { roomId, persona } = await roomWithPersona([alice]);
+    const onA = await open(a, alice.accessToken);
+    const seen = record(onA, 'typing');
+    fake.enqueue(longReply(120, 25));
+    const delta = next(onA, 'persona.stream.delta', (d) => d.roomId === roomId);
+    const end = next(onA, 'persona.stream.end', (e) => e.roomId === roomId, 30_000);
+    await ask(onA, roomId, persona.handle);
+    await delta;
+    await redis.kill();
+    await sleep(400);
+    await redis.start(); // empty: --save '' --appendonly no
+    const ended = await end;
+    expect(ended.finishReason).toBe('stop');
+    expect(ended.message!.content).toBe(fullText(120));
+    expect(await storedReply(roomId)).toEqual([{ content: fullText(120), finish_reason: 'stop' }]);
+    // Settled: the fake's usage (prompt 11, one completion token per chunk), not the reservation.
+    expect(await usageOf(roomId)).toEqual({ generations: 1, prompt: 11, completion: 120 });
+    const typing = () => seen.of('typing').filter((e: TypingEvent) => e.userId === persona.id);
+    await until(() => typing().at(-1)?.typing === false, 5000, 'the typing indicator to end');
+  }, 90_000);
+
+  // B deletes the room: A hears it only through the room-personas cache's invalidation (the
+  // domain event is B's alone). Before, A streamed the reply to its end into a deleted room.
+  it('a room deleted through B stops the reply streaming from A: its request is aborted', async () => {
+    const alice = await signup(a);
+    const { roomId, persona } = await roomWithPersona([alice]);
+    const onA = await open(a, alice.accessToken);
+    fake.enqueue(longReply(200, 30));
+    const delta = next(onA, 'persona.stream.delta', (d) => d.roomId === roomId);
+    await ask(onA, roomId, persona.handle);
+    const { messageId } = await delta;
+    const aborted = fake.aborted;
+    const res = await api(b.url, 'DELETE', `/api/v1/rooms/${roomId}`, undefined, admin.accessToken);
+    expect(res.status).toBe(204);
+    // Within moments, not when the 6 s reply would have ended.
+    await until(() => fake.aborted > aborted, 2000, 'the upstream request to be aborted');
+    const exists = () =>
+      execFileSync(
+        'redis-cli',
+        ['-p', String(redis.port), 'EXISTS', `parlor:pstream:${messageId}`],
+        {
+          encoding: 'utf8',
+        },
+      ).trim();
+    await until(() => exists() === '0', 2000, 'the stream to end');
+    expect(await storedReply(roomId)).toEqual([]);
+    // Settled (the text it had, estimated), not left at its reservation.
+    await until(
+      async () => ((await usageOf(roomId))?.completion ?? 0) < 200,
+      2000,
+      'the reservation to be settled',
+    );
+  }, 60_000);
+
+  // Before: the record's read (and the stop's publish) threw ioredis' error: a 500 INTERNAL.
+  it('a stop asked while Redis is away answers 503 UNAVAILABLE, not 500', async () => {
+    const alice = await signup(b);
+    await redis.kill();
+    try {
+      const res = await api<{ code: string }>(
+        b.url,
+        'POST',
+        `/api/v1/personas/streams/${randomUUID()}/cancel`,
+        undefined,
+        alice.accessToken,
+      );
+      expect(res.status).toBe(503);
+      expect(res.body.code).toBe('UNAVAILABLE');
+    } finally {
+      await redis.start();
+    }
+    await until(
+      async () => (await api(b.url, 'GET', '/health/ready')).status === 200,
+      10_000,
+      'B ready again',
+    );
+  }, 60_000);
+
   it('a reply whose instance is killed (SIGKILL) is ended by a live one within the bound, saved as interrupted', async () => {
     const c = await startServer(main, env());
     const [alice, bob] = [await signup(a), await signup(b)];

@@ -397,6 +397,50 @@ describe('personas (e2e)', () => {
       expect(log.starts(room.id)).toEqual([]);
       expect(fake.requests.length).toBe(before);
     });
+
+    // Before: detaching dropped the cache only; the streaming reply went on to the end and the
+    // waiting one was still generated and posted by a persona no longer in the room.
+    it('detaching a persona stops its streaming reply and drops the waiting one', async () => {
+      const p = await createPersona();
+      const room = await roomWith(p);
+      const slow = { chunks: Array.from({ length: 60 }, (_, i) => `d${i} `), delayMs: 40 };
+      fake.enqueue(slow); // the second would take the default answer (none is left queued)
+      await send(t, alice, room.id, `@${p.handle} first question`);
+      await send(t, alice, room.id, `@${p.handle} second question`);
+      const start = await log.until(() => log.starts(room.id)[0]);
+      await log.until(() => log.deltas(start.messageId).length >= 2);
+      const before = fake.requests.length;
+      await t
+        .http()
+        .delete(api(`/rooms/${room.id}/personas/${p.id}`))
+        .set(admin.auth)
+        .expect(204);
+      const end = await log.end(room.id, 1, 3000);
+      expect(end.finishReason).toBe('cancelled');
+      expect(end.message!.content!.length).toBeLessThan(slow.chunks.join('').length);
+      await sleep(800);
+      expect(log.starts(room.id)).toHaveLength(1); // the second reply never started
+      expect(fake.requests.length).toBe(before);
+      const replies = (await history(alice, room.id)).filter((m) => m.role === 'assistant');
+      expect(replies.map((m) => m.finishReason)).toEqual(['cancelled']);
+    });
+
+    it('disabling a persona stops its streaming reply', async () => {
+      const p = await createPersona();
+      const room = await roomWith(p);
+      fake.enqueue({ chunks: Array.from({ length: 60 }, (_, i) => `e${i} `), delayMs: 40 });
+      await send(t, alice, room.id, `@${p.handle} go on`);
+      const start = await log.until(() => log.starts(room.id)[0]);
+      await log.until(() => log.deltas(start.messageId).length >= 2);
+      await t
+        .http()
+        .patch(api(`/personas/${p.id}`))
+        .set(admin.auth)
+        .send({ enabled: false })
+        .expect(200);
+      const end = await log.end(room.id, 1, 3000);
+      expect(end.finishReason).toBe('cancelled');
+    });
   });
 
   describe('replies', () => {

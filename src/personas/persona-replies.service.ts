@@ -47,6 +47,8 @@ type StopReason =
   | 'total-timeout'
   | 'shutdown'
   | 'room-deleted'
+  /** The persona was taken out of the room, disabled or deleted (on any instance). */
+  | 'withdrawn'
   /** Another instance took this one for dead and ended the reply (it is not saved again). */
   | 'lost';
 
@@ -145,6 +147,9 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
       maxKeys: get('ROOM_SETTINGS_CACHE_ROOMS'),
       channels,
       load: (roomId) => this.personas.roomPersonas(roomId),
+      // A change here or on another instance (detach, disable, deletion of the persona or of
+      // the room): the replies it concerns stop.
+      onDropped: (roomId) => this.recheck(roomId),
     });
     this.s = {
       idleTimeoutMs: get('LLM_TIMEOUT_MS'),
@@ -189,6 +194,35 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     for (const reply of this.active.values()) {
       if (reply.roomId === roomId) this.stop(reply, 'room-deleted');
     }
+  }
+
+  /**
+   * The room's (null: every room's) personas changed, here or on another instance: each reply
+   * in progress there (or about to start) is asked again whether it may go on, from the state
+   * read now, and stopped if not. This is how a room deleted through another instance stops
+   * the replies generated here (its deletion drops the room's entry everywhere).
+   */
+  private recheck(roomId: string | null): void {
+    for (const reply of this.active.values()) {
+      if (roomId !== null && reply.roomId !== roomId) continue;
+      void this.standing(reply.roomId, reply.personaId).then(
+        (why) => why && this.stop(reply, why),
+        (err: unknown) => this.logger.warn(`reply ${reply.id} not re-checked: ${String(err)}`),
+      );
+    }
+  }
+
+  /**
+   * Whether a persona may reply in a room now (through the room-personas cache, which every
+   * change drops on every instance): null when it may, else why not.
+   */
+  private async standing(
+    roomId: string,
+    personaId: string,
+  ): Promise<'room-deleted' | 'withdrawn' | null> {
+    const room = await this.roomCache.get(roomId);
+    if (!room) return 'room-deleted';
+    return room.personas.some((p) => p.id === personaId && p.enabled) ? null : 'withdrawn';
   }
 
   /** Called by PersonasService after a change to a room's personas (on every instance). */
@@ -326,6 +360,8 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     const persona = await this.personas.findById(job.personaId);
     const room = await this.personas.promptRoom(job.roomId);
     if (!persona?.enabled || !room) return;
+    // Still in the room (an admin may have taken it out while this job waited).
+    if (await this.standing(job.roomId, job.personaId)) return;
     const ask = { roomId: job.roomId, userId: job.userId, username: job.username, persona };
     // Today's token budgets, before any request (the summary's too): a refused reply never
     // reaches the model server (the room is told).
@@ -348,14 +384,6 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     if (summarised && !(await this.personas.promptRoom(job.roomId))) return;
     // Asked again: slow mode and the summary may have kept this job waiting for minutes.
     if (!(await this.requesterMayWrite(job))) return;
-    // Counted from here on; refused when a budget ran out meanwhile (the room is told).
-    const reservation = await this.usage.reserve({
-      ...ask,
-      prompt: messages,
-      maxTokens: persona.maxTokens,
-    });
-    if (!reservation) return;
-
     const reply: ActiveReply = {
       id: randomUUID(),
       roomId: job.roomId,
@@ -365,7 +393,25 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
       controller: new AbortController(),
       stop: null,
     };
+    // Active from here: a change of the room's personas from now on stops it (recheck); one
+    // made before is seen by this read (the cache was dropped first).
     this.active.set(reply.id, reply);
+    if (await this.standing(job.roomId, job.personaId)) {
+      this.active.delete(reply.id);
+      return;
+    }
+    // Counted from here on; refused when a budget ran out meanwhile (the room is told).
+    const reservation = await this.usage.reserve({
+      ...ask,
+      prompt: messages,
+      maxTokens: persona.maxTokens,
+    });
+    if (!reservation || reply.stop || this.closing) {
+      // Stopped before its request was sent (detached, room deleted, shutdown): nothing spent.
+      this.active.delete(reply.id);
+      if (reservation) await this.usage.release(reservation);
+      return;
+    }
     const base = { messageId: reply.id, roomId: job.roomId };
     const startedAt = Date.now();
     let firstTokenAt: number | null = null;
@@ -470,7 +516,7 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     this.active.delete(reply.id);
     // Claimed before it is saved: an instance that took this one for dead may have ended it.
     const claimed = await this.streams.close(reply.id, job.roomId);
-    if ((shared && !claimed) || reply.stop === 'lost') {
+    if (!claimed || reply.stop === 'lost') {
       this.logger.warn(`@${persona.handle} in ${job.roomId}: reply ended by another instance`);
       return;
     }
@@ -643,6 +689,7 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     switch (reason) {
       case 'cancelled':
       case 'room-deleted':
+      case 'withdrawn':
         return ['cancelled', null];
       case 'idle-timeout':
         return [

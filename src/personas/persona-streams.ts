@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nest
 import { ConfigService } from '@nestjs/config';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
+import { AppError, ErrorCode } from '../common/errors';
 import type { PersonaStreamSnapshot } from '../common/wire';
 import type { Env } from '../config/env';
 import { RedisChannels } from '../redis/redis-channels';
@@ -38,10 +39,21 @@ const roomKey = (roomId: string) => `parlor:pstreams:room:${roomId}`;
 const stateKey = (id: string) => `parlor:pstream:${id}`;
 const textKey = (id: string) => `parlor:pstream:${id}:text`;
 const aliveKey = (id: string) => `parlor:pstream:${id}:alive`;
+/**
+ * Written by the sweeper in the transaction that claims a stream: "another instance ended it".
+ * A stream whose record is gone without it vanished (Redis lost its data): it was not taken.
+ */
+const takenKey = (id: string) => `parlor:pstream:${id}:taken`;
 
-/** Appends a delta only while the stream exists (another instance may have ended it). */
+/**
+ * Appends a delta only while the stream exists: 1 appended, 0 the record vanished (not taken:
+ * the reply goes on unshared), 2 another instance claimed it (the reply must stop).
+ */
 const APPEND = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
+  return 0
+end
 redis.call('APPEND', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'nextSeq', ARGV[2])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
@@ -66,7 +78,10 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('PersonaStreams');
   readonly instanceId = randomUUID();
   private readonly memory = new Map<string, StreamState>();
-  /** Streams this instance generates (heartbeats are refreshed for them). */
+  /**
+   * Streams this instance generates and shares (heartbeats are refreshed for them): only once
+   * their record was written, and no longer once it vanished without being claimed.
+   */
   private readonly own = new Set<string>();
   private unlisten = () => {};
   private timers: NodeJS.Timeout[] = [];
@@ -123,10 +138,13 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
     await this.tick;
   }
 
-  /** A reply starts: recorded with no text. False when Redis refused it (the reply goes on). */
+  /**
+   * A reply starts: recorded with no text. False when Redis refused it: the reply goes on
+   * unshared (not heartbeated, so never reported lost).
+   */
   async open(r: StreamRecord): Promise<boolean> {
-    this.own.add(r.messageId);
     if (!this.redis) {
+      this.own.add(r.messageId);
       this.memory.set(r.messageId, { ...r, text: '', nextSeq: 0 });
       return true;
     }
@@ -145,6 +163,7 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
         .pexpire(roomKey(r.roomId), this.ttlMs)
         .sadd(ALL, r.messageId)
         .exec();
+      this.own.add(r.messageId);
       return true;
     } catch (err) {
       this.logger.warn(`stream ${r.messageId} not shared: ${String(err)}`);
@@ -153,8 +172,9 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * The delta numbered `seq` was produced. False when the stream is gone from Redis: another
-   * instance ended it (this one was taken for dead); the reply must stop.
+   * The delta numbered `seq` was produced. False when another instance claimed the stream (this
+   * one was taken for dead): the reply must stop. A record that vanished unclaimed (Redis lost
+   * its data) is not a claim: true, and the reply goes on unshared.
    */
   async append(id: string, delta: string, seq: number): Promise<boolean> {
     if (!this.redis) {
@@ -166,9 +186,10 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
       return true;
     }
     try {
-      const keys = [stateKey(id), textKey(id), aliveKey(id)];
-      const done = await this.redis.eval(APPEND, 3, ...keys, delta, seq + 1, this.staleMs);
-      return done === 1;
+      const keys = [stateKey(id), textKey(id), aliveKey(id), takenKey(id)];
+      const done = await this.redis.eval(APPEND, 4, ...keys, delta, seq + 1, this.staleMs);
+      if (done === 0) this.vanished(id);
+      return done !== 2;
     } catch (err) {
       // Redis away: the reply goes on for those already watching it.
       this.logger.warn(`stream ${id}: delta not shared: ${String(err)}`);
@@ -177,8 +198,8 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * The reply ended: removed. True when this call removed it, false when another instance had
-   * already ended it (then it must not be saved or announced again).
+   * The reply ended: removed. False when another instance had claimed it (then it must not be
+   * saved or announced again); true otherwise, also when its record had vanished unclaimed.
    */
   async close(id: string, roomId: string): Promise<boolean> {
     this.own.delete(id);
@@ -190,18 +211,26 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
         .del(textKey(id), aliveKey(id))
         .srem(roomKey(roomId), id)
         .srem(ALL, id)
+        .exists(takenKey(id))
         .exec();
-      return res?.[0]?.[1] === 1;
+      return res?.[0]?.[1] === 1 || res?.[4]?.[1] !== 1;
     } catch (err) {
       this.logger.warn(`stream ${id} not removed: ${String(err)}`);
       return true;
     }
   }
 
-  /** One stream's record, wherever it is generated; null when it is not streaming. */
+  /**
+   * One stream's record, wherever it is generated; null when it is not streaming. Redis away:
+   * 503 UNAVAILABLE (whether it streams elsewhere cannot be known).
+   */
   async get(id: string): Promise<StreamRecord | null> {
     if (!this.redis) return this.memory.get(id) ?? null;
-    return parse(await this.redis.hgetall(stateKey(id)), '');
+    try {
+      return parse(await this.redis.hgetall(stateKey(id)), '');
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
   /** The room's replies in progress: text so far and the next delta's seq. */
@@ -246,19 +275,39 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
 
   /** Asks the instance generating `id` to stop it (this one's are stopped by the caller). */
   async requestCancel(id: string): Promise<void> {
-    await this.redis?.publish(CANCEL_CHANNEL, id);
+    try {
+      await this.redis?.publish(CANCEL_CHANNEL, id);
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
-  /** Keeps this instance's streams alive; a stream ended elsewhere meanwhile is reported lost. */
+  /**
+   * Keeps this instance's streams alive. A stream another instance claimed meanwhile (its
+   * tombstone) is reported lost; one whose record vanished unclaimed (Redis restarted empty)
+   * goes on unshared.
+   */
   private async heartbeat(): Promise<void> {
     if (!this.redis || !this.own.size) return;
     const ids = [...this.own];
     const tx = this.redis.multi();
-    for (const id of ids) tx.exists(stateKey(id)).set(aliveKey(id), '1', 'PX', this.staleMs);
+    for (const id of ids) {
+      tx.exists(stateKey(id)).exists(takenKey(id)).set(aliveKey(id), '1', 'PX', this.staleMs);
+    }
     const res = (await tx.exec()) ?? [];
     ids.forEach((id, i) => {
-      if (res[2 * i]?.[1] === 0 && this.own.has(id)) this.onLost(id);
+      if (res[3 * i]?.[1] !== 0 || !this.own.has(id)) return;
+      if (res[3 * i + 1]?.[1] === 1) this.onLost(id);
+      else this.vanished(id);
     });
+  }
+
+  /** A stream's record vanished without a claim: no longer heartbeated; the reply goes on. */
+  private vanished(id: string): void {
+    if (!this.own.delete(id)) return;
+    this.logger.warn(
+      `stream ${id}: its shared state vanished (Redis lost it); not shared any more`,
+    );
   }
 
   /**
@@ -281,6 +330,7 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
         .get(textKey(id))
         .del(stateKey(id), textKey(id))
         .srem(ALL, id)
+        .set(takenKey(id), this.instanceId, 'PX', this.ttlMs)
         .exec();
       const state = parse(res?.[0]?.[1] as Record<string, string>, res?.[1]?.[1] as string);
       if (!state || res?.[2]?.[1] === 0) continue;
@@ -289,6 +339,17 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
       await this.onStale(state);
     }
   }
+}
+
+/** Redis away: what the caller is told (503, retry shortly), never an INTERNAL. */
+function unavailable(err: unknown): AppError {
+  new Logger('PersonaStreams').warn(`Redis unavailable: ${String(err)}`);
+  return new AppError(
+    ErrorCode.UNAVAILABLE,
+    'Replies in progress cannot be reached right now',
+    undefined,
+    1000,
+  );
 }
 
 function parse(h: Record<string, string> | undefined, text: string | null): StreamState | null {

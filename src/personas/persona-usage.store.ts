@@ -176,8 +176,13 @@ export class PersonaUsageStore {
   }
 
   /** Adds tokens to a reply's row (no new generation): the settlement of a reservation. */
-  async add(k: UsageKey, promptTokens: number, completionTokens: number): Promise<void> {
-    await this.db.query(ADD, addParams(k, 0, promptTokens, completionTokens));
+  async add(
+    k: UsageKey,
+    promptTokens: number,
+    completionTokens: number,
+    generations = 0,
+  ): Promise<void> {
+    await this.db.query(ADD, addParams(k, generations, promptTokens, completionTokens));
   }
 
   /**

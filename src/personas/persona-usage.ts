@@ -202,6 +202,23 @@ export class PersonaUsageService {
     }
   }
 
+  /**
+   * A reservation whose reply never started (stopped before its request was sent): taken back
+   * whole, its generation too. Never throws.
+   */
+  async release(reservation: Reservation): Promise<void> {
+    try {
+      await this.store.add(
+        reservation,
+        -reservation.promptTokens,
+        -reservation.completionTokens,
+        -1,
+      );
+    } catch (err) {
+      this.logger.warn(`reservation in ${reservation.roomId} not released: ${String(err)}`);
+    }
+  }
+
   /** GET /admin/usage: sums per user, room, persona or day, keyset by key. */
   async list(q: UsageQuery): Promise<UsagePageDto> {
     if (q.from && q.to && q.from > q.to) throw AppError.invalid('from must not be after to');

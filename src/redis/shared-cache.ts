@@ -12,6 +12,12 @@ export interface SharedCacheOptions<V> {
   load: (key: string) => Promise<V>;
   /** The instances' channels (none opened on a single instance). */
   channels: RedisChannels;
+  /**
+   * Called after a key (null: every key) was dropped, whether the change was made here or on
+   * another instance, or the subscriber reconnected: for work that must not outlive a change
+   * (it may `get` the key again at once: the load reads the new state).
+   */
+  onDropped?: (key: string | null) => void;
 }
 
 interface Invalidation {
@@ -88,6 +94,7 @@ export class SharedCache<V> {
       this.held.delete(key);
       this.loading.delete(key);
     }
+    this.options.onDropped?.(key);
   }
 
   private load(key: string): Promise<V> {

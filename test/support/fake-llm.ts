@@ -59,6 +59,8 @@ export interface Script {
  */
 export class FakeLlm {
   readonly requests: ChatRequest[] = [];
+  /** Streaming responses the client closed before their end (a cancelled request). */
+  aborted = 0;
   /** Used when no script is queued; may depend on the request. */
   respond: (req: ChatRequest) => Script = () => ({ chunks: ['Hello', ' there', '.'] });
   private readonly queued: Script[] = [];
@@ -147,6 +149,9 @@ export class FakeLlm {
       connection: 'keep-alive',
     });
     res.flushHeaders();
+    res.once('close', () => {
+      if (!res.writableFinished) this.aborted++;
+    });
     if (script.hang === 'headers') return;
 
     const id = `chatcmpl-${this.requests.length}`;
