@@ -582,3 +582,81 @@ describe('persona memory switched off (e2e)', () => {
     }
   });
 });
+
+describe('summaries made at once (e2e)', () => {
+  // Before: a summary was checked against the budgets (nothing reserved) and counted after it
+  // was made, so three personas called at once with one token left made three summaries.
+  it("see each other's reservation: with one token of user budget left, one summary is asked for", async () => {
+    const fake = await FakeLlm.start();
+    fake.respond = (req) =>
+      isSummarise(req)
+        ? { chunks: ['SUMMARY'], delayMs: 200, usage: { prompt_tokens: 40, completion_tokens: 8 } }
+        : { chunks: [REPLY] };
+    const t = await startApp({
+      ...ADMIN_ENV,
+      ...NO_WRITE_LIMITS,
+      LLM_BASE_URL: fake.url,
+      LLM_MODEL: 'default-model',
+      PERSONA_STREAM_FLUSH_MS: '20',
+      PERSONA_TRIGGER_RATE_LIMIT: '1000',
+      PERSONA_CONTEXT_MESSAGES: '4',
+      PERSONA_CONTEXT_CHARS: '300',
+      PERSONA_SUMMARY_MAX_CHARS: '120',
+      PERSONA_DAILY_TOKENS_USER: '1',
+    });
+    try {
+      const admin = await loginAdmin(t);
+      const alice = await newUser(t);
+      const room = await newRoom(t, admin);
+      await join(t, alice, room.id);
+      const handles: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const p = (
+          await t
+            .http()
+            .post(api('/personas'))
+            .set(admin.auth)
+            .send({ handle: `sum_${randomUUID().slice(0, 8)}`, displayName: `S${i}` })
+            .expect(201)
+        ).body as Persona;
+        await t
+          .http()
+          .post(api(`/rooms/${room.id}/personas/${p.id}`))
+          .set(admin.auth)
+          .expect(200);
+        handles.push(p.handle);
+      }
+      for (const text of ['a', 'b', 'c', 'd']) await post(t, alice, room.id, text);
+      await post(t, alice, room.id, handles.map((h) => `@${h}`).join(' ') + ' recap?');
+      const deadline = Date.now() + 8000;
+      const refused = async () =>
+        (
+          (
+            await t
+              .http()
+              .get(api(`/rooms/${room.id}/messages?limit=200`))
+              .set(alice.auth)
+              .expect(200)
+          ).body.items as MessageDto[]
+        ).some((m) => m.content?.includes('[BUDGET_EXHAUSTED:user]'));
+      while (!(await refused())) {
+        if (Date.now() > deadline) throw new Error('no budget notice');
+        await sleep(20);
+      }
+      await sleep(600); // a summary admitted is made, then its reply is refused
+      expect(fake.requests.filter(isSummarise)).toHaveLength(1);
+      expect(fake.requests.filter((r) => !isSummarise(r))).toHaveLength(0);
+      const [sum] = (
+        await t
+          .http()
+          .get(api(`/admin/usage?groupBy=user&userId=${alice.id}`))
+          .set(admin.auth)
+          .expect(200)
+      ).body.items as { generations: number; promptTokens: number; completionTokens: number }[];
+      expect(sum).toMatchObject({ generations: 0, promptTokens: 40, completionTokens: 8 });
+    } finally {
+      await t.close();
+      await fake.close();
+    }
+  });
+});

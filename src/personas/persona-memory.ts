@@ -32,8 +32,16 @@ export const FOLD_MESSAGES = 100;
 /** Temperature of summarise requests: a summary reports, it does not invent. */
 const SUMMARY_TEMPERATURE = 0.2;
 
-/** Told the tokens of a summarise request once it ended (whatever its outcome). */
-export type SpendTokens = (tokens: MessageUsage) => Promise<void>;
+/**
+ * How a summarise request is paid for, as a reply is: its estimate is reserved against the
+ * day's budgets before it is made (false: refused, the request is not made), and settled with
+ * what it cost once it ended, whatever its outcome. So summaries made at once see each other's
+ * cost, and a budget is not overrun by them.
+ */
+export interface SummaryBudget {
+  reserve(prompt: ChatMessage[], maxTokens: number): Promise<boolean>;
+  settle(tokens: MessageUsage): Promise<void>;
+}
 
 /** A persona's history, as the reply path read it: the newest messages, and whether more exist. */
 export interface History {
@@ -94,20 +102,21 @@ export class PersonaMemory implements OnModuleDestroy {
   /**
    * The messages of a reply's request: the system prompt, the summary of the older history
    * when the history overflowed the context (made or refreshed first when messages overflowed
-   * since), and the recent messages. Never throws for a summarise failure. `spend` is told
-   * what a summarise request cost (the server's usage, else the estimate), when one was made.
+   * since), and the recent messages. Never throws for a summarise failure. A summarise request
+   * is reserved and settled through `budget` (the server's usage, else the estimate); refused,
+   * the stored summary (if any) is used as it is.
    */
   async prompt(
     persona: Persona,
     room: PromptRoom,
     roomId: string,
     history: History,
-    spend: SpendTokens,
+    budget: SummaryBudget,
   ): Promise<ChatMessage[]> {
     const recent = recentWindow(persona, history.items, this.s.contextChars);
     const overflowed = recent.oldestId !== null && (recent.leftOut || history.more);
     if (!this.s.enabled || !overflowed) return withSummary(persona, room, recent.messages);
-    const summary = await this.refresh(persona, room, roomId, recent.oldestId!, spend).catch(
+    const summary = await this.refresh(persona, room, roomId, recent.oldestId!, budget).catch(
       (err: unknown) => {
         this.logger.error(err instanceof Error ? err.stack : String(err));
         return null;
@@ -122,7 +131,7 @@ export class PersonaMemory implements OnModuleDestroy {
     room: PromptRoom,
     roomId: string,
     before: number,
-    spend: SpendTokens,
+    budget: SummaryBudget,
   ): Promise<string | null> {
     const stored = await this.store.get(roomId, persona.id);
     const through = stored?.throughMessageId ?? 0;
@@ -144,7 +153,7 @@ export class PersonaMemory implements OnModuleDestroy {
     if (!lines.length) return stored?.summary ?? null;
     const newest = older[older.length - 1].id;
 
-    const text = await this.summarise(persona, room, stored, lines.reverse(), spend);
+    const text = await this.summarise(persona, room, stored, lines.reverse(), budget);
     if (text === null) return stored?.summary ?? null;
     const saved = await this.store.save({
       roomId,
@@ -168,10 +177,13 @@ export class PersonaMemory implements OnModuleDestroy {
     room: PromptRoom,
     stored: StoredSummary | null,
     lines: string[],
-    spend: SpendTokens,
+    budget: SummaryBudget,
   ): Promise<string | null> {
     const { maxChars, idleTimeoutMs, maxMs } = this.s;
     const messages = summariseMessages(persona, room, stored?.summary ?? null, lines, maxChars);
+    // About 3 characters a token, so the model can reach maxChars (the text is cut there).
+    const maxTokens = Math.ceil(maxChars / 3);
+    if (!(await budget.reserve(messages, maxTokens))) return null;
     const controller = new AbortController();
     const abort = () => controller.abort();
     this.shutdown.signal.addEventListener('abort', abort);
@@ -185,8 +197,7 @@ export class PersonaMemory implements OnModuleDestroy {
           model: persona.model ?? this.llm.defaultModel,
           messages,
           temperature: SUMMARY_TEMPERATURE,
-          // About 3 characters a token, so the model can reach maxChars (the text is cut there).
-          maxTokens: Math.ceil(maxChars / 3),
+          maxTokens,
         },
         controller.signal,
         {
@@ -213,7 +224,7 @@ export class PersonaMemory implements OnModuleDestroy {
       clearTimeout(total);
       this.shutdown.signal.removeEventListener('abort', abort);
       // Asked, it cost tokens, whatever came of it (as a reply's do).
-      await spend(replyTokens(usage, messages, written));
+      await budget.settle(replyTokens(usage, messages, written));
     }
   }
 

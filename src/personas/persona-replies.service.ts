@@ -28,7 +28,7 @@ import {
   type TokenUsage,
 } from './llm-client';
 import { PersonaStreams, type StreamState } from './persona-streams';
-import { PersonaUsageService, replyTokens, usageDay } from './persona-usage';
+import { PersonaUsageService, type Reservation, replyTokens, usageDay } from './persona-usage';
 import { PersonaStore, RoomPersonas, type RoomPersonaSummary } from './persona.store';
 import { PersonaMemory } from './persona-memory';
 import { PersonaTurns } from './persona-turns.service';
@@ -373,11 +373,19 @@ export class PersonaRepliesService implements OnModuleInit, OnModuleDestroy {
     );
     const model = persona.model ?? this.llm.defaultModel;
     // The recent messages that fit, after the summary of older ones (made here when needed;
-    // its tokens count for this reply's user, room and persona).
+    // its tokens count for this reply's user, room and persona: reserved before it is asked,
+    // as a reply is, and settled before the reply reserves its own).
     let summarised = false;
-    const messages = await this.memory.prompt(persona, room, job.roomId, history, (t) => {
-      summarised = true;
-      return this.usage.spend(ask, 'summary', persona.handle, t);
+    let summary: Reservation | null = null;
+    const messages = await this.memory.prompt(persona, room, job.roomId, history, {
+      reserve: async (prompt, maxTokens) => {
+        summary = await this.usage.reserve({ ...ask, prompt, maxTokens }, { generation: false });
+        return summary !== null;
+      },
+      settle: (t) => {
+        summarised = true;
+        return this.usage.settleRequest(summary!, 'summary', persona.handle, t);
+      },
     });
     if (this.closing) return;
     // A summary takes a while and cannot be cancelled: the room may have gone meanwhile.

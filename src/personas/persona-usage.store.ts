@@ -125,6 +125,7 @@ export class PersonaUsageStore {
     budgets: Budgets,
     promptTokens: number,
     completionTokens: number,
+    generations = 1,
   ): Promise<BudgetRefusal | null> {
     const limited = Object.values(budgets).some((b) => b > 0);
     return retryOnConflict(() =>
@@ -134,7 +135,7 @@ export class PersonaUsageStore {
           const refusal = await this.refusal(em, k, budgets);
           if (refusal) return refusal;
         }
-        await em.query(ADD, addParams(k, 1, promptTokens, completionTokens));
+        await em.query(ADD, addParams(k, generations, promptTokens, completionTokens));
         return null;
       }),
     );

@@ -114,17 +114,25 @@ export class PersonaUsageService {
   }
 
   /**
-   * Counts a reply about to start against today's budgets. Null when a budget is used up: the
-   * room was told (at most once a minute per budget), and the reply must not start.
+   * Counts a reply about to start against today's budgets (a summarise request too, with
+   * `generation: false`). Null when a budget is used up: the room was told (at most once a
+   * minute per budget), and the request must not be made.
    */
   async reserve(
     r: BudgetAsk & { prompt: { content: string }[]; maxTokens: number },
+    { generation = true }: { generation?: boolean } = {},
   ): Promise<Reservation | null> {
     const now = r.now ?? Date.now();
     const key = usageKey(r, now);
     const promptTokens = promptEstimate(r.prompt);
     const completionTokens = r.maxTokens;
-    const refusal = await this.store.reserve(key, this.budgets(r), promptTokens, completionTokens);
+    const refusal = await this.store.reserve(
+      key,
+      this.budgets(r),
+      promptTokens,
+      completionTokens,
+      generation ? 1 : 0,
+    );
     if (!refusal) return { ...key, promptTokens, completionTokens };
     await this.refused(r, refusal, now);
     return null;
@@ -200,6 +208,20 @@ export class PersonaUsageService {
     } catch (err) {
       this.logger.warn(`usage of a reply in ${reservation.roomId} not counted: ${String(err)}`);
     }
+  }
+
+  /**
+   * A summarise request's reservation settled with what it cost, and its tokens counted in
+   * the tokens metric (`outcome` = what it was for). Never throws.
+   */
+  async settleRequest(
+    reservation: Reservation,
+    what: ExtraRequest,
+    label: string,
+    t: MessageUsage,
+  ): Promise<void> {
+    this.countTokens(label, what, t);
+    await this.settle(reservation, t);
   }
 
   /**
