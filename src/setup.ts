@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import { INestApplication, RequestMethod } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -36,6 +37,7 @@ export function configureApp(app: NestExpressApplication, root?: Logger): INestA
   app.use(cookieParser());
   app.set('trust proxy', trustProxySetting(config.get('TRUST_PROXY', { infer: true })));
   app.disable('x-powered-by');
+  boundUploads(app, config.get('ATTACHMENT_UPLOAD_TIMEOUT_MS', { infer: true }));
   app.use(securityHeaders());
   // Tokens must not sit in a browser or proxy cache: every auth answer, errors included.
   app.use('/api/v1/auth', (_req: Request, res: Response, next: NextFunction) => {
@@ -80,6 +82,25 @@ export function configureApp(app: NestExpressApplication, root?: Logger): INestA
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
   serveDemo(app, { storageOrigin: app.get<AttachmentStorage>(ATTACHMENT_STORAGE).origin });
   return app;
+}
+
+/** How long past ATTACHMENT_UPLOAD_TIMEOUT_MS the server still receives a request's body. */
+export const UPLOAD_TIMEOUT_SLACK_MS = 60_000;
+
+/**
+ * Node cuts a request whose body has not arrived after `server.requestTimeout` (300 s by
+ * default), which would end a streamed upload long before ATTACHMENT_UPLOAD_TIMEOUT_MS. The
+ * upload's own deadline (its row's `expires_at`, answered 400 "Upload took too long") bounds it;
+ * the server's timeout is set a little past it, so the application answers first and a stalled
+ * body is still cut.
+ */
+function boundUploads(app: NestExpressApplication, uploadTimeoutMs: number): void {
+  const server: HttpServer = app.getHttpServer();
+  // Never below Node's own default: a short upload timeout must not shorten other requests'.
+  server.requestTimeout = Math.max(
+    server.requestTimeout,
+    uploadTimeoutMs + UPLOAD_TIMEOUT_SLACK_MS,
+  );
 }
 
 /**

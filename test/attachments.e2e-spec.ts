@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import type { Server as HttpServer } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigService } from '@nestjs/config';
 import sharp from 'sharp';
 import { DataSource } from 'typeorm';
 import { ATTACHMENT_STORAGE, AttachmentsService } from '../src/attachments/attachments.service';
@@ -430,6 +432,60 @@ describe.each(['local', 's3'] as const)('attachments on %s storage', (driver) =>
       const leftovers = readdirSync(join(dir, 'a')).filter((f) => f.endsWith('.part'));
       expect(leftovers).toEqual([]);
     }
+  });
+
+  it('an upload whose room is deleted while the file arrives answers 404 and keeps nothing', async () => {
+    const room = (await newRoom(t, admin)).id;
+    await addMember(t, admin, room, alice);
+    const size = 300 * KB;
+    const head =
+      `--parlorTestBoundary\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\n` +
+      `Content-Type: application/octet-stream\r\n\r\n`;
+    const tail = `\r\n--parlorTestBoundary--\r\n`;
+    const req = openUpload(
+      `${t.url}/api/v1/rooms/${room}/attachments`,
+      alice.auth,
+      Buffer.byteLength(head) + size + Buffer.byteLength(tail),
+    );
+    const answer = new Promise<{ status: number; body: { code?: string } }>((resolve, reject) => {
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString()) }),
+        );
+        res.on('error', reject);
+      });
+    });
+    const bytes = noise(size, 11);
+    req.write(bytes.subarray(0, 100 * KB));
+    // The pending row is written before the bytes: once it exists, the room goes.
+    let id: string | undefined;
+    for (let i = 0; i < 200 && !id; i++) {
+      const rows = await db().query<{ id: string }[]>(
+        `SELECT id FROM attachments WHERE state = 'pending' AND room_id = $1`,
+        [room],
+      );
+      id = rows[0]?.id;
+      if (!id) await sleep(20);
+    }
+    expect(id).toBeDefined();
+    await t.http().delete(`/api/v1/rooms/${room}`).set(admin.auth).expect(204);
+    req.end(Buffer.concat([bytes.subarray(100 * KB), Buffer.from(tail)]));
+    const res = await answer;
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe('NOT_FOUND');
+    // Nothing was made ready in no room; the upload's row and bytes are gone.
+    expect(await row(id!)).toBeUndefined();
+    expect(await objectExists(`a/${id}`)).toBe(false);
+  });
+
+  it('the HTTP server receives an upload for as long as ATTACHMENT_UPLOAD_TIMEOUT_MS allows', () => {
+    // Node's default requestTimeout (300 s) would cut an upload the 600 s default allows.
+    const server = t.app.getHttpServer() as HttpServer;
+    const timeout = t.app.get(ConfigService).get<number>('ATTACHMENT_UPLOAD_TIMEOUT_MS');
+    expect(timeout).toBe(600_000);
+    expect(server.requestTimeout).toBeGreaterThan(timeout!);
   });
 
   it('metrics count uploads and bytes stored', async () => {

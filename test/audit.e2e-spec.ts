@@ -99,6 +99,27 @@ describe('audit log (e2e)', () => {
       expect(rows[0].details).toEqual({ kind: 'group', name: room.name });
     });
 
+    it('a PATCH that changes nothing records nothing; a partial one records what changed', async () => {
+      const room = await newRoom(t, admin);
+      await req(admin, 'patch', `/rooms/${room.id}`, 200, {});
+      await req(admin, 'patch', `/rooms/${room.id}`, 200, { name: room.name, description: '' });
+      expect((await byTarget(room.id)).map((r) => r.action)).toEqual(['room.create']);
+      await req(admin, 'patch', `/rooms/${room.id}`, 200, { theme: 'dark' });
+      const body = await req(admin, 'patch', `/rooms/${room.id}`, 200, {
+        theme: 'dark',
+        description: 'now described',
+      });
+      expect(body.body).toMatchObject({ theme: 'dark', description: 'now described' });
+      await req(admin, 'patch', `/rooms/${room.id}`, 200, { theme: 'dark' });
+      const rows = await byTarget(room.id);
+      expect(rows.map((r) => r.action)).toEqual(['room.update', 'room.update', 'room.create']);
+      expect(rows.map((r) => r.details)).toEqual([
+        { name: room.name, changes: { description: 'now described' } },
+        { name: room.name, changes: { theme: 'dark' } },
+        { name: room.name, visibility: 'public' },
+      ]);
+    });
+
     it('a refused change records nothing (the record is in its transaction)', async () => {
       const taken = await newRoom(t, admin);
       const room = await newRoom(t, admin);

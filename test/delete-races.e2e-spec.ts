@@ -34,6 +34,7 @@ describe('requests racing a room deletion (e2e; real concurrency on server Postg
       ...NO_WRITE_LIMITS,
       RATE_LIMIT_ROOMS: '1000000',
       RATE_LIMIT_REPORT: '1000000',
+      RATE_LIMIT_MODERATE: '1000000',
     });
     admin = await loginAdmin(t);
     members = [await newUser(t), await newUser(t), await newUser(t)];
@@ -118,6 +119,54 @@ describe('requests racing a room deletion (e2e; real concurrency on server Postg
     30_000,
   );
 
+  // Deterministic: the room's deletion has cascaded to the report (its transaction holds the
+  // report's row) when a moderator closes it; the close's UPDATE waits for the row, then finds
+  // it gone. The report went with its room, so the close answers 404 as if it came a moment
+  // later, never 409 (the report was not closed by anyone).
+  for (const [verb, done, body] of [
+    ['resolve', 'resolved', { action: 'ban' }],
+    ['dismiss', 'dismissed', {}],
+  ] as const) {
+    (process.env.TEST_DATABASE_URL ? it : it.skip)(
+      `a report ${done} while its room's deletion commits: 404, not 409`,
+      async () => {
+        const room = await newRoom(t, admin);
+        const [a, b] = members as [TestUser, TestUser];
+        await join(t, a, room.id);
+        await join(t, b, room.id);
+        const msg = await send(t, a, room.id, `to be ${done}`);
+        const report = await t
+          .http()
+          .post(`/api/v1/messages/${msg.id}/reports`)
+          .set(b.auth)
+          .send({ category: 'spam' })
+          .expect(201);
+        const other = t.app.get(DataSource).createQueryRunner();
+        await other.connect();
+        await other.startTransaction();
+        try {
+          await other.query(`DELETE FROM rooms WHERE id = $1`, [room.id]);
+          const closing = t
+            .http()
+            .post(`/api/v1/reports/${report.body.id}/${verb}`)
+            .set(admin.auth)
+            .send(body)
+            .then((r) => r);
+          // The close's UPDATE now waits for the report's row, which the cascade deleted.
+          await waitUntilBlocking(other);
+          await other.commitTransaction();
+          const res = await closing;
+          expect(res.status).toBe(404);
+          expect(res.body.code).toBe('NOT_FOUND');
+        } finally {
+          if (other.isTransactionActive) await other.rollbackTransaction();
+          await other.release();
+        }
+      },
+      30_000,
+    );
+  }
+
   it(`every request of ${ROUNDS} rounds answers 2xx or 404, never 5xx`, async () => {
     const api = (path: string) => `/api/v1${path}`;
     const statuses = new Map<string, number[]>();
@@ -126,6 +175,18 @@ describe('requests racing a room deletion (e2e; real concurrency on server Postg
       for (const m of members) await join(t, m, room.id);
       const [a, b, c] = members as [TestUser, TestUser, TestUser];
       const msg = await send(t, a, room.id, `round ${round}`);
+      const other = await send(t, a, room.id, `round ${round}, again`);
+      const reportOf = async (by: TestUser, id: number) =>
+        (
+          await t
+            .http()
+            .post(api(`/messages/${id}/reports`))
+            .set(by.auth)
+            .send({ category: 'spam' })
+            .expect(201)
+        ).body.id as string;
+      const toResolve = await reportOf(c, msg.id);
+      const toDismiss = await reportOf(b, other.id);
       const requests: [string, () => Promise<{ status: number }>][] = [
         [
           'join',
@@ -195,6 +256,24 @@ describe('requests racing a room deletion (e2e; real concurrency on server Postg
               .post(api(`/messages/${msg.id}/reports`))
               .set(b.auth)
               .send({ category: 'spam' }),
+        ],
+        [
+          'resolve',
+          () =>
+            t
+              .http()
+              .post(api(`/reports/${toResolve}/resolve`))
+              .set(admin.auth)
+              .send({ action: 'ban' }),
+        ],
+        [
+          'dismiss',
+          () =>
+            t
+              .http()
+              .post(api(`/reports/${toDismiss}/dismiss`))
+              .set(admin.auth)
+              .send({}),
         ],
         [
           'reply',
@@ -302,6 +381,10 @@ describe('requests racing a room deletion (e2e; real concurrency on server Postg
         .join(', '),
     );
     expect(failures).toEqual([]);
+    // A report closed as its room goes: closed (2xx) or gone with the room (404), never 409
+    // (nobody else closed it).
+    for (const name of ['resolve', 'dismiss'])
+      expect(statuses.get(name)!.filter((s) => !(s < 300 || s === 404))).toEqual([]);
     expect(statuses.get('delete')!.every((s) => s === 204)).toBe(true);
   }, 180_000);
 });

@@ -155,6 +155,28 @@ describe('slow mode and word filters (e2e)', () => {
       expect((await auditRows('room.slow_mode', room.id)).length).toBe(0);
     });
 
+    it("the interval the room has already is no change: no audit row, no room.updated; previousMs is the row's", async () => {
+      const member = await newUser(t);
+      const room = await withMembers(member);
+      const s = await open(member);
+      const seen = record(s, 'room.updated');
+      await slowMode(admin, room.id, 30).expect(200);
+      const again = await slowMode(admin, room.id, 30).expect(200);
+      expect(again.body).toMatchObject({ id: room.id, slowModeMs: 30_000 });
+      // A real change afterwards: its event comes after any the no-op would have sent.
+      await restSend(member, room.id, 'loads the settings cache').expect(201);
+      await db.query(`UPDATE rooms SET slow_mode_ms = 5000 WHERE id = $1`, [room.id]);
+      const updated = next(s, 'room.updated', (r) => r.id === room.id && r.slowModeMs === 20_000);
+      await slowMode(admin, room.id, 20).expect(200);
+      await updated;
+      expect(seen.of('room.updated').map((r) => r.slowModeMs)).toEqual([30_000, 20_000]);
+      expect((await auditRows('room.slow_mode', room.id)).map((r) => r.details)).toEqual([
+        { slowModeMs: 30_000, previousMs: 0 },
+        // The row's interval when it changed (set behind the cache's back), not a cached copy.
+        { slowModeMs: 20_000, previousMs: 5000 },
+      ]);
+    });
+
     it('one message per interval across two sockets and REST of one user; others and moderators unaffected', async () => {
       const [member, other, moderator] = [await newUser(t), await newUser(t), await newUser(t)];
       const room = await withMembers(member, other, moderator);

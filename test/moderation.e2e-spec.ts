@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { startApp, type TestApp } from './support/app';
-import { SERVER_URL } from './support/database';
+import { SERVER_URL, waitUntilBlocking } from './support/database';
 import {
   ADMIN_ENV,
   join,
@@ -643,6 +643,60 @@ describe('moderation (e2e)', () => {
     ]);
     expect(await audit('room.unarchive', room.id)).toHaveLength(1);
   });
+
+  // Deterministic, on server PostgreSQL: a moderator's sanction passed the policy, then its
+  // write waits for a row (the target's membership, or their user row) that a transaction
+  // holds; that transaction promotes the target (to moderator, as the owner may; to admin) and
+  // commits. The write asks the policy again with the rows locked: refused, nothing written.
+  for (const [what, promotion] of [
+    ['ban', 'moderator'],
+    ['mute', 'moderator'],
+    ['ban', 'admin'],
+    ['mute', 'admin'],
+  ] as const) {
+    (SERVER_URL ? it : it.skip)(
+      `a ${what} whose target became ${promotion} while it waited is refused (server PostgreSQL)`,
+      async () => {
+        const room = await ownedRoom();
+        const mod = await member(room);
+        await appoint(owner, room.id, mod.id, 'moderator').expect(200);
+        const target = await member(room);
+        const other = t.app.get(DataSource).createQueryRunner();
+        await other.connect();
+        await other.startTransaction();
+        try {
+          if (promotion === 'moderator')
+            await other.query(
+              `SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2 FOR UPDATE`,
+              [room.id, target.id],
+            );
+          else await other.query(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, [target.id]);
+          const sanction = (what === 'ban' ? ban : mute)(mod, room.id, {
+            userId: target.id,
+            durationSec: 60,
+          }).then((r) => r);
+          await waitUntilBlocking(other); // the sanction's write waits for the row
+          if (promotion === 'moderator')
+            await other.query(
+              `UPDATE memberships SET role = 'moderator' WHERE room_id = $1 AND user_id = $2`,
+              [room.id, target.id],
+            );
+          else await other.query(`UPDATE users SET role = 'admin' WHERE id = $1`, [target.id]);
+          await other.commitTransaction();
+          const res = await sanction;
+          expect(res.status).toBe(403);
+          expect(res.body.code).toBe('FORBIDDEN');
+        } finally {
+          if (other.isTransactionActive) await other.rollbackTransaction();
+          await other.release();
+        }
+        const now = (await members(room.id)).find((m) => m.userId === target.id);
+        expect(now).toMatchObject({ muted: false });
+        expect(await audit(`member.${what}`, target.id)).toEqual([]);
+      },
+      30_000,
+    );
+  }
 
   it(`a join racing a ban never leaves a membership (${SERVER_URL ? 'server PostgreSQL' : 'PGlite'})`, async () => {
     const room = await ownedRoom();

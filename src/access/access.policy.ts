@@ -178,6 +178,17 @@ export class AccessPolicy {
       throw AppError.forbidden('Only members of group rooms can be muted or banned');
     if (targetId === actor.id) throw AppError.forbidden('You cannot moderate yourself');
     const target = await this.store.accessFacts(targetId, roomId);
+    this.sanctionable(grant, target);
+    return { grant, target };
+  }
+
+  /**
+   * The target's part of `sanction`, for `grant` (the actor's, from `sanction`) and the
+   * target's standing: the write asks it again inside its transaction, with the target's rows
+   * locked (`RoomStore.lockSanctionTarget`), so a promotion (to moderator, or admin) that
+   * committed after `sanction` answered is not overridden.
+   */
+  sanctionable(grant: RoomGrant, target: Pick<AccessFacts, 'role' | 'membership'>): void {
     if (!target.role) throw AppError.notFound('User');
     if (target.role === 'admin') throw AppError.forbidden('Admins cannot be muted or banned');
     if (target.membership?.role === 'owner')
@@ -185,7 +196,6 @@ export class AccessPolicy {
     const actorIsModerator = grant.role !== 'admin' && grant.membership?.role === 'moderator';
     if (target.membership?.role === 'moderator' && actorIsModerator)
       throw AppError.forbidden('Only the room owner or an admin can moderate a moderator');
-    return { grant, target };
   }
 
   /**

@@ -107,8 +107,10 @@ export class AttachmentStore {
 
   /**
    * A pending upload becomes ready (unattached, expiring `ttlMs` later), in the uploader's
-   * lock and only within the quota: 'quota' when the user's other rows and this size exceed
-   * it, 'gone' when the row is no longer pending (the cleanup job took it).
+   * lock and only within the quota, while its room exists and its upload time has not run out:
+   * 'quota' when the user's other rows and this size exceed it, 'room' when its room was
+   * deleted meanwhile (`room_id` set null), 'gone' when its time ran out or the row is no longer
+   * pending (the cleanup job took it: for its time, or for its room, which the caller asks).
    */
   finish(
     id: string,
@@ -116,7 +118,7 @@ export class AttachmentStore {
     f: Finished,
     quota: number,
     ttlMs: number,
-  ): Promise<AttachmentRow | 'quota' | 'gone'> {
+  ): Promise<AttachmentRow | 'quota' | 'room' | 'gone'> {
     return this.db.transaction(async (tx) => {
       await tx.query(USER_LOCK, [uploaderId]);
       const [used] = await tx.query<{ used: string }[]>(
@@ -130,11 +132,19 @@ export class AttachmentStore {
           `UPDATE attachments SET state = 'ready', size = $2, content_type = $3, sha256 = $4,
                 width = $5, height = $6, thumb_key = $7,
                 expires_at = now() + $8 * interval '1 millisecond'
-          WHERE id = $1 AND state IN ('pending', 'processing') RETURNING *`,
+          WHERE id = $1 AND state IN ('pending', 'processing') AND room_id IS NOT NULL
+            AND expires_at > now()
+          RETURNING *`,
           [id, f.size, f.contentType, f.sha256, f.width, f.height, f.thumbKey, ttlMs],
         ),
       );
-      return rows[0] ?? 'gone';
+      if (rows[0]) return rows[0];
+      // Why not: read again in this transaction (the room's deletion may have committed since).
+      const [now] = await tx.query<{ room_id: string | null }[]>(
+        `SELECT room_id FROM attachments WHERE id = $1`,
+        [id],
+      );
+      return now && now.room_id === null ? 'room' : 'gone';
     });
   }
 

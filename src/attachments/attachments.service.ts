@@ -218,7 +218,7 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
       );
       await this.storage.write(key, metered, contentType);
       const image = IMAGE_TYPES.has(contentType) ? await this.image(id) : null;
-      return await this.finish(id, user.id, {
+      return await this.finish(id, user, roomId, {
         size,
         contentType,
         sha256: hash.digest('hex'),
@@ -279,15 +279,24 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  /**
+   * The upload becomes ready. A room deleted while the file arrived answers NOT_FOUND, as if
+   * the upload came a moment later (the row's `room_id` is null, or the cleanup job took the
+   * row already: then the policy says why), never a stored file in no room.
+   */
   private async finish(
     id: string,
-    uploaderId: string,
+    user: AuthUser,
+    roomId: string,
     f: Parameters<AttachmentStore['finish']>[2],
   ): Promise<AttachmentDto> {
-    const row = await this.store.finish(id, uploaderId, f, this.quota, this.unattachedTtlMs);
+    const row = await this.store.finish(id, user.id, f, this.quota, this.unattachedTtlMs);
     if (row === 'quota') throw this.overQuota();
-    if (row === 'gone')
+    if (row === 'room') throw AppError.notFound('Room');
+    if (row === 'gone') {
+      await this.access.room(user, roomId, 'write');
       throw AppError.invalid('Upload took too long (ATTACHMENT_UPLOAD_TIMEOUT_MS)');
+    }
     this.metrics.attachmentUploads.inc({ result: 'stored' });
     this.metrics.attachmentUploadBytes.inc(f.size);
     return toAttachmentDto(row);
@@ -423,7 +432,7 @@ export class AttachmentsService implements OnModuleInit, OnApplicationShutdown {
       const hash = createHash('sha256');
       await pipeline(await this.storage.read(row.storage_key), hash);
       const image = IMAGE_TYPES.has(contentType) ? await this.image(id) : null;
-      return await this.finish(id, user.id, {
+      return await this.finish(id, user, row.room_id, {
         size: copied,
         contentType,
         sha256: hash.digest('hex'),

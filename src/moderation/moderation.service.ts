@@ -79,11 +79,15 @@ export class ModerationService {
     dto: SanctionDto,
   ): Promise<(tx: NoticeTx) => Promise<void>> {
     const { userId } = dto;
-    const { target } = await this.access.sanction(actor, roomId, userId);
+    const { grant, target } = await this.access.sanction(actor, roomId, userId);
     if (!target.membership) throw AppError.notFound('Member');
     const reason = dto.reason ?? '';
     const insiders = [userId, ...(await this.access.moderatorIds(roomId))];
     return async ({ em, afterCommit }) => {
+      // Asked again with the target's rows locked: a promotion committed since is respected.
+      const now = await this.rooms.lockSanctionTarget(em, roomId, userId);
+      this.access.sanctionable(grant, now);
+      if (!now.membership) throw AppError.notFound('Member'); // left in between
       const muted = await this.rooms.mute(em, roomId, userId, dto.durationSec ?? null, reason);
       if (!muted) throw AppError.notFound('Member'); // left in between
       const until = iso(muted.until);
@@ -126,13 +130,15 @@ export class ModerationService {
     dto: SanctionDto,
   ): Promise<(tx: NoticeTx) => Promise<BanDto>> {
     const { userId } = dto;
-    await this.access.sanction(actor, roomId, userId);
+    const { grant } = await this.access.sanction(actor, roomId, userId);
     const user = await this.users.findById(userId);
     if (!user) throw AppError.notFound('User');
     const reason = dto.reason ?? '';
     const insiders = await this.access.moderatorIds(roomId);
     return async (tx) => {
       await this.rooms.lockMembership(tx.em, roomId, userId);
+      // Asked again with the target's rows locked: a promotion committed since is respected.
+      this.access.sanctionable(grant, await this.rooms.lockSanctionTarget(tx.em, roomId, userId));
       const { until, createdAt } = await this.store.ban(tx.em, {
         roomId,
         userId,

@@ -85,6 +85,8 @@ export class ReportsService {
   async resolve(user: AuthUser, id: string, dto: ResolveReportDto): Promise<ReportDto> {
     const found = await this.moderated(user, id);
     const message = await this.messageStore.findById(found.messageId);
+    // Messages are only tombstoned: one that is gone went with its room, and its report too.
+    if (!message) throw AppError.notFound('Report');
     // A removal is asked of the policy like DELETE /messages/:id (in an archived room only
     // admins remove messages).
     if (dto.action === 'delete' && message && !message.deletedAt)
@@ -127,7 +129,9 @@ export class ReportsService {
 
   /**
    * In one transaction: claims the open report (CONFLICT when it is closed, also by a
-   * concurrent close that committed first), does `act`, and audits the close.
+   * concurrent close that committed first; NOT_FOUND when it is gone, its room or message
+   * deleted meanwhile, also when the transaction runs again after a deadlock), does `act`, and
+   * audits the close.
    */
   private close(
     user: AuthUser,
@@ -141,7 +145,12 @@ export class ReportsService {
       const { em } = tx;
       const change = { status, action, note: note ?? '', by: user.id };
       const closed = await this.store.close(found.id, change, em);
-      if (!closed) throw AppError.conflict('Report is no longer open');
+      // Nothing claimed: closed by someone else, or gone with its room or message (deleted
+      // meanwhile: the report cascades), which answers as if the request came a moment later.
+      if (!closed) {
+        if (!(await this.store.findById(found.id, em))) throw AppError.notFound('Report');
+        throw AppError.conflict('Report is no longer open');
+      }
       await act?.(tx);
       await this.audit.record(
         {

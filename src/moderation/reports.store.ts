@@ -61,15 +61,21 @@ export class ReportsStore {
     }
   }
 
-  async findById(id: string): Promise<Report | null> {
-    const rows = await this.db.query<Row[]>(`SELECT ${COLUMNS} FROM reports WHERE id = $1`, [id]);
+  /** The report, read in `manager`'s transaction when one is given (a fresh read of the row). */
+  async findById(id: string, manager?: EntityManager): Promise<Report | null> {
+    const rows = await (manager ?? this.db).query<Row[]>(
+      `SELECT ${COLUMNS} FROM reports WHERE id = $1`,
+      [id],
+    );
     return rows[0] ? toReport(rows[0]) : null;
   }
 
   /**
    * Closes an open report (resolved or dismissed) in `manager`'s transaction. One conditional
    * UPDATE: of concurrent closes of one report exactly one finds it open (the others wait for
-   * its row lock, then see it closed): null for them.
+   * its row lock, then see it closed): null for them, and null too when the report is gone (its
+   * room or message deleted meanwhile: the rows cascade), which the caller tells apart by
+   * reading it again.
    */
   async close(
     id: string,

@@ -7,7 +7,6 @@ import { AppError } from '../common/errors';
 import type { Env } from '../config/env';
 import type { RoomDto } from '../rooms/dto/room.dto';
 import { RoomsService } from '../rooms/rooms.service';
-import { RoomSettingsCache } from './room-settings.cache';
 
 /**
  * Slow mode, set by whoever may moderate the room (its owner and moderators, admins). The
@@ -21,7 +20,6 @@ export class RoomSettingsService {
     private readonly access: AccessPolicy,
     private readonly rooms: RoomsService,
     private readonly audit: AuditService,
-    private readonly settings: RoomSettingsCache,
     config: ConfigService<Env, true>,
   ) {
     this.maxSeconds = config.get('SLOW_MODE_MAX_SECONDS', { infer: true });
@@ -36,8 +34,9 @@ export class RoomSettingsService {
       });
     }
     const slowModeMs = seconds * 1000;
-    const { slowModeMs: previousMs } = await this.settings.get(roomId);
-    return this.rooms.setSlowMode(roomId, slowModeMs, user.id, (em) =>
+    // The previous interval is the row's, read where it is changed (never the cache's copy,
+    // which may be stale); an unchanged interval is no change: no audit row, no event.
+    return this.rooms.setSlowMode(roomId, slowModeMs, user.id, (em, previousMs) =>
       this.audit.record(
         {
           actorId: user.id,

@@ -33,7 +33,7 @@ class FakeRedis {
       case 'hgetall':
         return Object.fromEntries((d.get(key) as Map<string, string> | undefined) ?? []);
       case 'get':
-        return (d.get(key)) ?? null;
+        return d.get(key) ?? null;
       case 'set':
         if (args.includes('NX') && d.has(key)) return null;
         d.set(key, String(args[1]));

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { isUniqueViolation } from '../common/pg-errors';
 import { AppError } from '../common/errors';
-import { updatedRows } from '../common/sql';
+import { returnedRows, updatedRows } from '../common/sql';
 import type { Role } from '../users/user.entity';
 import type { MemberDto, RoomDto } from './dto/room.dto';
 import { Membership, type NotifyLevel, Room } from './room.entity';
@@ -89,6 +89,11 @@ const ROOM_SELECT = `
          r.slow_mode_ms,
          (SELECT count(*)::int FROM memberships c WHERE c.room_id = r.id) AS member_count,
          ms.role AS my_role, ms.last_read_message_id, r.archived_at`;
+
+/** The room fields a PATCH may change (columns of the same names). */
+const ROOM_FIELDS = ['name', 'description', 'theme', 'visibility'] as const;
+type RoomField = (typeof ROOM_FIELDS)[number];
+export type RoomChanges = Partial<Pick<Room, RoomField>>;
 
 /**
  * The rooms and memberships tables. Pure data access: no access rules (AccessPolicy), no events
@@ -339,23 +344,42 @@ export class RoomStore {
 
   /**
    * One UPDATE (never load-then-save, which would insert the row again if a delete won the
-   * race); false when the room is gone. A taken name is a 409.
+   * race) of the fields given that differ from the row's, read and locked in the same
+   * statement: the fields it changed (their new values; `{}` when none differed), or null when
+   * the room is gone. A taken name is a 409.
    */
   async updateRoom(
     roomId: string,
-    changes: Partial<Pick<Room, 'name' | 'description' | 'theme' | 'visibility'>>,
+    changes: RoomChanges,
     em: EntityManager = this.db.manager,
-  ): Promise<boolean> {
-    const set = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
-    const rooms = em.getRepository(Room);
-    if (!Object.keys(set).length) return rooms.existsBy({ id: roomId });
+  ): Promise<RoomChanges | null> {
+    const values = ROOM_FIELDS.map((f) => changes[f] ?? null);
+    const differs = ROOM_FIELDS.map(
+      (f, i) => `($${i + 2}::varchar IS NOT NULL AND $${i + 2}::varchar <> old.${f})`,
+    ).join(' OR ');
+    let rows: Pick<Room, RoomField>[];
     try {
-      const result = await rooms.update({ id: roomId }, set);
-      return (result.affected ?? 0) > 0;
+      rows = returnedRows<Pick<Room, RoomField>>(
+        await em.query(
+          `UPDATE rooms r SET ${ROOM_FIELDS.map((f, i) => `${f} = COALESCE($${i + 2}::varchar, old.${f})`).join(', ')},
+                  updated_at = now()
+             FROM (SELECT id, ${ROOM_FIELDS.join(', ')} FROM rooms WHERE id = $1 FOR UPDATE) old
+            WHERE r.id = old.id AND (${differs})
+           RETURNING ${ROOM_FIELDS.map((f) => `old.${f}`).join(', ')}`,
+          [roomId, ...values],
+        ),
+      );
     } catch (err) {
       if (isUniqueViolation(err)) throw AppError.conflict('A room with this name already exists');
       throw err;
     }
+    const [old] = rows;
+    if (!old) return (await em.getRepository(Room).existsBy({ id: roomId })) ? {} : null;
+    return Object.fromEntries(
+      ROOM_FIELDS.flatMap((f) =>
+        changes[f] !== undefined && changes[f] !== old[f] ? [[f, changes[f]]] : [],
+      ),
+    );
   }
 
   /** The room's slow-mode interval (0: off); null when the room does not exist. */
@@ -367,13 +391,27 @@ export class RoomStore {
     return rows.length ? rows[0].slow_mode_ms : null;
   }
 
-  /** Sets the slow-mode interval in `em`; false when the room is gone. */
-  async setSlowMode(em: EntityManager, roomId: string, ms: number): Promise<boolean> {
-    const result = await em.query<unknown>(
-      `UPDATE rooms SET slow_mode_ms = $2, updated_at = now() WHERE id = $1`,
-      [roomId, ms],
+  /**
+   * Sets the slow-mode interval in `em` when it differs, the previous one read from the row
+   * (locked) in the same statement: `{ previousMs }` when it changed, 'unchanged' when the
+   * room had it already, null when the room is gone.
+   */
+  async setSlowMode(
+    em: EntityManager,
+    roomId: string,
+    ms: number,
+  ): Promise<{ previousMs: number } | 'unchanged' | null> {
+    const rows = returnedRows<{ previous_ms: number }>(
+      await em.query(
+        `UPDATE rooms r SET slow_mode_ms = $2, updated_at = now()
+           FROM (SELECT id, slow_mode_ms FROM rooms WHERE id = $1 FOR UPDATE) old
+          WHERE r.id = old.id AND old.slow_mode_ms <> $2
+         RETURNING old.slow_mode_ms AS previous_ms`,
+        [roomId, ms],
+      ),
     );
-    return updatedRows(result) > 0;
+    if (rows[0]) return { previousMs: rows[0].previous_ms };
+    return (await em.getRepository(Room).existsBy({ id: roomId })) ? 'unchanged' : null;
   }
 
   async deleteRoom(roomId: string, em: EntityManager = this.db.manager): Promise<void> {
@@ -412,6 +450,28 @@ export class RoomStore {
   /** Takes the per-(room, user) membership lock (MEMBERSHIP_LOCK) until `em` commits. */
   async lockMembership(em: EntityManager, roomId: string, userId: string): Promise<void> {
     await em.query(MEMBERSHIP_LOCK, [roomId, userId]);
+  }
+
+  /**
+   * A sanction's target as it stands now, locked in `em`'s transaction (named cross-module
+   * read of `users`): the user's row `FOR SHARE` (a role change waits for the sanction, or is
+   * seen), then their membership row `FOR SHARE` (a promotion likewise; a send's `FOR KEY
+   * SHARE` never conflicts with it). Null role: no such user; null membership: not a member.
+   */
+  async lockSanctionTarget(
+    em: EntityManager,
+    roomId: string,
+    userId: string,
+  ): Promise<Pick<AccessFacts, 'role' | 'membership'>> {
+    const users = await em.query<{ role: Role }[]>(
+      `SELECT role FROM users WHERE id = $1 FOR SHARE`,
+      [userId],
+    );
+    const members = await em.query<Pick<Membership, 'role'>[]>(
+      `SELECT role FROM memberships WHERE room_id = $1 AND user_id = $2 FOR SHARE`,
+      [roomId, userId],
+    );
+    return { role: users[0]?.role ?? null, membership: members[0] ?? null };
   }
 
   /**

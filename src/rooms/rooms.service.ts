@@ -117,28 +117,39 @@ export class RoomsService {
   async update(admin: AuthUser, roomId: string, dto: UpdateRoomDto): Promise<RoomDto> {
     const { room } = await this.access.room(admin, roomId, 'manage');
     if (room.kind !== 'group') throw AppError.invalid('Only group rooms can be changed here');
-    await this.writer.transaction(async ({ em }) => {
-      if (!(await this.store.updateRoom(roomId, dto, em))) throw AppError.notFound('Room');
-      const changes = Object.fromEntries(Object.entries(dto).filter(([, v]) => v !== undefined));
+    // Only what differs from the row is written, recorded and announced: a PATCH that changes
+    // nothing (empty, or the values the room has) leaves no audit row and tells nobody.
+    const changed = await this.writer.transaction(async ({ em }) => {
+      const changes = await this.store.updateRoom(roomId, dto, em);
+      if (!changes) throw AppError.notFound('Room');
+      if (!Object.keys(changes).length) return false;
       await this.recordRoom(em, admin, 'room.update', roomId, { name: room.name, changes });
+      return true;
     });
+    if (!changed) return this.store.load(roomId, admin.id);
     return this.announceUpdated(roomId, admin.id);
   }
 
   /**
    * Sets a room's slow mode (the moderation module has asked the policy): the change and
-   * `record` (its audit row) in one transaction, then `room.updated` (RoomDto.slowModeMs).
+   * `record` (its audit row, given the interval the row had) in one transaction, then
+   * `room.updated` (RoomDto.slowModeMs). Setting the interval the room has already changes,
+   * records and announces nothing.
    */
   async setSlowMode(
     roomId: string,
     ms: number,
     viewerId: string,
-    record: (em: EntityManager) => Promise<void>,
+    record: (em: EntityManager, previousMs: number) => Promise<void>,
   ): Promise<RoomDto> {
-    await this.writer.transaction(async ({ em }) => {
-      if (!(await this.store.setSlowMode(em, roomId, ms))) throw AppError.notFound('Room');
-      await record(em);
+    const changed = await this.writer.transaction(async ({ em }) => {
+      const set = await this.store.setSlowMode(em, roomId, ms);
+      if (!set) throw AppError.notFound('Room');
+      if (set === 'unchanged') return false;
+      await record(em, set.previousMs);
+      return true;
     });
+    if (!changed) return this.store.load(roomId, viewerId);
     return this.announceUpdated(roomId, viewerId);
   }
 
