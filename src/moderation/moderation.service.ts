@@ -85,7 +85,7 @@ export class ModerationService {
     const insiders = [userId, ...(await this.access.moderatorIds(roomId))];
     return async ({ em, afterCommit }) => {
       // Asked again with the target's rows locked: a promotion committed since is respected.
-      const now = await this.rooms.lockSanctionTarget(em, roomId, userId);
+      const now = await this.rooms.lockSanctionTarget(em, roomId, userId, 'mute');
       this.access.sanctionable(grant, now);
       if (!now.membership) throw AppError.notFound('Member'); // left in between
       const muted = await this.rooms.mute(em, roomId, userId, dto.durationSec ?? null, reason);
@@ -137,8 +137,12 @@ export class ModerationService {
     const insiders = await this.access.moderatorIds(roomId);
     return async (tx) => {
       await this.rooms.lockMembership(tx.em, roomId, userId);
+      // The room's lock before any row: the order the send statement and a member's removal
+      // take them in (RoomStore.lockSanctionTarget).
+      await tx.lockRoom(roomId);
       // Asked again with the target's rows locked: a promotion committed since is respected.
-      this.access.sanctionable(grant, await this.rooms.lockSanctionTarget(tx.em, roomId, userId));
+      const target = await this.rooms.lockSanctionTarget(tx.em, roomId, userId, 'ban');
+      this.access.sanctionable(grant, target);
       const { until, createdAt } = await this.store.ban(tx.em, {
         roomId,
         userId,
@@ -146,7 +150,6 @@ export class ModerationService {
         reason,
         bannedBy: actor.id,
       });
-      await tx.lockRoom(roomId); // before the row: the order the send statement takes them in
       if (await this.rooms.deleteMembership(tx.em, roomId, userId))
         await tx.notice(roomId, `${user.username} was banned`);
       await this.audit.record(

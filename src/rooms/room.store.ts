@@ -454,21 +454,30 @@ export class RoomStore {
 
   /**
    * A sanction's target as it stands now, locked in `em`'s transaction (named cross-module
-   * read of `users`): the user's row `FOR SHARE` (a role change waits for the sanction, or is
-   * seen), then their membership row `FOR SHARE` (a promotion likewise; a send's `FOR KEY
-   * SHARE` never conflicts with it). Null role: no such user; null membership: not a member.
+   * read of `users`), in the order the send statement and a room's deletion take these rows:
+   * the room's row `FOR KEY SHARE` (a deletion holding it is waited for before any membership
+   * lock is held), the user's row `FOR SHARE` (a role change waits for the sanction, or is
+   * seen), then the membership row with the lock its write will need anyway (`FOR NO KEY
+   * UPDATE` for a mute's update, `FOR UPDATE` for a ban's delete), never a shared lock to be
+   * upgraded later: two sanctions of one member, or a sanction and a promotion, wait for each
+   * other instead of deadlocking. A send's `FOR KEY SHARE` conflicts only with the ban's, and a
+   * ban holds the room's lock first, as the send does. Null role: no such user; null
+   * membership: not a member.
    */
   async lockSanctionTarget(
     em: EntityManager,
     roomId: string,
     userId: string,
+    write: 'mute' | 'ban',
   ): Promise<Pick<AccessFacts, 'role' | 'membership'>> {
+    await em.query(`SELECT 1 FROM rooms WHERE id = $1 FOR KEY SHARE`, [roomId]);
     const users = await em.query<{ role: Role }[]>(
       `SELECT role FROM users WHERE id = $1 FOR SHARE`,
       [userId],
     );
     const members = await em.query<Pick<Membership, 'role'>[]>(
-      `SELECT role FROM memberships WHERE room_id = $1 AND user_id = $2 FOR SHARE`,
+      `SELECT role FROM memberships WHERE room_id = $1 AND user_id = $2
+          FOR ${write === 'ban' ? 'UPDATE' : 'NO KEY UPDATE'}`,
       [roomId, userId],
     );
     return { role: users[0]?.role ?? null, membership: members[0] ?? null };
