@@ -166,6 +166,16 @@ export class PersonaStreams implements OnModuleInit, OnModuleDestroy {
       this.own.add(r.messageId);
       return true;
     } catch (err) {
+      // The answer may be lost while the write was applied (a connection reset): a record
+      // there is shared, and must be heartbeated, or a sweeper would end it.
+      const written = await this.redis
+        .exists(stateKey(r.messageId))
+        .then((n) => n === 1)
+        .catch(() => false);
+      if (written) {
+        this.own.add(r.messageId);
+        return true;
+      }
       this.logger.warn(`stream ${r.messageId} not shared: ${String(err)}`);
       return false;
     }
