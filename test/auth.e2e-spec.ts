@@ -1,6 +1,11 @@
+import { jest } from '@jest/globals';
+import * as bcrypt from 'bcrypt';
 import { createHmac } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { UsersService } from '../src/users/users.service';
 import { startApp, TestApp } from './support/app';
 import { ADMIN, ADMIN_ENV, loginAdmin, newUser, uniqueName } from './support/factories';
+import { connect, record, sleep } from './support/socket';
 
 const SECRET = 'test-secret-test-secret-test-secret-0123456789';
 
@@ -180,6 +185,38 @@ describe('auth (e2e)', () => {
       expect(results.filter((r) => r.status === 200).length).toBeLessThanOrEqual(1);
     });
 
+    it("a session's natural end is no theft: refresh answers 401 session expired, nothing is revoked", async () => {
+      const user = await newUser(t);
+      const sid = claimsOf(user.accessToken).sid as string;
+      const socket = await connect(t, user.accessToken);
+      const told = record(socket, 'session.revoked');
+      // A rotation long after login: the session (fixed at login) ends before the token does.
+      const rotated = await t
+        .http()
+        .post('/api/v1/auth/refresh')
+        .send({ refreshToken: user.refreshToken })
+        .expect(200);
+      const db = t.app.get(DataSource);
+      await db.query(`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+        sid,
+      ]);
+      const res = await t
+        .http()
+        .post('/api/v1/auth/refresh')
+        .send({ refreshToken: rotated.body.refreshToken })
+        .expect(401);
+      expect(res.body).toMatchObject({ code: 'UNAUTHORIZED', message: 'Session has expired' });
+      const [row] = await db.query<{ revoked_reason: string | null }[]>(
+        'SELECT revoked_reason FROM sessions WHERE id = $1',
+        [sid],
+      );
+      expect(row.revoked_reason).toBeNull();
+      await sleep(200);
+      expect(told.events).toEqual([]);
+      expect(socket.connected).toBe(true);
+      socket.close();
+    });
+
     it('logout makes the access token fail at once', async () => {
       const user = await newUser(t);
       await t.http().post('/api/v1/auth/logout').set(user.auth).expect(204);
@@ -344,5 +381,35 @@ describe('auth throttling (e2e)', () => {
       .expect(429);
     expect(res.body.code).toBe('RATE_LIMITED');
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+  });
+});
+
+describe('admin bootstrap (e2e)', () => {
+  it('two replicas booting together: the one whose insert loses the race boots too', async () => {
+    // This instance's exists() finds no admin; another replica inserts it right after, before
+    // this one's insert.
+    const spy = jest.spyOn(UsersService.prototype, 'exists').mockImplementationOnce(async function (
+      this: UsersService,
+      username: string,
+    ) {
+      await this.create({
+        username,
+        email: ADMIN.email,
+        passwordHash: await bcrypt.hash(ADMIN.password, 4),
+        role: 'admin',
+      });
+      return false;
+    });
+    let t: TestApp | undefined;
+    try {
+      t = await startApp(ADMIN_ENV);
+      expect(spy).toHaveBeenCalled();
+      const admin = await loginAdmin(t);
+      const me = await t.http().get('/api/v1/auth/me').set(admin.auth).expect(200);
+      expect(me.body).toMatchObject({ username: ADMIN.username, role: 'admin' });
+    } finally {
+      spy.mockRestore();
+      await t?.close();
+    }
   });
 });

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { ChatGateway } from '../src/chat/chat.gateway';
 import { ErrorCode } from '../src/common/errors';
+import { commandLimitsOf } from '../src/limits/limits.decorators';
 import { testEndpoint } from './support/database';
 import { startApp, type TestApp } from './support/app';
 import {
@@ -203,6 +205,7 @@ describe('one rate-limit policy for every write, on both transports (hole 5)', (
     RATE_LIMIT_EDIT: '5',
     RATE_LIMIT_REACT: '5',
     RATE_LIMIT_ROOMS: '6',
+    RATE_LIMIT_REFRESH: '3',
   };
   let t: TestApp;
   let admin: TestUser;
@@ -316,6 +319,31 @@ describe('one rate-limit policy for every write, on both transports (hole 5)', (
           .set(u.auth)
       ).status,
     ).toBe(429);
+  });
+
+  it('auth.refresh has a bucket (RATE_LIMIT_REFRESH) and waits for the database budget', async () => {
+    expect(commandLimitsOf(Reflect.get(ChatGateway.prototype, 'refresh') as object)).toEqual({
+      bucket: 'refresh',
+      dbBound: true,
+    });
+    const u = await newUser(t);
+    const s = await open(t, u.accessToken);
+    const acks: Ack[] = [];
+    for (let i = 0; i < 6; i++)
+      acks.push(await call(s, 'auth.refresh', { accessToken: u.accessToken }));
+    expect(acks.filter((a) => a.ok)).toHaveLength(3);
+    for (const a of acks.slice(3))
+      expect(a).toMatchObject({
+        ok: false,
+        error: { code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) },
+      });
+    // The socket stays; another user's refresh is not limited by it.
+    expect(s.connected).toBe(true);
+    const other = await newUser(t);
+    const o = await open(t, other.accessToken);
+    expect(await call(o, 'auth.refresh', { accessToken: other.accessToken })).toMatchObject({
+      ok: true,
+    });
   });
 });
 

@@ -56,14 +56,28 @@ export class AuthService implements OnApplicationBootstrap {
     private readonly events: DomainEvents,
   ) {}
 
-  /** The first admin, from ADMIN_USERNAME/EMAIL/PASSWORD: created if absent, never overwritten. */
+  /**
+   * The first admin, from ADMIN_USERNAME/EMAIL/PASSWORD: created if absent, never overwritten.
+   * Replicas booting together may all find it absent: the insert of all but one then conflicts,
+   * and finding the admin there after that conflict is the admin being there (the process boots).
+   * A conflict with the username still free (ADMIN_EMAIL is another user's) stops the boot.
+   */
   async onApplicationBootstrap(): Promise<void> {
     const username = this.config.get('ADMIN_USERNAME', { infer: true });
     const email = this.config.get('ADMIN_EMAIL', { infer: true });
     const password = this.config.get('ADMIN_PASSWORD', { infer: true });
     if (!username || !email || !password) return;
     if (await this.users.exists(username)) return;
-    await this.createUser({ username, email, password }, 'admin');
+    try {
+      await this.createUser({ username, email, password }, 'admin');
+    } catch (err) {
+      const conflict = err instanceof AppError && err.code === ErrorCode.CONFLICT;
+      if (conflict && (await this.users.exists(username))) {
+        this.logger.log(`Admin user "${username}" was created meanwhile (another instance)`);
+        return;
+      }
+      throw err;
+    }
     this.logger.log(`Created admin user "${username}" from ADMIN_* settings`);
   }
 
@@ -112,7 +126,9 @@ export class AuthService implements OnApplicationBootstrap {
 
   /**
    * Rotates the refresh token. The swap is one conditional UPDATE, so two concurrent refreshes
-   * with one token cannot both win; presenting a rotated token revokes the whole family.
+   * with one token cannot both win; presenting a rotated token revokes the whole family. A
+   * session past its end (REFRESH_TOKEN_TTL after login, whatever its newest token says) is
+   * 401 "Session has expired": its natural end, not a reuse.
    */
   async refresh(token: string): Promise<TokensDto> {
     const claims = await this.verify<RefreshClaims>(token, 'refresh');
@@ -120,10 +136,11 @@ export class AuthService implements OnApplicationBootstrap {
     if (!(await this.sessions.rotate(claims.sid, sha256(claims.jti), sha256(jti)))) {
       // A suspension ended every session of the user: say so (and until when).
       await this.refuseIfSuspended(claims.sub);
-      const session = await this.sessions.findById(claims.sid);
-      if (session && !session.revokedAt) {
-        await this.revokeSession(session.id, session.userId, 'refresh_reuse');
-        this.logger.warn(`Refresh token reuse detected; session ${session.id} revoked`);
+      const session = await this.sessions.refreshState(claims.sid);
+      if (session?.expired && !session.revoked) throw AppError.unauthorized('Session has expired');
+      if (session && !session.revoked) {
+        await this.revokeSession(claims.sid, session.userId, 'refresh_reuse');
+        this.logger.warn(`Refresh token reuse detected; session ${claims.sid} revoked`);
       }
       throw AppError.unauthorized('Refresh token is no longer valid');
     }
@@ -183,8 +200,20 @@ export class AuthService implements OnApplicationBootstrap {
 
   /** For the socket handshake: the same rules as the HTTP strategy. */
   async verifyAccessToken(token: string): Promise<AuthUser & { expiresAt: number }> {
-    const claims = await this.verify<AccessClaims>(token, 'access');
+    const claims = await this.accessClaims(token);
     return { ...(await this.authenticate(claims)), expiresAt: (claims.exp ?? 0) * 1000 };
+  }
+
+  /**
+   * An access token's claims, signature and expiry checked, without the database: whose and which
+   * session it names. Not yet a live session: `authenticate` decides that (a socket's
+   * `auth.refresh` subscribes to the session's revocations between the two).
+   */
+  async accessClaims(token: string): Promise<AccessClaims> {
+    const claims = await this.verify<AccessClaims>(token, 'access');
+    // Shaped as `authenticate` wants it (a socket joins the session's channel before that).
+    if (!claims.sid || !claims.sub) throw AppError.unauthorized('Not an access token');
+    return claims;
   }
 
   private async verify<T extends AccessClaims | RefreshClaims>(

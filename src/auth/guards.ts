@@ -7,6 +7,7 @@ import type { Env } from '../config/env';
 import { RateLimiter } from '../common/rate-limiter';
 import { AppError, ErrorCode } from '../common/errors';
 import type { Role } from '../users/user.entity';
+import { normalizeLogin } from '../users/users.service';
 import type { AuthUser } from './auth-user';
 import { IS_PUBLIC, ROLES } from './decorators';
 
@@ -65,7 +66,8 @@ export class RolesGuard implements CanActivate {
  * - per client IP, whatever the account (AUTH_THROTTLE_IP_LIMIT);
  * - per (account, client IP) (AUTH_THROTTLE_USER_LIMIT): guessing one account's password from
  *   one address stops quickly, yet an attacker's few failures never lock the owner out, who
- *   signs in from another address. The account is named as typed (NFC, any case);
+ *   signs in from another address. The account is named as the login looks it up
+ *   (`normalizeLogin`: NFC, lower case; the lookup compares exactly that);
  * - per account from all addresses (AUTH_THROTTLE_ACCOUNT_LIMIT, much higher): caps guessing
  *   spread over many addresses.
  * The client IP is Express's req.ip: the peer address, or X-Forwarded-For when the peer is a
@@ -91,7 +93,7 @@ export class AuthThrottleGuard implements CanActivate {
     if (typeof username === 'string') {
       // The route's pattern, not the path as typed: Express matches paths in any case.
       const route = (req.route as { path?: string } | undefined)?.path ?? req.path.toLowerCase();
-      const account = `auth:${route}:user:${username.normalize('NFC').toLowerCase()}`;
+      const account = `auth:${route}:user:${normalizeLogin(username)}`;
       checks.push(
         [`${account}:ip:${req.ip}`, this.config.get('AUTH_THROTTLE_USER_LIMIT', { infer: true })],
         [account, this.config.get('AUTH_THROTTLE_ACCOUNT_LIMIT', { infer: true })],

@@ -44,6 +44,21 @@ export class SessionStore {
   }
 
   /**
+   * Why a rotation was refused, on the database's clock (the one `rotate` compares with):
+   * the session's user, whether it was revoked, and whether it had expired. Null: no session.
+   */
+  async refreshState(
+    id: string,
+  ): Promise<{ userId: string; revoked: boolean; expired: boolean } | null> {
+    const rows = await this.db.query<{ userId: string; revoked: boolean; expired: boolean }[]>(
+      `SELECT user_id AS "userId", revoked_at IS NOT NULL AS revoked, expires_at <= now() AS expired
+         FROM sessions WHERE id = $1`,
+      [id],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
    * Swaps the refresh hash in one conditional UPDATE (two concurrent refreshes with one token
    * cannot both win). False when the session is revoked, expired, or the hash is not current.
    */

@@ -188,7 +188,7 @@ export class ChatGateway
   }
 
   @SubscribeMessage('auth.refresh')
-  @NotDbBound()
+  @RateLimit('refresh')
   refresh(@ConnectedSocket() s: ChatSocket, @MessageBody() dto: AuthRefreshPayload) {
     return this.sessions.refresh(s, dto.accessToken);
   }

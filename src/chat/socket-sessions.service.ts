@@ -67,10 +67,18 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     const token = tokenOf(socket);
     if (!token) throw AppError.unauthorized('Authentication required');
     const { expiresAt, ...user } = await this.auth.verifyAccessToken(token);
+    if (transportClosed(socket)) throw gone();
     const slot = await this.presence.reserve(user.id, this.maxSockets);
     if (!slot) throw new AppError(ErrorCode.RATE_LIMITED, 'Too many connections for this user');
     socket.data.slotHeld = true;
-    // A client that goes away mid-handshake never reaches `disconnect`: give the slot back here.
+    // A client that goes away mid-handshake never reaches `connection` nor `disconnect`
+    // (Socket.IO drops a socket whose transport closed before the middleware finished): the slot
+    // is given back on the transport's close, or here at once when that close came while the
+    // slot was being reserved (a listener attached now would never hear it).
+    if (transportClosed(socket)) {
+      await this.releaseSlot(socket, user.id);
+      throw gone();
+    }
     socket.conn.once('close', () => {
       if (!socket.data.live) void this.releaseSlot(socket, user.id);
     });
@@ -209,14 +217,29 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     }
   }
 
-  /** `auth.refresh`: a newer access token for the same user keeps the socket past expiry. */
+  /**
+   * `auth.refresh`: a newer access token for the same user keeps the socket past expiry. A token
+   * of another session (the client logged in again) moves the socket to that session as the
+   * handshake does: subscribed to its revocations first, then checked, so a logout committing
+   * meanwhile is never missed; the old session's channel is left only once the new one passed
+   * (on a refusal the socket stays as it was).
+   */
   async refresh(socket: ChatSocket, accessToken: string): Promise<{ expiresAt: number }> {
-    const { expiresAt, ...user } = await this.auth.verifyAccessToken(accessToken);
-    if (user.id !== socket.data.user.id) throw AppError.forbidden('Token belongs to another user');
-    if (user.sessionId !== socket.data.user.sessionId) {
-      await socket.leave(sessionChannel(socket.data.user.sessionId));
-      await socket.join(sessionChannel(user.sessionId));
+    const claims = await this.auth.accessClaims(accessToken);
+    if (claims.sub !== socket.data.user.id)
+      throw AppError.forbidden('Token belongs to another user');
+    const old = socket.data.user.sessionId;
+    const moved = claims.sid !== old;
+    if (moved) await socket.join(sessionChannel(claims.sid));
+    let user: AuthUser;
+    try {
+      user = await this.auth.authenticate(claims);
+    } catch (err) {
+      if (moved) await socket.leave(sessionChannel(claims.sid));
+      throw err;
     }
+    if (moved) await socket.leave(sessionChannel(old));
+    const expiresAt = (claims.exp ?? 0) * 1000;
     socket.data.user = user;
     socket.data.token = accessToken;
     socket.data.expiresAt = expiresAt;
@@ -271,6 +294,16 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     if (!this.server) throw new Error('Socket.IO server not attached');
     return this.server;
   }
+}
+
+/** Whether the socket's transport has closed (the client went away; engine.io's state). */
+function transportClosed(socket: ChatSocket): boolean {
+  return socket.conn.readyState === 'closed';
+}
+
+/** The handshake of a client that already went away (nobody reads it: it ends the middleware). */
+function gone(): AppError {
+  return new AppError(ErrorCode.UNAVAILABLE, 'Connection closed during the handshake');
 }
 
 /** Whether a socket still holds packets not yet handed to the kernel (engine.io internals). */

@@ -405,6 +405,15 @@ export class Env {
   @Min(1)
   RATE_LIMIT_ADMIN = 300;
 
+  /**
+   * `auth.refresh` on sockets per user per window (each checks the session in the database): a
+   * client renews once per access token, once per open tab.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  RATE_LIMIT_REFRESH = 30;
+
   /** A typing indicator ends by itself after this long without a new typing.start. */
   @Transform(toInt)
   @IsInt()

@@ -26,6 +26,8 @@ import { REDIS } from '../redis/redis.module';
  * - admin: administration that predates moderation (creating, changing and deleting rooms,
  *   removing members, changing users, persona administration, resetting a persona's memory;
  *   RATE_LIMIT_ADMIN): a stolen admin token cannot churn the database without bound
+ * - refresh: `auth.refresh` on a socket (RATE_LIMIT_REFRESH; each checks the session in the
+ *   database; REST's POST /auth/refresh has the login throttle instead)
  */
 export type RateBucket =
   | 'send'
@@ -39,7 +41,8 @@ export type RateBucket =
   | 'moderate'
   | 'push'
   | 'upload'
-  | 'admin';
+  | 'admin'
+  | 'refresh';
 
 const ENV_OF: Record<RateBucket, keyof Env> = {
   send: 'RATE_LIMIT_SEND',
@@ -54,6 +57,7 @@ const ENV_OF: Record<RateBucket, keyof Env> = {
   push: 'RATE_LIMIT_PUSH',
   upload: 'RATE_LIMIT_UPLOAD',
   admin: 'RATE_LIMIT_ADMIN',
+  refresh: 'RATE_LIMIT_REFRESH',
 };
 
 /** Buckets with a window of their own (the others use RATE_LIMIT_WINDOW_MS). */

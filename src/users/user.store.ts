@@ -41,13 +41,17 @@ export class UserStore {
     }
   }
 
-  /** By username (any case) or by email (given normalised), with the password hash. */
-  findForLogin(username: string, email: string): Promise<User | null> {
+  /**
+   * By username (any case) or by email, with the password hash. `login` is given normalised
+   * (`normalizeLogin`) and compared as it is: lower() is applied to the stored name only (the
+   * index's expression), never to the login, whose lower-casing the login throttle did already.
+   */
+  findForLogin(login: string): Promise<User | null> {
     return this.db
       .getRepository(User)
       .createQueryBuilder('u')
       .addSelect('u.passwordHash')
-      .where('lower(u.username) = lower(:username) OR u.email = :email', { username, email })
+      .where('lower(u.username) = :login OR u.email = :login', { login })
       .getOne();
   }
 

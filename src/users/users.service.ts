@@ -24,6 +24,18 @@ export function normalizeEmail(email: string): string {
   return email.normalize('NFC').toLowerCase();
 }
 
+/**
+ * The one name of the account a login (username or email) asks for: NFC, lower case (as
+ * `normalizeEmail`). The login throttle keys on it (AuthThrottleGuard) and `findForLogin` looks
+ * up exactly it (`lower(username) = key OR email = key`, never PostgreSQL's `lower()` of what was
+ * typed): the two cannot disagree, so no spelling reaches an account from another bucket ("İ",
+ * U+0130, is "i" + U+0307 here but "i" to PostgreSQL's lower(); usernames are ASCII, so a
+ * login with it names no account).
+ */
+export function normalizeLogin(login: string): string {
+  return login.normalize('NFC').toLowerCase();
+}
+
 @Injectable()
 export class UsersService {
   constructor(
@@ -52,9 +64,9 @@ export class UsersService {
     return user;
   }
 
-  /** For login: by username (any case) or email, with the password hash. */
+  /** For login: by username (any case) or email, with the password hash (`normalizeLogin`). */
   findForLogin(login: string): Promise<User | null> {
-    return this.users.findForLogin(login.normalize('NFC'), normalizeEmail(login));
+    return this.users.findForLogin(normalizeLogin(login));
   }
 
   findById(id: string): Promise<User | null> {

@@ -104,6 +104,24 @@ describe('security: the login throttle does not lock the owner out', () => {
     // The owner, elsewhere, signs in.
     expect((await login('198.51.100.20', owner.username, owner.password)).status).toBe(200);
   });
+
+  it('"İ" (U+0130) is no way around it: the throttle and the lookup name the account alike', async () => {
+    const owner = await newUser(t, { username: uniqueName('alice') });
+    for (let i = 0; i < 3; i++)
+      expect((await login('203.0.113.8', owner.username, `guess-${i}-guess`)).status).toBe(401);
+    expect((await login('203.0.113.8', owner.username, owner.password)).status).toBe(429);
+    // JavaScript lower-cases "İ" to "i" + U+0307, PostgreSQL's lower() to "i": keyed one way
+    // and looked up the other, "alİce" was a fresh throttle bucket that signed in as "alice".
+    const dotted = owner.username.replace('i', '\u0130');
+    expect(dotted).not.toBe(owner.username);
+    expect((await login('203.0.113.8', dotted, owner.password)).status).toBe(401);
+    // The Kelvin sign lower-cases to an ASCII "k" everywhere: the same account, the same bucket.
+    const kelvin = (await newUser(t, { username: uniqueName('kate') })).username;
+    for (let i = 0; i < 3; i++) await login('203.0.113.8', kelvin, `guess-${i}-guess`);
+    expect((await login('203.0.113.8', kelvin.replace('k', '\u212a'), 'x-guess-x')).status).toBe(
+      429,
+    );
+  });
 });
 
 describe('security: TRUST_PROXY', () => {

@@ -1,6 +1,18 @@
+import { jest } from '@jest/globals';
+import { AuthService } from '../../src/auth/auth.service';
+import type { AccessClaims } from '../../src/auth/auth-user';
 import { startApp, TestApp } from '../support/app';
 import { ADMIN_ENV, loginAdmin, newRoom, newUser, TestUser } from '../support/factories';
-import { type ClientSocket, connect, ok, record, sleep } from '../support/socket';
+import {
+  call,
+  type ClientSocket,
+  connect,
+  disconnected,
+  ok,
+  record,
+  sleep,
+} from '../support/socket';
+import { claimsOf } from './support';
 
 const api = (path: string) => `/api/v1${path}`;
 
@@ -108,6 +120,49 @@ describe('trust: session and membership races', () => {
       await setDisabled(u.id, false);
     }
     expect(survivors).toBe(0);
+  });
+
+  it("auth.refresh racing the new session's logout: the socket is not left on a dead session", async () => {
+    const u = await newUser(t);
+    const s = await connect(t, u.accessToken);
+    await sleep(100); // the connection's own re-check is done
+    const b = await t
+      .http()
+      .post(api('/auth/login'))
+      .send({ username: u.username, password: u.password })
+      .expect(200);
+    const sidB = claimsOf(b.body.accessToken as string).sid;
+    // Session B ends the moment its check has passed, before the socket could hear of it.
+    const auth = t.app.get(AuthService);
+    const check = auth.authenticate.bind(auth);
+    let raced = false;
+    const spy = jest
+      .spyOn(auth, 'authenticate')
+      .mockImplementation(async (claims: AccessClaims) => {
+        const user = await check(claims);
+        if (claims.sid === sidB && !raced) {
+          raced = true;
+          await t
+            .http()
+            .post(api('/auth/logout'))
+            .set({ Authorization: `Bearer ${b.body.accessToken as string}` })
+            .expect((r) => {
+              if (r.status >= 300) throw new Error(`logout: ${r.status}`);
+            });
+        }
+        return user;
+      });
+    try {
+      const gone = disconnected(s, 3000);
+      void call(s, 'auth.refresh', { accessToken: b.body.accessToken as string }).catch(
+        () => undefined,
+      );
+      await gone;
+      expect(raced).toBe(true);
+    } finally {
+      spy.mockRestore();
+      s.close();
+    }
   });
 
   it('handshake racing member removal: no socket keeps receiving the private room', async () => {

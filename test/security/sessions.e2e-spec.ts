@@ -2,7 +2,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 import { startApp, type TestApp } from '../support/app';
 import { ADMIN_ENV, loginAdmin, newUser, type TestUser } from '../support/factories';
-import { type ClientSocket, connect, disconnected, next } from '../support/socket';
+import { type ClientSocket, connect, disconnected, next, ok, sleep } from '../support/socket';
 import { restVerdict, socketVerdict } from './support';
 
 /**
@@ -58,6 +58,31 @@ describe('security: sessions', () => {
       .post('/api/v1/auth/refresh')
       .send({ refreshToken: pair.body.refreshToken })
       .expect(401);
+  });
+
+  it("after auth.refresh to another session, that session's logout closes the socket", async () => {
+    const u = await newUser(t);
+    const s = await open(u.accessToken);
+    const b = await login(u);
+    await ok(s, 'auth.refresh', { accessToken: b.accessToken });
+    const revoked = next(s, 'session.revoked');
+    const gone = disconnected(s);
+    // The first session's end no longer concerns the socket…
+    await t
+      .http()
+      .post('/api/v1/auth/logout')
+      .set({ Authorization: `Bearer ${u.accessToken}` })
+      .expect((r) => expect(r.status).toBeLessThan(300));
+    await sleep(200);
+    expect(s.connected).toBe(true);
+    // …the second's does.
+    await t
+      .http()
+      .post('/api/v1/auth/logout')
+      .set({ Authorization: `Bearer ${b.accessToken}` })
+      .expect((r) => expect(r.status).toBeLessThan(300));
+    expect(await revoked).toEqual({ reason: 'logout' });
+    await gone;
   });
 
   it('logout ends only that session: another device of the same user keeps working', async () => {

@@ -1,5 +1,8 @@
+import { jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { io } from 'socket.io-client';
+import { AuthService } from '../../src/auth/auth.service';
+import { PresenceService } from '../../src/chat/presence.service';
 import { startApp, type TestApp } from '../support/app';
 import { ADMIN_ENV, join, loginAdmin, newRoom, newUser, type TestUser } from '../support/factories';
 import { call, type ClientSocket, connect, disconnected, ok, sleep } from '../support/socket';
@@ -180,6 +183,36 @@ describe('security: socket abuse', () => {
     };
     expect(err.data?.code).toBe('RATE_LIMITED');
     await stillServing();
+  });
+
+  it('a client that gives up mid-handshake leaves no socket slot behind', async () => {
+    const u = await newUser(t);
+    const auth = t.app.get(AuthService);
+    const verify = auth.verifyAccessToken.bind(auth);
+    // The token check (a database query) is slow: each client closes while it runs.
+    const slow = jest
+      .spyOn(auth, 'verifyAccessToken')
+      .mockImplementation(async (token) => (await sleep(150), verify(token)));
+    try {
+      for (let i = 0; i < 4; i++) {
+        const s = io(t.url, {
+          transports: ['websocket'],
+          forceNew: true,
+          reconnection: false,
+          auth: { token: u.accessToken },
+        });
+        await sleep(50);
+        s.close();
+      }
+      await sleep(400);
+    } finally {
+      slow.mockRestore();
+    }
+    expect(t.app.get(PresenceService).socketCount(u.id)).toBe(0);
+    // Past WS_MAX_SOCKETS_PER_USER aborted handshakes, the user still connects, and is online.
+    const s = await open(u.accessToken);
+    expect(s.connected).toBe(true);
+    expect(t.app.get(PresenceService).socketCount(u.id)).toBe(1);
   });
 
   it('a storm of unauthenticated handshakes is refused; the server keeps serving', async () => {
