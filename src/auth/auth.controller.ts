@@ -151,6 +151,7 @@ export class AuthController {
       'Invalid input, a wrong currentPassword, or a newPassword equal to it (per-field details)',
     ],
     401,
+    [409, 'The password was changed meanwhile (by another session): sign in again'],
     429,
   )
   changePassword(@CurrentUser() user: AuthUser, @Body() dto: ChangePasswordDto): Promise<void> {

@@ -176,7 +176,12 @@ export class AuthService implements OnApplicationBootstrap {
     }
     const hash = await bcrypt.hash(dto.newPassword, this.cost);
     const revoked = await this.sessions.transaction(async (manager) => {
-      await this.users.setPasswordHash(user.id, hash, manager);
+      // Only over the hash the current password was checked against: of two changes made at
+      // once (two devices), the second would revoke the first's session and leave a password
+      // its user never chose; it is refused instead.
+      if (!(await this.users.replacePasswordHash(user.id, found.passwordHash, hash, manager))) {
+        throw AppError.conflict('The password was changed meanwhile: sign in again');
+      }
       return this.sessions.revokeAllOfUser(user.id, 'password_changed', manager, user.sessionId);
     });
     for (const id of revoked) {

@@ -76,20 +76,18 @@ export class UserStore {
       .getOne();
   }
 
-  async setPasswordHash(
-    id: string,
-    passwordHash: string,
-    manager: EntityManager = this.db.manager,
-  ): Promise<void> {
-    await manager.update(User, { id }, { passwordHash });
-  }
-
   /**
    * Replaces the hash only if it is still `oldHash` (a rehash at login must not undo a password
-   * change that committed in between). True when it replaced it.
+   * change that committed in between; of two password changes checked against one hash, only
+   * the first commits). True when it replaced it.
    */
-  async replacePasswordHash(id: string, oldHash: string, newHash: string): Promise<boolean> {
-    const result: unknown = await this.db.query(
+  async replacePasswordHash(
+    id: string,
+    oldHash: string,
+    newHash: string,
+    manager: EntityManager = this.db.manager,
+  ): Promise<boolean> {
+    const result: unknown = await manager.query(
       `UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3`,
       [newHash, id, oldHash],
     );

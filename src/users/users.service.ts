@@ -77,14 +77,18 @@ export class UsersService {
     return this.users.findByIdWithPassword(id);
   }
 
-  /** Password change (AuthService), inside its transaction that also revokes sessions. */
-  setPasswordHash(id: string, passwordHash: string, manager?: EntityManager): Promise<void> {
-    return this.users.setPasswordHash(id, passwordHash, manager);
-  }
-
-  /** Login's rehash to the configured cost; a no-op if the password changed meanwhile. */
-  replacePasswordHash(id: string, oldHash: string, newHash: string): Promise<boolean> {
-    return this.users.replacePasswordHash(id, oldHash, newHash);
+  /**
+   * Replaces the hash if it is still `oldHash` (false otherwise): login's rehash to the
+   * configured cost, and a password change (AuthService, in its transaction that also revokes
+   * sessions), both checked against the hash they read.
+   */
+  replacePasswordHash(
+    id: string,
+    oldHash: string,
+    newHash: string,
+    manager?: EntityManager,
+  ): Promise<boolean> {
+    return this.users.replacePasswordHash(id, oldHash, newHash, manager);
   }
 
   exists(username: string): Promise<boolean> {
@@ -123,7 +127,18 @@ export class UsersService {
     if (dto.role !== undefined) changes.role = dto.role;
     if (dto.disabled !== undefined) changes.disabled = dto.disabled;
     const { before, saved } = await this.users.transaction(async (manager) => {
-      const before = await this.users.findById(id, manager, true);
+      // The actor's row too, both locked in id order (two admins changing each other at once
+      // never deadlock): the actor is asked again to be an enabled admin now, so two admins
+      // demoting (or disabling) each other at once cannot both succeed and leave no admin.
+      const locked = new Map<string, User | null>();
+      for (const uid of [...new Set([actor.id, id])].sort()) {
+        locked.set(uid, await this.users.findById(uid, manager, true));
+      }
+      const self = locked.get(actor.id);
+      if (!self || self.role !== 'admin' || self.disabled) {
+        throw AppError.forbidden('Requires role: admin');
+      }
+      const before = locked.get(id);
       if (!before) throw AppError.notFound('User');
       const saved = (await this.users.update(id, changes, manager)) ?? before;
       if (changes.disabled === true) {

@@ -1,6 +1,8 @@
 import { jest } from '@jest/globals';
 import { AuthService } from '../../src/auth/auth.service';
 import type { AccessClaims } from '../../src/auth/auth-user';
+import { UserStore } from '../../src/users/user.store';
+import { UsersService } from '../../src/users/users.service';
 import { startApp, TestApp } from '../support/app';
 import { ADMIN_ENV, loginAdmin, newRoom, newUser, TestUser } from '../support/factories';
 import {
@@ -245,5 +247,103 @@ describe('trust: session and membership races', () => {
       s.close();
     }
     expect(leaks).toBe(0);
+  });
+
+  /**
+   * Both requests past their checks before either writes: each waits (up to 2 s) at `method`
+   * for the other to get there too, then goes on to its transaction.
+   */
+  function meetAt<T extends object>(target: T, method: keyof T & string) {
+    const real = (target[method] as (...a: unknown[]) => unknown).bind(target);
+    let arrived = 0;
+    let release = () => {};
+    const both = new Promise<void>((resolve) => (release = resolve));
+    return jest.spyOn(target, method as never).mockImplementation((async (...args: unknown[]) => {
+      if (++arrived === 2) release();
+      await Promise.race([both, sleep(2000)]);
+      return real(...args);
+    }) as never);
+  }
+
+  it('two admins demoting each other at once: one of them stays an admin', async () => {
+    const [a, b] = [await newUser(t), await newUser(t)];
+    for (const u of [a, b]) {
+      await t
+        .http()
+        .patch(api(`/users/${u.id}`))
+        .set(admin.auth)
+        .send({ role: 'admin' })
+        .expect(200);
+    }
+    const spy = meetAt(t.app.get(UserStore), 'transaction');
+    try {
+      const [ab, ba] = await Promise.all([
+        t
+          .http()
+          .patch(api(`/users/${b.id}`))
+          .set(a.auth)
+          .send({ role: 'user' }),
+        t
+          .http()
+          .patch(api(`/users/${a.id}`))
+          .set(b.auth)
+          .send({ role: 'user' }),
+      ]);
+      expect([ab.status, ba.status].sort()).toEqual([200, 403]);
+    } finally {
+      spy.mockRestore();
+    }
+    const roles = await Promise.all(
+      [a, b].map(
+        async (u) =>
+          (
+            await t
+              .http()
+              .get(api(`/users/${u.id}`))
+              .set(admin.auth)
+              .expect(200)
+          ).body.role as string,
+      ),
+    );
+    expect(roles.sort()).toEqual(['admin', 'user']);
+  });
+
+  it('two password changes at once (two devices): one wins, the other is 409, the winner stays signed in', async () => {
+    const u = await newUser(t);
+    const other = (
+      await t
+        .http()
+        .post(api('/auth/login'))
+        .send({ username: u.username, password: u.password })
+        .expect(200)
+    ).body as { accessToken: string };
+    const spy = meetAt(t.app.get(UsersService), 'findByIdWithPassword');
+    const change = (token: string, to: string) =>
+      t
+        .http()
+        .post(api('/auth/password'))
+        .set({ Authorization: `Bearer ${token}` })
+        .send({ currentPassword: u.password, newPassword: to });
+    let results;
+    try {
+      results = await Promise.all([
+        change(u.accessToken, `${u.password}-first`),
+        change(other.accessToken, `${u.password}-second`),
+      ]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(results.map((r) => r.status).sort()).toEqual([204, 409]);
+    const won = results.findIndex((r) => r.status === 204);
+    const [token, password] =
+      won === 0
+        ? [u.accessToken, `${u.password}-first`]
+        : [other.accessToken, `${u.password}-second`];
+    await t
+      .http()
+      .get(api('/auth/me'))
+      .set({ Authorization: `Bearer ${token}` })
+      .expect(200);
+    await t.http().post(api('/auth/login')).send({ username: u.username, password }).expect(200);
   });
 });
