@@ -217,6 +217,18 @@ describe('auth (e2e)', () => {
       socket.close();
     });
 
+    it("an access token stops working at its session's end, not at its own expiry", async () => {
+      const user = await newUser(t);
+      await t.http().get('/api/v1/auth/me').set(user.auth).expect(200);
+      await t.app
+        .get(DataSource)
+        .query(`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+          claimsOf(user.accessToken).sid,
+        ]);
+      const res = await t.http().get('/api/v1/auth/me').set(user.auth).expect(401);
+      expect(res.body.code).toBe('UNAUTHORIZED');
+    });
+
     it('logout makes the access token fail at once', async () => {
       const user = await newUser(t);
       await t.http().post('/api/v1/auth/logout').set(user.auth).expect(204);

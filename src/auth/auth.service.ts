@@ -44,8 +44,11 @@ function costOf(hash: string): number {
 @Injectable()
 export class AuthService implements OnApplicationBootstrap {
   private readonly logger = new Logger(AuthService.name);
-  /** Compared against when the user does not exist, so timing does not reveal who exists. */
-  private dummyHash?: Promise<string>;
+  /**
+   * Compared against when the user does not exist, so timing does not reveal who exists: made
+   * at the dearest cost in use (BCRYPT_COST, or a stored hash's made before it was lowered).
+   */
+  private dummyHash?: Promise<{ hash: string; cost: number }>;
 
   constructor(
     private readonly users: UsersService,
@@ -99,21 +102,23 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   /**
-   * Every failed login costs at least one compare at the configured BCRYPT_COST, whether the
-   * user exists or not, so timing does not tell who has an account even after the cost was
-   * raised over older hashes: an unknown user is compared against a dummy hash at the
-   * configured cost, and a wrong password for a hash of a lower cost also pays that compare.
+   * Every failed login costs at least one compare at the dearest cost in use (BCRYPT_COST, or
+   * that of hashes made before it was lowered, read once), whether the user exists or not, so
+   * timing does not tell who has an account after the cost was raised over older hashes or
+   * lowered under them: an unknown user is compared against a dummy hash at that cost, and a
+   * wrong password for a hash of a lower cost also pays that compare.
    * A successful login with a hash of another cost is rehashed at the configured one.
    */
   async login(dto: LoginDto, userAgent?: string): Promise<TokensDto> {
     const user = await this.users.findForLogin(dto.username);
     let ok = false;
     if (!user) {
-      await bcrypt.compare(dto.password, await this.getDummyHash());
+      await bcrypt.compare(dto.password, (await this.getDummyHash()).hash);
     } else {
       ok = (await bcrypt.compare(dto.password, user.passwordHash)) && comparable(dto.password);
-      if (!ok && costOf(user.passwordHash) < this.cost) {
-        await bcrypt.compare(dto.password, await this.getDummyHash());
+      const dummy = ok ? null : await this.getDummyHash();
+      if (dummy && costOf(user.passwordHash) < dummy.cost) {
+        await bcrypt.compare(dto.password, dummy.hash);
       }
     }
     if (!user || !ok || user.disabled) throw AppError.unauthorized(INVALID_LOGIN);
@@ -335,8 +340,13 @@ export class AuthService implements OnApplicationBootstrap {
     return user.passwordHash;
   }
 
-  private getDummyHash(): Promise<string> {
-    this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.cost);
+  private getDummyHash(): Promise<{ hash: string; cost: number }> {
+    this.dummyHash ??= this.users.maxPasswordCost().then(async (stored) => {
+      const cost = Math.max(this.cost, stored);
+      return { hash: await bcrypt.hash(randomBytes(16).toString('hex'), cost), cost };
+    });
+    // Should the read fail, the next login tries again.
+    this.dummyHash.catch(() => (this.dummyHash = undefined));
     return this.dummyHash;
   }
 }

@@ -98,8 +98,10 @@ export class SessionStore {
   }
 
   /**
-   * Named cross-module read: the user behind a live session (not revoked, user neither
-   * disabled nor suspended), or null. Used for every authenticated request and socket handshake.
+   * Named cross-module read: the user behind a live session (not revoked, not past its end; the
+   * user neither disabled nor suspended), or null. Used for every authenticated request and
+   * socket handshake: an access token stops working when its session ends, whatever its own
+   * expiry says.
    */
   async liveSessionUser(
     sessionId: string,
@@ -108,7 +110,8 @@ export class SessionStore {
     const rows = await this.db.query<Omit<AuthUser, 'sessionId'>[]>(
       `SELECT u.id, u.username, u.display_name AS "displayName", u.role
          FROM sessions s JOIN users u ON u.id = s.user_id
-        WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND NOT u.disabled
+        WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()
+          AND NOT u.disabled
           AND (u.suspended_until IS NULL OR u.suspended_until <= now())`,
       [sessionId, userId],
     );

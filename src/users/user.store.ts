@@ -94,6 +94,15 @@ export class UserStore {
     return updatedRows(result) > 0;
   }
 
+  /** The highest bcrypt cost among the stored password hashes (0: none). */
+  async maxPasswordCost(): Promise<number> {
+    const [row] = await this.db.query<{ cost: number }[]>(
+      `SELECT COALESCE(max(split_part(password_hash, '$', 3)::int), 0)::int AS cost
+         FROM users WHERE password_hash ~ '^\\$2[aby]?\\$[0-9]{2}\\$'`,
+    );
+    return row.cost;
+  }
+
   existsByUsername(username: string): Promise<boolean> {
     return this.db
       .getRepository(User)

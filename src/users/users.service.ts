@@ -91,6 +91,11 @@ export class UsersService {
     return this.users.replacePasswordHash(id, oldHash, newHash, manager);
   }
 
+  /** The highest bcrypt cost among the stored password hashes (login's dummy compare). */
+  maxPasswordCost(): Promise<number> {
+    return this.users.maxPasswordCost();
+  }
+
   exists(username: string): Promise<boolean> {
     return this.users.existsByUsername(username);
   }

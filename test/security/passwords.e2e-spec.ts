@@ -266,3 +266,60 @@ describe('security: login timing after BCRYPT_COST is raised', () => {
     expect(n).toBeGreaterThan(r * 0.4);
   }, 60_000);
 });
+
+/**
+ * After BCRYPT_COST is lowered (users made at cost 9, the server restarted at cost 4), a wrong
+ * password for such a user cost a cost-9 compare while an unknown user cost a cost-4 one: timing
+ * told who has an account. The unknown user's dummy compare is now made at the dearest cost in
+ * use, read from the stored hashes.
+ */
+describe('security: login timing after BCRYPT_COST is lowered', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ BCRYPT_COST: '4' });
+  });
+  afterAll(() => t.close());
+
+  it('wrong password for a cost-9 user and an unknown user take about the same time, both about a cost-9 compare', async () => {
+    const u = await newUser(t);
+    await t.app
+      .get(DataSource)
+      .query('UPDATE users SET password_hash = $1 WHERE id = $2', [
+        await bcrypt.hash(u.password, 9),
+        u.id,
+      ]);
+    const time = async (username: string) => {
+      const t0 = process.hrtime.bigint();
+      const res = await t
+        .http()
+        .post('/api/v1/auth/login')
+        .send({ username, password: 'wrong-password-1' });
+      expect(res.status).toBe(401);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    const cost9 = await bcrypt.hash('reference', 9);
+    const compare9 = async () => {
+      const t0 = process.hrtime.bigint();
+      await bcrypt.compare('wrong-password-1', cost9);
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    await time('nobody_warmup');
+    await time(u.username);
+    const N = 9;
+    const [known, unknown, reference]: number[][] = [[], [], []];
+    for (let i = 0; i < N; i++) {
+      known.push(await time(u.username));
+      unknown.push(await time(`nobody_${i}_${randomBytes(3).toString('hex')}`));
+      reference.push(await compare9());
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const [k, n, r] = [median(known), median(unknown), median(reference)];
+    console.log(
+      `login timing, cost-9 hashes under BCRYPT_COST=4 (medians of ${N}): wrong password ${k.toFixed(1)} ms, ` +
+        `unknown user ${n.toFixed(1)} ms, one cost-9 compare ${r.toFixed(1)} ms`,
+    );
+    // Before the fix: unknown user ≈ a cost-4 compare (a few ms), wrong password ≈ r.
+    expect(Math.max(k, n) / Math.min(k, n)).toBeLessThan(3);
+    expect(n).toBeGreaterThan(r * 0.4);
+  }, 60_000);
+});
