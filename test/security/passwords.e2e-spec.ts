@@ -184,6 +184,38 @@ describe('security: no user enumeration by timing', () => {
 });
 
 /**
+ * Medians of N interleaved timings (so machine noise hits every series alike): a wrong password
+ * for `username`, a wrong password for unknown users, and one cost-9 bcrypt compare.
+ */
+async function loginTimings(t: TestApp, username: string, N = 9) {
+  const time = async (name: string) => {
+    const t0 = process.hrtime.bigint();
+    const res = await t
+      .http()
+      .post('/api/v1/auth/login')
+      .send({ username: name, password: 'wrong-password-1' });
+    expect(res.status).toBe(401);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  const cost9 = await bcrypt.hash('reference', 9);
+  const compare9 = async () => {
+    const t0 = process.hrtime.bigint();
+    await bcrypt.compare('wrong-password-1', cost9);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  await time('nobody_warmup');
+  await time(username);
+  const [known, unknown, reference]: number[][] = [[], [], []];
+  for (let i = 0; i < N; i++) {
+    known.push(await time(username));
+    unknown.push(await time(`nobody_${i}_${randomBytes(3).toString('hex')}`));
+    reference.push(await compare9());
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { known: median(known), unknown: median(unknown), compare9: median(reference), N };
+}
+
+/**
  * After BCRYPT_COST is raised (users made at cost 4, the server restarted at cost 9), a wrong
  * password for such a user used to cost a cost-4 compare (~1 ms) while an unknown user cost a
  * cost-9 one: timing told who has an account. Now every failure costs at least one compare at
@@ -229,33 +261,7 @@ describe('security: login timing after BCRYPT_COST is raised', () => {
 
   it('wrong password for a cost-4 user and an unknown user take about the same time, both about a cost-9 compare', async () => {
     const u = await legacyUser();
-    const time = async (username: string) => {
-      const t0 = process.hrtime.bigint();
-      const res = await t
-        .http()
-        .post('/api/v1/auth/login')
-        .send({ username, password: 'wrong-password-1' });
-      expect(res.status).toBe(401);
-      return Number(process.hrtime.bigint() - t0) / 1e6;
-    };
-    const cost9 = await bcrypt.hash('reference', 9);
-    const compare9 = async () => {
-      const t0 = process.hrtime.bigint();
-      await bcrypt.compare('wrong-password-1', cost9);
-      return Number(process.hrtime.bigint() - t0) / 1e6;
-    };
-    await time('nobody_warmup');
-    await time(u.username);
-    const N = 9;
-    const [known, unknown, reference]: number[][] = [[], [], []];
-    for (let i = 0; i < N; i++) {
-      // Interleaved, so machine noise hits every series alike.
-      known.push(await time(u.username));
-      unknown.push(await time(`nobody_${i}_${randomBytes(3).toString('hex')}`));
-      reference.push(await compare9());
-    }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const [k, n, r] = [median(known), median(unknown), median(reference)];
+    const { known: k, unknown: n, compare9: r, N } = await loginTimings(t, u.username);
     console.log(
       `login timing, cost-4 hashes under BCRYPT_COST=9 (medians of ${N}): wrong password ${k.toFixed(1)} ms, ` +
         `unknown user ${n.toFixed(1)} ms, one cost-9 compare ${r.toFixed(1)} ms`,
@@ -288,32 +294,7 @@ describe('security: login timing after BCRYPT_COST is lowered', () => {
         await bcrypt.hash(u.password, 9),
         u.id,
       ]);
-    const time = async (username: string) => {
-      const t0 = process.hrtime.bigint();
-      const res = await t
-        .http()
-        .post('/api/v1/auth/login')
-        .send({ username, password: 'wrong-password-1' });
-      expect(res.status).toBe(401);
-      return Number(process.hrtime.bigint() - t0) / 1e6;
-    };
-    const cost9 = await bcrypt.hash('reference', 9);
-    const compare9 = async () => {
-      const t0 = process.hrtime.bigint();
-      await bcrypt.compare('wrong-password-1', cost9);
-      return Number(process.hrtime.bigint() - t0) / 1e6;
-    };
-    await time('nobody_warmup');
-    await time(u.username);
-    const N = 9;
-    const [known, unknown, reference]: number[][] = [[], [], []];
-    for (let i = 0; i < N; i++) {
-      known.push(await time(u.username));
-      unknown.push(await time(`nobody_${i}_${randomBytes(3).toString('hex')}`));
-      reference.push(await compare9());
-    }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const [k, n, r] = [median(known), median(unknown), median(reference)];
+    const { known: k, unknown: n, compare9: r, N } = await loginTimings(t, u.username);
     console.log(
       `login timing, cost-9 hashes under BCRYPT_COST=4 (medians of ${N}): wrong password ${k.toFixed(1)} ms, ` +
         `unknown user ${n.toFixed(1)} ms, one cost-9 compare ${r.toFixed(1)} ms`,
