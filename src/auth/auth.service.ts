@@ -45,10 +45,10 @@ function costOf(hash: string): number {
 export class AuthService implements OnApplicationBootstrap {
   private readonly logger = new Logger(AuthService.name);
   /**
-   * Compared against when the user does not exist, so timing does not reveal who exists: made
-   * at the dearest cost in use (BCRYPT_COST, or a stored hash's made before it was lowered).
+   * Dummy hashes at the costs in use (see `login`), compared against on a failed login so
+   * timing does not reveal who exists.
    */
-  private dummyHash?: Promise<{ hash: string; cost: number }>;
+  private dummyHashes?: Promise<{ hash: string; cost: number }[]>;
 
   constructor(
     private readonly users: UsersService,
@@ -102,24 +102,22 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   /**
-   * Every failed login costs at least one compare at the dearest cost in use (BCRYPT_COST, or
-   * that of hashes made before it was lowered, read once), whether the user exists or not, so
-   * timing does not tell who has an account after the cost was raised over older hashes or
-   * lowered under them: an unknown user is compared against a dummy hash at that cost, and a
-   * wrong password for a hash of a lower cost also pays that compare.
+   * Every failed login costs one compare at each cost in use: BCRYPT_COST, and the dearest
+   * cost among stored hashes when that is higher (hashes made before the cost was lowered;
+   * read once). An unknown user is compared against a dummy hash at each; a wrong password
+   * against its own hash and a dummy at the other. So timing does not tell who has an account
+   * after the cost was raised over older hashes or lowered under them. (A hash of a third,
+   * cheaper cost pays its own compare on top.)
    * A successful login with a hash of another cost is rehashed at the configured one.
    */
   async login(dto: LoginDto, userAgent?: string): Promise<TokensDto> {
     const user = await this.users.findForLogin(dto.username);
     let ok = false;
     if (!user) {
-      await bcrypt.compare(dto.password, (await this.getDummyHash()).hash);
+      await this.failureCompares(dto.password, null);
     } else {
       ok = (await bcrypt.compare(dto.password, user.passwordHash)) && comparable(dto.password);
-      const dummy = ok ? null : await this.getDummyHash();
-      if (dummy && costOf(user.passwordHash) < dummy.cost) {
-        await bcrypt.compare(dto.password, dummy.hash);
-      }
+      if (!ok) await this.failureCompares(dto.password, costOf(user.passwordHash));
     }
     if (!user || !ok || user.disabled) throw AppError.unauthorized(INVALID_LOGIN);
     const hash =
@@ -340,13 +338,26 @@ export class AuthService implements OnApplicationBootstrap {
     return user.passwordHash;
   }
 
-  private getDummyHash(): Promise<{ hash: string; cost: number }> {
-    this.dummyHash ??= this.users.maxPasswordCost().then(async (stored) => {
-      const cost = Math.max(this.cost, stored);
-      return { hash: await bcrypt.hash(randomBytes(16).toString('hex'), cost), cost };
-    });
+  /** The compares a failed login pays beyond its own (`spent`: the cost of that one, if any). */
+  private async failureCompares(password: string, spent: number | null): Promise<void> {
+    for (const dummy of await this.getDummyHashes()) {
+      if (dummy.cost === spent)
+        spent = null; // paid already, once
+      else await bcrypt.compare(password, dummy.hash);
+    }
+  }
+
+  private getDummyHashes(): Promise<{ hash: string; cost: number }[]> {
+    this.dummyHashes ??= this.users.maxPasswordCost().then((stored) =>
+      Promise.all(
+        [...new Set([this.cost, Math.max(this.cost, stored)])].map(async (cost) => ({
+          hash: await bcrypt.hash(randomBytes(16).toString('hex'), cost),
+          cost,
+        })),
+      ),
+    );
     // Should the read fail, the next login tries again.
-    this.dummyHash.catch(() => (this.dummyHash = undefined));
-    return this.dummyHash;
+    this.dummyHashes.catch(() => (this.dummyHashes = undefined));
+    return this.dummyHashes;
   }
 }

@@ -55,7 +55,11 @@ export class UserStore {
       .getOne();
   }
 
-  /** With `lock`, inside a transaction: the row is locked until it commits (FOR UPDATE). */
+  /**
+   * With `lock`, inside a transaction: the row is locked until it commits (FOR NO KEY UPDATE:
+   * against other changes of the row and a login's FOR SHARE, not against the foreign-key
+   * checks of rows that point at the user, such as a message or a ban by them).
+   */
   findById(
     id: string,
     manager: EntityManager = this.db.manager,
@@ -63,7 +67,7 @@ export class UserStore {
   ): Promise<User | null> {
     return manager.findOne(User, {
       where: { id },
-      ...(lock ? { lock: { mode: 'pessimistic_write' as const } } : {}),
+      ...(lock ? { lock: { mode: 'for_no_key_update' as const } } : {}),
     });
   }
 
