@@ -154,7 +154,7 @@ describe('security: TRUST_PROXY', () => {
     } finally {
       await direct.close();
     }
-  });
+  }, 60_000); // two apps booted: on a busy CI host 30 s was once not enough
 });
 
 /** helmet's headers on the API and the documentation pages; no-store on auth answers. */
