@@ -186,7 +186,12 @@ describe('message races (e2e; real concurrency on server PostgreSQL)', () => {
         reactions: { emoji: string; userIds: string[] }[];
       }
       const overSocket = (i: number, m: SentMessage, emoji: string): Promise<Outcome> =>
-        call(sockets[i % sockets.length], 'reaction.add', { messageId: m.id, emoji }).then((ack) =>
+        call(
+          sockets[i % sockets.length],
+          'reaction.add',
+          { messageId: m.id, emoji },
+          RACE_TIMEOUT - 10_000,
+        ).then((ack) =>
           ack.ok
             ? { ok: true, version: ack.data.version, reactions: ack.data.reactions }
             : { ok: false, code: ack.error.code, version: 0, reactions: [] },

@@ -34,14 +34,22 @@ export function connect(
   });
 }
 
-/** Sends a command and waits for its ack. */
+/**
+ * Sends a command and waits for its ack, at most `ackTimeoutMs` (a test that queues hundreds of
+ * commands on embedded PGlite, which runs one query at a time, passes a longer wait: its
+ * invariant is the outcome, not the latency).
+ */
 export function call<K extends CommandName>(
   socket: ClientSocket,
   name: K,
   payload: Commands[K][0],
+  ackTimeoutMs = 10_000,
 ): Promise<Ack<Commands[K][1]>> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ack for ${name}`)), 10_000);
+    const timer = setTimeout(
+      () => reject(new Error(`no ack for ${name} within ${ackTimeoutMs} ms`)),
+      ackTimeoutMs,
+    );
     (socket.emit as (n: string, p: unknown, cb: (r: Ack<Commands[K][1]>) => void) => void)(
       name,
       payload,
