@@ -646,44 +646,72 @@ describe('moderation (e2e)', () => {
     expect(await audit('room.unarchive', room.id)).toHaveLength(1);
   });
 
-  // Deterministic, on server PostgreSQL: a moderator's sanction passed the policy, then its
-  // write waits for a row (the target's membership, or their user row) that a transaction
-  // holds; that transaction promotes the target (to moderator, as the owner may; to admin) and
-  // commits. The write asks the policy again with the rows locked: refused, nothing written.
-  for (const [what, promotion] of [
-    ['ban', 'moderator'],
-    ['mute', 'moderator'],
-    ['ban', 'admin'],
-    ['mute', 'admin'],
+  // Deterministic, on server PostgreSQL: a sanction passed the policy, then its write waits for
+  // a row (a membership, or a user row, of its target or of its actor) that a transaction
+  // holds; that transaction changes the party's role and commits: the target promoted (to
+  // moderator, as the owner may; to admin), or the actor demoted (a moderator to member; an
+  // admin to user). The write asks the policy again with the rows locked: refused, nothing
+  // written.
+  for (const [what, change] of [
+    ['ban', 'target:moderator'],
+    ['mute', 'target:moderator'],
+    ['ban', 'target:admin'],
+    ['mute', 'target:admin'],
+    ['ban', 'actor:member'],
+    ['mute', 'actor:member'],
+    ['ban', 'actor:user'],
+    ['mute', 'actor:user'],
+    ['unban', 'actor:member'],
+    ['unmute', 'actor:member'],
   ] as const) {
+    const [party, role] = change.split(':') as ['target' | 'actor', string];
+    const inRoom = role === 'moderator' || role === 'member';
     (SERVER_URL ? it : it.skip)(
-      `a ${what} whose target became ${promotion} while it waited is refused (server PostgreSQL)`,
+      `a ${what} whose ${party} became ${role} while it waited is refused (server PostgreSQL)`,
       async () => {
         const room = await ownedRoom();
-        const mod = await member(room);
-        await appoint(owner, room.id, mod.id, 'moderator').expect(200);
+        let actor: TestUser;
+        if (change === 'actor:user') {
+          actor = await newUser(t); // an admin, not a member
+          await setRole(actor, 'admin');
+        } else {
+          actor = await member(room);
+          await appoint(owner, room.id, actor.id, 'moderator').expect(200);
+        }
         const target = await member(room);
+        const who = party === 'target' ? target : actor;
+        const lift = what === 'unban' || what === 'unmute';
+        if (lift)
+          await (what === 'unban' ? ban : mute)(owner, room.id, { userId: target.id }).expect((r) =>
+            expect(r.status).toBeLessThan(300),
+          );
         const other = t.app.get(DataSource).createQueryRunner();
         await other.connect();
         await other.startTransaction();
         try {
-          if (promotion === 'moderator')
+          if (inRoom)
             await other.query(
               `SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2 FOR UPDATE`,
-              [room.id, target.id],
+              [room.id, who.id],
             );
-          else await other.query(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, [target.id]);
-          const sanction = (what === 'ban' ? ban : mute)(mod, room.id, {
-            userId: target.id,
-            durationSec: 60,
-          }).then((r) => r);
+          else await other.query(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, [who.id]);
+          const sanction = (
+            lift
+              ? http()
+                  .delete(api(`/rooms/${room.id}/${what.slice(2)}s/${target.id}`))
+                  .set(actor.auth)
+              : (what === 'ban' ? ban : mute)(actor, room.id, {
+                  userId: target.id,
+                  durationSec: 60,
+                })
+          ).then((r) => r);
           await waitUntilBlocking(other); // the sanction's write waits for the row
-          if (promotion === 'moderator')
+          if (inRoom)
             await other.query(
-              `UPDATE memberships SET role = 'moderator' WHERE room_id = $1 AND user_id = $2`,
-              [room.id, target.id],
+              `UPDATE memberships SET role = $3 WHERE room_id = $1 AND user_id = $2`,
+              [room.id, who.id, role],
             );
-          else await other.query(`UPDATE users SET role = 'admin' WHERE id = $1`, [target.id]);
+          else await other.query(`UPDATE users SET role = $2 WHERE id = $1`, [who.id, role]);
           await other.commitTransaction();
           const res = await sanction;
           expect(res.status).toBe(403);
@@ -693,7 +721,9 @@ describe('moderation (e2e)', () => {
           await other.release();
         }
         const now = (await members(room.id)).find((m) => m.userId === target.id);
-        expect(now).toMatchObject({ muted: false });
+        if (what === 'unban')
+          expect(now).toBeUndefined(); // still banned
+        else expect(now).toMatchObject({ muted: what === 'unmute' });
         expect(await audit(`member.${what}`, target.id)).toEqual([]);
       },
       30_000,
@@ -714,13 +744,13 @@ describe('moderation (e2e)', () => {
         const room = await ownedRoom();
         const target = await member(room);
         const store = t.app.get(RoomStore);
-        const lock = store.lockSanctionTarget.bind(store);
+        const lock = store.lockSanctionParties.bind(store);
         let arrived = 0;
         let release = () => {};
         const both = new Promise<void>((resolve) => (release = resolve));
         const spy = jest
-          .spyOn(store, 'lockSanctionTarget')
-          .mockImplementation(async (...args: Parameters<RoomStore['lockSanctionTarget']>) => {
+          .spyOn(store, 'lockSanctionParties')
+          .mockImplementation(async (...args: Parameters<RoomStore['lockSanctionParties']>) => {
             const locked = await lock(...args);
             if (++arrived === 2) release();
             await Promise.race([both, sleep(400)]);

@@ -183,12 +183,22 @@ export class AccessPolicy {
   }
 
   /**
-   * The target's part of `sanction`, for `grant` (the actor's, from `sanction`) and the
-   * target's standing: the write asks it again inside its transaction, with the target's rows
-   * locked (`RoomStore.lockSanctionTarget`), so a promotion (to moderator, or admin) that
-   * committed after `sanction` answered is not overridden.
+   * `sanction` asked again inside the write's transaction, with both parties' rows locked
+   * (`RoomStore.lockSanctionParties`): a demotion, removal or disable of the actor, or a
+   * promotion of the target (to moderator, or admin), that committed after `sanction` answered
+   * is respected. `grant` is the actor's from `sanction` (its room).
    */
-  sanctionable(grant: RoomGrant, target: Pick<AccessFacts, 'role' | 'membership'>): void {
+  sanctionableNow(
+    grant: RoomGrant,
+    now: Record<'actor' | 'target', Pick<AccessFacts, 'role' | 'membership'>>,
+  ): void {
+    if (!now.actor.role) throw AppError.forbidden('Requires a moderator of this room or an admin');
+    const actor = moderating({ ...grant, role: now.actor.role, membership: now.actor.membership });
+    this.sanctionable(actor, now.target);
+  }
+
+  /** The target's part of `sanction`, for `grant` (the actor's) and the target's standing. */
+  private sanctionable(grant: RoomGrant, target: Pick<AccessFacts, 'role' | 'membership'>): void {
     if (!target.role) throw AppError.notFound('User');
     if (target.role === 'admin') throw AppError.forbidden('Admins cannot be muted or banned');
     if (target.membership?.role === 'owner')

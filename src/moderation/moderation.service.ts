@@ -84,10 +84,11 @@ export class ModerationService {
     const reason = dto.reason ?? '';
     const insiders = [userId, ...(await this.access.moderatorIds(roomId))];
     return async ({ em, afterCommit }) => {
-      // Asked again with the target's rows locked: a promotion committed since is respected.
-      const now = await this.rooms.lockSanctionTarget(em, roomId, userId, 'mute');
-      this.access.sanctionable(grant, now);
-      if (!now.membership) throw AppError.notFound('Member'); // left in between
+      // Asked again with both parties' rows locked: a demotion of the actor or a promotion of
+      // the target committed since is respected.
+      const now = await this.rooms.lockSanctionParties(em, roomId, actor.id, userId, 'mute');
+      this.access.sanctionableNow(grant, now);
+      if (!now.target.membership) throw AppError.notFound('Member'); // left in between
       const muted = await this.rooms.mute(em, roomId, userId, dto.durationSec ?? null, reason);
       if (!muted) throw AppError.notFound('Member'); // left in between
       const until = iso(muted.until);
@@ -138,11 +139,12 @@ export class ModerationService {
     return async (tx) => {
       await this.rooms.lockMembership(tx.em, roomId, userId);
       // The room's lock before any row: the order the send statement and a member's removal
-      // take them in (RoomStore.lockSanctionTarget).
+      // take them in (RoomStore.lockSanctionParties).
       await tx.lockRoom(roomId);
-      // Asked again with the target's rows locked: a promotion committed since is respected.
-      const target = await this.rooms.lockSanctionTarget(tx.em, roomId, userId, 'ban');
-      this.access.sanctionable(grant, target);
+      // Asked again with both parties' rows locked: a demotion of the actor or a promotion of
+      // the target committed since is respected.
+      const now = await this.rooms.lockSanctionParties(tx.em, roomId, actor.id, userId, 'ban');
+      this.access.sanctionableNow(grant, now);
       const { until, createdAt } = await this.store.ban(tx.em, {
         roomId,
         userId,
@@ -183,8 +185,12 @@ export class ModerationService {
     userId: string,
     what: 'mute' | 'ban',
   ): Promise<void> {
-    await this.access.sanction(actor, roomId, userId);
+    const { grant } = await this.access.sanction(actor, roomId, userId);
     await this.writer.transaction(async ({ em, afterCommit }) => {
+      // Asked again with both parties' rows locked, as a mute's or a ban's write does (a lift's
+      // write needs the lock a mute's does: at most the membership's update).
+      const now = await this.rooms.lockSanctionParties(em, roomId, actor.id, userId, 'mute');
+      this.access.sanctionableNow(grant, now);
       const lifted =
         what === 'mute'
           ? await this.rooms.unmute(em, roomId, userId)

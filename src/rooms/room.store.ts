@@ -453,34 +453,44 @@ export class RoomStore {
   }
 
   /**
-   * A sanction's target as it stands now, locked in `em`'s transaction (named cross-module
-   * read of `users`), in the order the send statement and a room's deletion take these rows:
-   * the room's row `FOR KEY SHARE` (a deletion holding it is waited for before any membership
-   * lock is held), the user's row `FOR SHARE` (a role change waits for the sanction, or is
-   * seen), then the membership row with the lock its write will need anyway (`FOR NO KEY
-   * UPDATE` for a mute's update, `FOR UPDATE` for a ban's delete), never a shared lock to be
-   * upgraded later: two sanctions of one member, or a sanction and a promotion, wait for each
-   * other instead of deadlocking. A send's `FOR KEY SHARE` conflicts only with the ban's, and a
-   * ban holds the room's lock first, as the send does. Null role: no such user; null
-   * membership: not a member.
+   * A sanction's two parties as they stand now, locked in `em`'s transaction (named
+   * cross-module read of `users`), in the order the send statement and a room's deletion take
+   * these rows: the room's row `FOR KEY SHARE` (a deletion holding it is waited for before any
+   * membership lock is held), both users' rows `FOR SHARE` (a role change or a disable waits
+   * for the sanction, or is seen), then both membership rows in user-id order, the actor's
+   * `FOR SHARE` (a demotion or removal waits, or is seen) and the target's with the lock its
+   * write will need anyway (`FOR NO KEY UPDATE` for a mute's update, `FOR UPDATE` for a ban's
+   * delete), never a shared lock to be upgraded later: two sanctions of one member, or a
+   * sanction and a promotion, wait for each other instead of deadlocking. A send's `FOR KEY
+   * SHARE` conflicts only with the ban's, and a ban holds the room's lock first, as the send
+   * does. Null role: no such user (or disabled); null membership: not a member.
    */
-  async lockSanctionTarget(
+  async lockSanctionParties(
     em: EntityManager,
     roomId: string,
-    userId: string,
+    actorId: string,
+    targetId: string,
     write: 'mute' | 'ban',
-  ): Promise<Pick<AccessFacts, 'role' | 'membership'>> {
+  ): Promise<Record<'actor' | 'target', Pick<AccessFacts, 'role' | 'membership'>>> {
     await em.query(`SELECT 1 FROM rooms WHERE id = $1 FOR KEY SHARE`, [roomId]);
-    const users = await em.query<{ role: Role }[]>(
-      `SELECT role FROM users WHERE id = $1 FOR SHARE`,
-      [userId],
+    const users = await em.query<{ id: string; role: Role; disabled: boolean }[]>(
+      `SELECT id, role, disabled FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE`,
+      [[actorId, targetId]],
     );
-    const members = await em.query<Pick<Membership, 'role'>[]>(
-      `SELECT role FROM memberships WHERE room_id = $1 AND user_id = $2
-          FOR ${write === 'ban' ? 'UPDATE' : 'NO KEY UPDATE'}`,
-      [roomId, userId],
-    );
-    return { role: users[0]?.role ?? null, membership: members[0] ?? null };
+    const memberships = new Map<string, Pick<Membership, 'role'>>();
+    for (const id of [actorId, targetId].sort()) {
+      const lock = id === actorId ? 'SHARE' : write === 'ban' ? 'UPDATE' : 'NO KEY UPDATE';
+      const [row] = await em.query<Pick<Membership, 'role'>[]>(
+        `SELECT role FROM memberships WHERE room_id = $1 AND user_id = $2 FOR ${lock}`,
+        [roomId, id],
+      );
+      if (row) memberships.set(id, row);
+    }
+    const party = (id: string, enabledOnly: boolean) => {
+      const user = users.find((u) => u.id === id && !(enabledOnly && u.disabled));
+      return { role: user?.role ?? null, membership: memberships.get(id) ?? null };
+    };
+    return { actor: party(actorId, true), target: party(targetId, false) };
   }
 
   /**
