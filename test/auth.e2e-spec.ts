@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import { UsersService } from '../src/users/users.service';
 import { startApp, TestApp } from './support/app';
 import { ADMIN, ADMIN_ENV, loginAdmin, newUser, uniqueName } from './support/factories';
-import { connect, record, sleep } from './support/socket';
+import { call, connect, record, sleep } from './support/socket';
 
 const SECRET = 'test-secret-test-secret-test-secret-0123456789';
 
@@ -214,6 +214,35 @@ describe('auth (e2e)', () => {
       await sleep(200);
       expect(told.events).toEqual([]);
       expect(socket.connected).toBe(true);
+      socket.close();
+    });
+
+    it("a socket closes at its session's end, before its token's expiry; auth.refresh cannot move it past", async () => {
+      const user = await newUser(t);
+      const db = t.app.get(DataSource);
+      // The session (fixed at login) has 5 s left; the access token's own lifetime is 900 s.
+      const sid = claimsOf(user.accessToken).sid;
+      await db.query(
+        `UPDATE sessions SET expires_at = now() + interval '5 seconds' WHERE id = $1`,
+        [sid],
+      );
+      const [{ end }] = await db.query<{ end: Date }[]>(
+        `SELECT expires_at AS end FROM sessions WHERE id = $1`,
+        [sid],
+      );
+      const endMs = new Date(end).getTime();
+      const socket = await connect(t, user.accessToken);
+      const told = record(socket, 'session.revoked');
+      const closed = new Promise<number>((resolve) =>
+        socket.once('disconnect', () => resolve(Date.now())),
+      );
+      const refreshed = await call(socket, 'auth.refresh', { accessToken: user.accessToken });
+      expect(refreshed).toEqual({ ok: true, data: { expiresAt: endMs } });
+      const at = await Promise.race([closed, sleep(10_000).then(() => 0)]);
+      expect(at).toBeGreaterThanOrEqual(endMs);
+      expect(at).toBeLessThan(endMs + 2000);
+      expect(told.of('session.revoked')).toEqual([{ reason: 'token_expired' }]);
+      await t.http().get('/api/v1/auth/me').set(user.auth).expect(401);
       socket.close();
     });
 

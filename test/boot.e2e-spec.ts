@@ -177,6 +177,26 @@ describe('boot: a quiet start', () => {
   );
 });
 
+describe('boot: ADMIN_* settings', () => {
+  it(
+    'an admin name signup would refuse stops the boot, saying which setting and why',
+    async () => {
+      const exit = await runServerToExit(
+        MAIN,
+        serverEnv(tempDataDir(), {
+          ADMIN_USERNAME: 'alİce', // U+0130: lower() in PostgreSQL and JavaScript disagree
+          ADMIN_EMAIL: 'admin@example.com',
+          ADMIN_PASSWORD: 'admin-password-1',
+        }),
+      );
+      expect(exit.code).not.toBe(0);
+      expect(exit.stderr).toMatch(/Invalid ADMIN_\* settings: ADMIN_USERNAME: username must be/);
+      expect(exit.stdout + exit.stderr).not.toContain('admin-password-1');
+    },
+    TEST_TIMEOUT_MS,
+  );
+});
+
 describe('boot: logs', () => {
   it(
     'JSON lines; a request id on every HTTP line; no password, token or message text at info',

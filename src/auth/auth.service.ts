@@ -2,10 +2,13 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/comm
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
 import * as bcrypt from 'bcrypt';
+import { plainToInstance } from 'class-transformer';
+import { validate } from 'class-validator';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Env } from '../config/env';
 import { DomainEvents } from '../events/domain-events';
 import { AppError, ErrorCode } from '../common/errors';
+import { flattenValidationErrors } from '../common/validation';
 import { UserDto } from '../users/dto/user.dto';
 import type { Role, User } from '../users/user.entity';
 import { UsersService } from '../users/users.service';
@@ -71,6 +74,15 @@ export class AuthService implements OnApplicationBootstrap {
     const password = this.config.get('ADMIN_PASSWORD', { infer: true });
     if (!username || !email || !password) return;
     if (await this.users.exists(username)) return;
+    // The rules signup and `cli create-admin` apply (an ASCII name matches PostgreSQL's
+    // lower() as JavaScript's does): a mistyped setting stops the boot, saying which.
+    const errors = await validate(plainToInstance(SignupDto, { username, email, password }));
+    if (errors.length) {
+      const fields = Object.entries(flattenValidationErrors(errors)).map(
+        ([field, why]) => `ADMIN_${field.toUpperCase()}: ${why.join('; ')}`,
+      );
+      throw new Error(`Invalid ADMIN_* settings: ${fields.join('. ')}`);
+    }
     try {
       await this.createUser({ username, email, password }, 'admin');
     } catch (err) {
@@ -178,15 +190,24 @@ export class AuthService implements OnApplicationBootstrap {
       });
     }
     const hash = await bcrypt.hash(dto.newPassword, this.cost);
-    const revoked = await this.sessions.transaction(async (manager) => {
-      // Only over the hash the current password was checked against: of two changes made at
-      // once (two devices), the second would revoke the first's session and leave a password
-      // its user never chose; it is refused instead.
-      if (!(await this.users.replacePasswordHash(user.id, found.passwordHash, hash, manager))) {
-        throw AppError.conflict('The password was changed meanwhile: sign in again');
-      }
-      return this.sessions.revokeAllOfUser(user.id, 'password_changed', manager, user.sessionId);
-    });
+    // Only over the hash the current password was checked against: of two changes made at
+    // once (two devices), the second would revoke the first's session and leave a password its
+    // user never chose; it is refused instead. A hash replaced by a login's rehash (the same
+    // password at another cost) is no change: the current password is checked against it once,
+    // and the change goes on over it.
+    const replace = (over: string) =>
+      this.sessions.transaction(async (manager) =>
+        (await this.users.replacePasswordHash(user.id, over, hash, manager))
+          ? this.sessions.revokeAllOfUser(user.id, 'password_changed', manager, user.sessionId)
+          : null,
+      );
+    let revoked = await replace(found.passwordHash);
+    if (!revoked) {
+      const now = await this.users.findByIdWithPassword(user.id);
+      if (now && (await bcrypt.compare(dto.currentPassword, now.passwordHash)))
+        revoked = await replace(now.passwordHash);
+    }
+    if (!revoked) throw AppError.conflict('The password was changed meanwhile: sign in again');
     for (const id of revoked) {
       this.events.emit('session.revoked', {
         userId: user.id,
@@ -198,18 +219,28 @@ export class AuthService implements OnApplicationBootstrap {
 
   /** Resolves verified access claims to a live user: session not revoked, user not disabled. */
   async authenticate(claims: AccessClaims): Promise<AuthUser> {
+    return (await this.authenticateUntil(claims)).user;
+  }
+
+  /**
+   * `authenticate`, and until when the claims hold (ms since epoch): the token's expiry or its
+   * session's end, whichever comes first. A socket lives until then; REST asks at each request.
+   */
+  async authenticateUntil(claims: AccessClaims): Promise<{ user: AuthUser; until: number }> {
     if (claims.typ !== 'access' || !claims.sid || !claims.sub) {
       throw AppError.unauthorized('Not an access token');
     }
     const row = await this.sessions.liveSessionUser(claims.sid, claims.sub);
     if (!row) throw AppError.unauthorized('Session has ended');
-    return { ...row, sessionId: claims.sid };
+    const { endsAt, ...user } = row;
+    const until = Math.min((claims.exp ?? 0) * 1000, new Date(endsAt).getTime());
+    return { user: { ...user, sessionId: claims.sid }, until };
   }
 
-  /** For the socket handshake: the same rules as the HTTP strategy. */
+  /** For the socket handshake: the same rules as the HTTP strategy; `expiresAt` as `until`. */
   async verifyAccessToken(token: string): Promise<AuthUser & { expiresAt: number }> {
-    const claims = await this.accessClaims(token);
-    return { ...(await this.authenticate(claims)), expiresAt: (claims.exp ?? 0) * 1000 };
+    const { user, until } = await this.authenticateUntil(await this.accessClaims(token));
+    return { ...user, expiresAt: until };
   }
 
   /**

@@ -100,15 +100,15 @@ export class SessionStore {
   /**
    * Named cross-module read: the user behind a live session (not revoked, not past its end; the
    * user neither disabled nor suspended), or null. Used for every authenticated request and
-   * socket handshake: an access token stops working when its session ends, whatever its own
-   * expiry says.
+   * socket handshake: an access token stops working when its session ends (`endsAt`), whatever
+   * its own expiry says.
    */
   async liveSessionUser(
     sessionId: string,
     userId: string,
-  ): Promise<Omit<AuthUser, 'sessionId'> | null> {
-    const rows = await this.db.query<Omit<AuthUser, 'sessionId'>[]>(
-      `SELECT u.id, u.username, u.display_name AS "displayName", u.role
+  ): Promise<(Omit<AuthUser, 'sessionId'> & { endsAt: Date }) | null> {
+    const rows = await this.db.query<(Omit<AuthUser, 'sessionId'> & { endsAt: Date })[]>(
+      `SELECT u.id, u.username, u.display_name AS "displayName", u.role, s.expires_at AS "endsAt"
          FROM sessions s JOIN users u ON u.id = s.user_id
         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()
           AND NOT u.disabled

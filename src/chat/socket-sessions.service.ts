@@ -222,9 +222,23 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
    * of another session (the client logged in again) moves the socket to that session as the
    * handshake does: subscribed to its revocations first, then checked, so a logout committing
    * meanwhile is never missed; the old session's channel is left only once the new one passed
-   * (on a refusal the socket stays as it was).
+   * (on a refusal the socket stays as it was). A socket's refreshes run one after another: two
+   * at once, for two sessions, would each leave the session they both started from and leave
+   * the socket subscribed to both new ones, whichever it ends on.
    */
-  async refresh(socket: ChatSocket, accessToken: string): Promise<{ expiresAt: number }> {
+  refresh(socket: ChatSocket, accessToken: string): Promise<{ expiresAt: number }> {
+    const run = (socket.data.refreshing ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => this.refreshNow(socket, accessToken));
+    socket.data.refreshing = run;
+    return run;
+  }
+
+  private async refreshNow(
+    socket: ChatSocket,
+    accessToken: string,
+  ): Promise<{ expiresAt: number }> {
+    if (!socket.connected) throw gone();
     const claims = await this.auth.accessClaims(accessToken);
     if (claims.sub !== socket.data.user.id)
       throw AppError.forbidden('Token belongs to another user');
@@ -232,14 +246,14 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     const moved = claims.sid !== old;
     if (moved) await socket.join(sessionChannel(claims.sid));
     let user: AuthUser;
+    let expiresAt: number;
     try {
-      user = await this.auth.authenticate(claims);
+      ({ user, until: expiresAt } = await this.auth.authenticateUntil(claims));
     } catch (err) {
       if (moved) await socket.leave(sessionChannel(claims.sid));
       throw err;
     }
     if (moved) await socket.leave(sessionChannel(old));
-    const expiresAt = (claims.exp ?? 0) * 1000;
     socket.data.user = user;
     socket.data.token = accessToken;
     socket.data.expiresAt = expiresAt;
@@ -281,12 +295,21 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     for (const t of this.expiryTimers.values()) clearTimeout(t);
   }
 
+  /**
+   * Closes the socket when its token expires or its session ends (`token_expired`), unless
+   * `auth.refresh` moves that first. Not for a socket already gone (a refresh that finished
+   * after its disconnect would leave a timer holding it).
+   */
   private armExpiry(socket: ChatSocket): void {
     clearTimeout(this.expiryTimers.get(socket.id));
+    if (!socket.connected) return void this.expiryTimers.delete(socket.id);
     const ms = Math.max(0, socket.data.expiresAt - Date.now());
     this.expiryTimers.set(
       socket.id,
-      setTimeout(() => this.revoke(socket, 'token_expired'), ms),
+      setTimeout(() => {
+        this.expiryTimers.delete(socket.id);
+        this.revoke(socket, 'token_expired');
+      }, ms),
     );
   }
 

@@ -14,6 +14,8 @@ export interface SocketData {
   slotHeld: boolean;
   /** The handshake completed and `connection` was handled (disconnect handling applies). */
   live: boolean;
+  /** The socket's latest `auth.refresh` (they run one after another). */
+  refreshing?: Promise<unknown>;
 }
 
 export type ChatServer = Server<ClientToServer, ServerToClient, Record<string, never>, SocketData>;

@@ -197,8 +197,10 @@ export const COMMAND_DOCS: { [K in CommandName]: CommandDoc<K> } = {
   'auth.refresh': {
     summary:
       'Hand the socket a newer access token of the same user before the current one expires; ' +
-      'otherwise the server closes the socket with session.revoked `token_expired`. A token of ' +
-      "another of the user's sessions moves the socket to that session. Rate-limited per user " +
+      'otherwise the server closes the socket with session.revoked `token_expired` (also at the ' +
+      "session's end, which no refresh moves: `expiresAt` is the earlier of the two). A token of " +
+      "another of the user's sessions moves the socket to that session; a socket's refreshes run " +
+      'one after another. Rate-limited per user ' +
       '(`RATE_LIMIT_REFRESH`: `RATE_LIMITED` with `retryAfterMs`).',
     payload: s.ref(payloads.AuthRefreshPayload),
     result: s.object({ expiresAt: s.describe(s.integer(), 'ms since the epoch') }),

@@ -1,6 +1,10 @@
 import { jest } from '@jest/globals';
+import * as bcrypt from 'bcrypt';
+import { DataSource } from 'typeorm';
 import { AuthService } from '../../src/auth/auth.service';
 import type { AccessClaims } from '../../src/auth/auth-user';
+import { SocketSessionsService } from '../../src/chat/socket-sessions.service';
+import { type ChatServer, sessionChannel } from '../../src/chat/types';
 import { UserStore } from '../../src/users/user.store';
 import { UsersService } from '../../src/users/users.service';
 import { startApp, TestApp } from '../support/app';
@@ -136,10 +140,10 @@ describe('trust: session and membership races', () => {
     const sidB = claimsOf(b.body.accessToken as string).sid;
     // Session B ends the moment its check has passed, before the socket could hear of it.
     const auth = t.app.get(AuthService);
-    const check = auth.authenticate.bind(auth);
+    const check = auth.authenticateUntil.bind(auth);
     let raced = false;
     const spy = jest
-      .spyOn(auth, 'authenticate')
+      .spyOn(auth, 'authenticateUntil')
       .mockImplementation(async (claims: AccessClaims) => {
         const user = await check(claims);
         if (claims.sid === sidB && !raced) {
@@ -163,6 +167,47 @@ describe('trust: session and membership races', () => {
       expect(raced).toBe(true);
     } finally {
       spy.mockRestore();
+      s.close();
+    }
+  });
+
+  it('two auth.refresh at once, for two sessions: the socket ends on one of them alone', async () => {
+    const u = await newUser(t);
+    const s = await connect(t, u.accessToken);
+    await sleep(100); // the connection's own re-check is done
+    const login = () =>
+      t
+        .http()
+        .post(api('/auth/login'))
+        .send({ username: u.username, password: u.password })
+        .expect(200)
+        .then((r) => r.body.accessToken as string);
+    const [b, c] = [await login(), await login()];
+    try {
+      const acks = await Promise.all([
+        call(s, 'auth.refresh', { accessToken: b }),
+        call(s, 'auth.refresh', { accessToken: c }),
+      ]);
+      expect(acks.map((a) => a.ok)).toEqual([true, true]);
+      // The server's side of the socket: subscribed to the revocations of the session it is
+      // on, and of no other.
+      const sessions: unknown = t.app.get(SocketSessionsService);
+      const io = (sessions as { server: ChatServer }).server;
+      const socket = io.of('/').sockets.get(s.id!)!;
+      const on = socket.data.user.sessionId;
+      expect([claimsOf(b).sid, claimsOf(c).sid]).toContain(on);
+      expect([...socket.rooms].filter((r) => r.startsWith('session:'))).toEqual([
+        sessionChannel(on),
+      ]);
+      // The session it started on no longer holds it.
+      await t
+        .http()
+        .post(api('/auth/logout'))
+        .set({ Authorization: `Bearer ${u.accessToken}` })
+        .expect(204);
+      await sleep(300);
+      expect(s.connected).toBe(true);
+    } finally {
       s.close();
     }
   });
@@ -345,5 +390,56 @@ describe('trust: session and membership races', () => {
       .set({ Authorization: `Bearer ${token}` })
       .expect(200);
     await t.http().post(api('/auth/login')).send({ username: u.username, password }).expect(200);
+  });
+  it("a password change racing a login's rehash of the same password is no conflict", async () => {
+    const u = await newUser(t);
+    const db = t.app.get(DataSource);
+    const storedCost = async () =>
+      (
+        await db.query<{ h: string }[]>('SELECT password_hash AS h FROM users WHERE id = $1', [
+          u.id,
+        ])
+      )[0].h.split('$')[2];
+    // A hash at another cost than the configured one: the next login rehashes it.
+    await db.query('UPDATE users SET password_hash = $1 WHERE id = $2', [
+      await bcrypt.hash(u.password, 5),
+      u.id,
+    ]);
+    const users = t.app.get(UsersService);
+    const read = users.findByIdWithPassword.bind(users);
+    let rehashedTo = '';
+    // The change reads the cost-4 hash; a login (another device) rehashes it before the change
+    // writes.
+    const spy = jest.spyOn(users, 'findByIdWithPassword').mockImplementationOnce(async (id) => {
+      const found = await read(id);
+      await t
+        .http()
+        .post(api('/auth/login'))
+        .send({ username: u.username, password: u.password })
+        .expect(200);
+      rehashedTo = await storedCost();
+      return found;
+    });
+    try {
+      await t
+        .http()
+        .post(api('/auth/password'))
+        .set(u.auth)
+        .send({ currentPassword: u.password, newPassword: `${u.password}-new` })
+        .expect(204);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(rehashedTo).toBe('04'); // the tests' BCRYPT_COST
+    await t
+      .http()
+      .post(api('/auth/login'))
+      .send({ username: u.username, password: `${u.password}-new` })
+      .expect(200);
+    await t
+      .http()
+      .post(api('/auth/login'))
+      .send({ username: u.username, password: u.password })
+      .expect(401);
   });
 });
