@@ -239,8 +239,10 @@ describe('auth (e2e)', () => {
       const refreshed = await call(socket, 'auth.refresh', { accessToken: user.accessToken });
       expect(refreshed).toEqual({ ok: true, data: { expiresAt: endMs } });
       const at = await Promise.race([closed, sleep(10_000).then(() => 0)]);
-      expect(at).toBeGreaterThanOrEqual(endMs);
-      expect(at).toBeLessThan(endMs + 2000);
+      // Not before the end (a little slack for the two processes' clocks reading), and soon
+      // after it, on a busy host too.
+      expect(at).toBeGreaterThanOrEqual(endMs - 100);
+      expect(at).toBeLessThan(endMs + 5000);
       expect(told.of('session.revoked')).toEqual([{ reason: 'token_expired' }]);
       await t.http().get('/api/v1/auth/me').set(user.auth).expect(401);
       socket.close();

@@ -663,6 +663,7 @@ describe('moderation (e2e)', () => {
     ['mute', 'actor:user'],
     ['unban', 'actor:member'],
     ['unmute', 'actor:member'],
+    ['mute', 'actor:suspended'],
   ] as const) {
     const [party, role] = change.split(':') as ['target' | 'actor', string];
     const inRoom = role === 'moderator' || role === 'member';
@@ -710,6 +711,11 @@ describe('moderation (e2e)', () => {
             await other.query(
               `UPDATE memberships SET role = $3 WHERE room_id = $1 AND user_id = $2`,
               [room.id, who.id, role],
+            );
+          else if (role === 'suspended')
+            await other.query(
+              `UPDATE users SET suspended_until = now() + interval '1 hour' WHERE id = $1`,
+              [who.id],
             );
           else await other.query(`UPDATE users SET role = $2 WHERE id = $1`, [who.id, role]);
           await other.commitTransaction();

@@ -19,6 +19,9 @@ import {
   userChannel,
 } from './types';
 
+/** The longest delay a Node timer takes (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Sockets re-checked at once by `recheckAll` (each check is three short queries). */
 const RECHECK_CONCURRENCY = 8;
 
@@ -238,7 +241,7 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
     socket: ChatSocket,
     accessToken: string,
   ): Promise<{ expiresAt: number }> {
-    if (!socket.connected) throw gone();
+    if (!socket.connected) throw new AppError(ErrorCode.UNAVAILABLE, 'Connection closed');
     const claims = await this.auth.accessClaims(accessToken);
     if (claims.sub !== socket.data.user.id)
       throw AppError.forbidden('Token belongs to another user');
@@ -303,10 +306,13 @@ export class SocketSessionsService implements OnModuleDestroy, BeforeApplication
   private armExpiry(socket: ChatSocket): void {
     clearTimeout(this.expiryTimers.get(socket.id));
     if (!socket.connected) return void this.expiryTimers.delete(socket.id);
-    const ms = Math.max(0, socket.data.expiresAt - Date.now());
+    // Node fires a delay past 2^31-1 ms at once, and a timer may fire a little early (it counts
+    // from the event loop's cached time): either way it is armed again for what is left.
+    const ms = Math.min(MAX_TIMER_MS, Math.max(0, socket.data.expiresAt - Date.now()));
     this.expiryTimers.set(
       socket.id,
       setTimeout(() => {
+        if (Date.now() < socket.data.expiresAt) return this.armExpiry(socket);
         this.expiryTimers.delete(socket.id);
         this.revoke(socket, 'token_expired');
       }, ms),

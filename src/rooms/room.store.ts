@@ -463,7 +463,8 @@ export class RoomStore {
    * delete), never a shared lock to be upgraded later: two sanctions of one member, or a
    * sanction and a promotion, wait for each other instead of deadlocking. A send's `FOR KEY
    * SHARE` conflicts only with the ban's, and a ban holds the room's lock first, as the send
-   * does. Null role: no such user (or disabled); null membership: not a member.
+   * does. Null role: no such user (or, for the actor, disabled or suspended); null membership:
+   * not a member.
    */
   async lockSanctionParties(
     em: EntityManager,
@@ -473,8 +474,9 @@ export class RoomStore {
     write: 'mute' | 'ban',
   ): Promise<Record<'actor' | 'target', Pick<AccessFacts, 'role' | 'membership'>>> {
     await em.query(`SELECT 1 FROM rooms WHERE id = $1 FOR KEY SHARE`, [roomId]);
-    const users = await em.query<{ id: string; role: Role; disabled: boolean }[]>(
-      `SELECT id, role, disabled FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE`,
+    const users = await em.query<{ id: string; role: Role; barred: boolean }[]>(
+      `SELECT id, role, disabled OR COALESCE(suspended_until > now(), false) AS barred
+         FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE`,
       [[actorId, targetId]],
     );
     const memberships = new Map<string, Pick<Membership, 'role'>>();
@@ -486,8 +488,9 @@ export class RoomStore {
       );
       if (row) memberships.set(id, row);
     }
+    // The actor counts only while they may act at all (neither disabled nor suspended).
     const party = (id: string, enabledOnly: boolean) => {
-      const user = users.find((u) => u.id === id && !(enabledOnly && u.disabled));
+      const user = users.find((u) => u.id === id && !(enabledOnly && u.barred));
       return { role: user?.role ?? null, membership: memberships.get(id) ?? null };
     };
     return { actor: party(actorId, true), target: party(targetId, false) };

@@ -408,7 +408,7 @@ describe('trust: session and membership races', () => {
     const users = t.app.get(UsersService);
     const read = users.findByIdWithPassword.bind(users);
     let rehashedTo = '';
-    // The change reads the cost-4 hash; a login (another device) rehashes it before the change
+    // The change reads the cost-5 hash; a login (another device) rehashes it before the change
     // writes.
     const spy = jest.spyOn(users, 'findByIdWithPassword').mockImplementationOnce(async (id) => {
       const found = await read(id);
