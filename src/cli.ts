@@ -6,10 +6,7 @@ import { AppModule } from './app.module';
 import { AuthService } from './auth/auth.service';
 import { AppError } from './common/errors';
 import { createRootLogger, PinoNestLogger } from './common/logger';
-import { validate } from 'class-validator';
-import { plainToInstance } from 'class-transformer';
-import { SignupDto } from './auth/dto/auth.dto';
-import { flattenValidationErrors } from './common/validation';
+import { checkSignup } from './auth/dto/auth.dto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataSourceOptions } from './database/data-source-options';
@@ -150,13 +147,12 @@ async function main(argv: string[]): Promise<number> {
         password: { type: 'string' },
       },
     });
-    const dto = plainToInstance(SignupDto, {
+    const { dto, errors } = await checkSignup({
       ...values,
       password: values.password ?? process.env.ADMIN_PASSWORD,
     });
-    const errors = await validate(dto);
-    if (errors.length) {
-      process.stderr.write(`Invalid input: ${JSON.stringify(flattenValidationErrors(errors))}\n`);
+    if (Object.keys(errors).length) {
+      process.stderr.write(`Invalid input: ${JSON.stringify(errors)}\n`);
       return 2;
     }
     const user = await app.get(AuthService).createUser(dto, 'admin');

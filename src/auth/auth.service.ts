@@ -2,19 +2,17 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/comm
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
 import * as bcrypt from 'bcrypt';
-import { plainToInstance } from 'class-transformer';
-import { validate } from 'class-validator';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Env } from '../config/env';
 import { DomainEvents } from '../events/domain-events';
 import { AppError, ErrorCode } from '../common/errors';
-import { flattenValidationErrors } from '../common/validation';
 import { UserDto } from '../users/dto/user.dto';
 import type { Role, User } from '../users/user.entity';
 import { UsersService } from '../users/users.service';
 import type { AccessClaims, AuthUser, RefreshClaims } from './auth-user';
 import {
   ChangePasswordDto,
+  checkSignup,
   LoginDto,
   PASSWORD_MAX_BYTES,
   SignupDto,
@@ -76,9 +74,9 @@ export class AuthService implements OnApplicationBootstrap {
     if (await this.users.exists(username)) return;
     // The rules signup and `cli create-admin` apply (an ASCII name matches PostgreSQL's
     // lower() as JavaScript's does): a mistyped setting stops the boot, saying which.
-    const errors = await validate(plainToInstance(SignupDto, { username, email, password }));
-    if (errors.length) {
-      const fields = Object.entries(flattenValidationErrors(errors)).map(
+    const { errors } = await checkSignup({ username, email, password });
+    if (Object.keys(errors).length) {
+      const fields = Object.entries(errors).map(
         ([field, why]) => `ADMIN_${field.toUpperCase()}: ${why.join('; ')}`,
       );
       throw new Error(`Invalid ADMIN_* settings: ${fields.join('. ')}`);

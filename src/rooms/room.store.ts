@@ -488,12 +488,13 @@ export class RoomStore {
       );
       if (row) memberships.set(id, row);
     }
-    // The actor counts only while they may act at all (neither disabled nor suspended).
-    const party = (id: string, enabledOnly: boolean) => {
-      const user = users.find((u) => u.id === id && !(enabledOnly && u.barred));
-      return { role: user?.role ?? null, membership: memberships.get(id) ?? null };
+    const party = (id: string) => {
+      const user = users.find((u) => u.id === id);
+      // The actor counts only while they may act at all (neither disabled nor suspended).
+      const role = user && !(id === actorId && user.barred) ? user.role : null;
+      return { role, membership: memberships.get(id) ?? null };
     };
-    return { actor: party(actorId, true), target: party(targetId, false) };
+    return { actor: party(actorId), target: party(targetId) };
   }
 
   /**

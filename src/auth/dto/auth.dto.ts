@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { plainToInstance } from 'class-transformer';
 import {
   IsEmail,
   IsNotEmpty,
@@ -8,8 +9,10 @@ import {
   MaxLength,
   MinLength,
   ValidateBy,
+  validate,
   ValidationOptions,
 } from 'class-validator';
+import { flattenValidationErrors } from '../../common/validation';
 import { UserDto } from '../../users/dto/user.dto';
 
 /** bcrypt silently ignores bytes past 72: refuse such passwords instead of truncating them. */
@@ -88,6 +91,17 @@ export class SignupDto {
   @MinLength(1)
   @MaxLength(64)
   displayName?: string;
+}
+
+/**
+ * `values` checked by signup's rules, for admins made outside HTTP (ADMIN_* at boot, `cli
+ * create-admin`): the DTO, and what is wrong with it by field (empty: nothing).
+ */
+export async function checkSignup(
+  values: Record<string, unknown>,
+): Promise<{ dto: SignupDto; errors: Record<string, string[]> }> {
+  const dto = plainToInstance(SignupDto, values);
+  return { dto, errors: flattenValidationErrors(await validate(dto)) };
 }
 
 export class LoginDto {
